@@ -1,0 +1,26 @@
+import type { Projection } from '#persistence';
+import { adminTokensProjection, agentsProjection } from './agents.js';
+import { certificatesProjection } from './certificates.js';
+import { eventLogProjection } from './event-log.js';
+import { eventStatsProjection } from './event-stats.js';
+import { proxyNodesProjection } from './proxy-nodes.js';
+import { hostnamesProjection, routesProjection } from './routes.js';
+
+export { eventLogProjection } from './event-log.js';
+export { eventStatsProjection, evolveEventStats } from './event-stats.js';
+export { agentsProjection, adminTokensProjection, evolveAgentRow, evolveAdminTokenRow } from './agents.js';
+export { routesProjection, hostnamesProjection, evolveRouteRow, evolveHostnameRow } from './routes.js';
+export { certificatesProjection, evolveCertificateRow } from './certificates.js';
+export { proxyNodesProjection, evolveProxyNodeRow } from './proxy-nodes.js';
+
+/** Every live projection, by name. */
+export const projections: readonly Projection[] = [
+  eventLogProjection,
+  eventStatsProjection,
+  agentsProjection,
+  adminTokensProjection,
+  routesProjection,
+  hostnamesProjection,
+  certificatesProjection,
+  proxyNodesProjection,
+];

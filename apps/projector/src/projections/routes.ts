@@ -1,0 +1,205 @@
+import type { AppliedOnNode, DomainEvent, RouteKind, RouteStatus, StoredEvent } from '#contracts';
+import { RowProjection } from '#persistence';
+
+export type RouteRow = {
+  route_id: string;
+  agent_id: string;
+  kind: RouteKind;
+  hostname: string;
+  target_host: string;
+  target_port: number;
+  options: { tlsToTarget: boolean };
+  revision: number;
+  status: RouteStatus;
+  status_reason: string | null;
+  /** Per proxy node: the newest revision it reported applied. */
+  applied: Record<string, AppliedOnNode>;
+  /** Of the current revision: the last node's report. */
+  propagation_ms: number | null;
+  config_version: number | null;
+  requested_at: string;
+  updated_at: string;
+  removed_at: string | null;
+  /** The log sequence of the last event that changed the row: readers fetch what changed after a position. */
+  last_sequence: number;
+};
+
+/** Largest value of a Postgres integer: a propagation time beyond it (24 days) is recorded as this. */
+const MAX_INTEGER = 2_147_483_647;
+
+/**
+ * The routes read model and its lifecycle: `pending` when requested or updated (a new revision),
+ * `active` once a proxy node applied the current revision, `failed` when a node could not and no other
+ * node has it, `removed` for good. Reports about older revisions only update that node's entry.
+ */
+export function evolveRouteRow(row: RouteRow | undefined, stored: StoredEvent): RouteRow | undefined {
+  const next = evolveRoute(row, stored);
+  return next === undefined || next === row ? next : { ...next, last_sequence: stored.sequence };
+}
+
+function evolveRoute(row: RouteRow | undefined, stored: StoredEvent): RouteRow | undefined {
+  const event = stored as DomainEvent;
+  switch (event.type) {
+    case 'RouteRequested':
+      if (row) return row;
+      return {
+        route_id: event.data.routeId,
+        agent_id: event.data.agentId,
+        kind: event.data.kind,
+        hostname: event.data.hostname,
+        target_host: event.data.target.host,
+        target_port: event.data.target.port,
+        options: { tlsToTarget: event.data.options.tlsToTarget },
+        revision: 1,
+        status: 'pending',
+        status_reason: null,
+        applied: {},
+        propagation_ms: null,
+        config_version: null,
+        requested_at: event.occurredAt,
+        updated_at: event.occurredAt,
+        removed_at: null,
+        last_sequence: stored.sequence,
+      };
+    case 'RouteUpdated':
+      if (!row || row.status === 'removed') return row;
+      return {
+        ...row,
+        target_host: event.data.target.host,
+        target_port: event.data.target.port,
+        options: { tlsToTarget: event.data.options.tlsToTarget },
+        revision: row.revision + 1,
+        status: 'pending',
+        status_reason: null,
+        propagation_ms: null,
+        config_version: null,
+        updated_at: event.occurredAt,
+      };
+    case 'RouteRemoved':
+      if (!row || row.status === 'removed') return row;
+      return {
+        ...row,
+        status: 'removed',
+        status_reason: event.data.reason,
+        removed_at: event.occurredAt,
+        updated_at: event.occurredAt,
+      };
+    case 'RouteApplied': {
+      if (!row || row.status === 'removed') return row;
+      const { node, revision, configVersion, propagationMs } = event.data;
+      const previous = row.applied[node];
+      if (previous && previous.revision > revision) return row;
+      const applied = {
+        ...row.applied,
+        [node]: { revision, configVersion, propagationMs, at: event.occurredAt },
+      };
+      if (revision !== row.revision) return { ...row, applied, updated_at: event.occurredAt };
+      return {
+        ...row,
+        applied,
+        status: 'active',
+        status_reason: null,
+        propagation_ms: Math.min(Math.round(propagationMs), MAX_INTEGER),
+        config_version: configVersion,
+        updated_at: event.occurredAt,
+      };
+    }
+    case 'RouteFailed': {
+      if (!row || row.status === 'removed' || event.data.revision !== row.revision) return row;
+      const { node, reason, revision } = event.data;
+      // The node does not route this revision (any more).
+      const applied = { ...row.applied };
+      if (applied[node]?.revision === revision) delete applied[node];
+      const elsewhere = Object.values(applied).some((entry) => entry.revision === revision);
+      return {
+        ...row,
+        applied,
+        status: elsewhere ? 'active' : 'failed',
+        status_reason: elsewhere ? `proxy node ${node} failed: ${reason}` : reason,
+        updated_at: event.occurredAt,
+      };
+    }
+    case 'RouteDropped': {
+      // A node stopped routing the removed route: `applied` of a removed route lists who still routes it.
+      if (!row || row.status !== 'removed' || !(event.data.node in row.applied)) return row;
+      const applied = { ...row.applied };
+      delete applied[event.data.node];
+      return { ...row, applied, updated_at: event.occurredAt };
+    }
+    default:
+      return row;
+  }
+}
+
+export const routesProjection = new RowProjection<RouteRow>({
+  name: 'routes',
+  table: 'routes',
+  key: 'route_id',
+  columns: {
+    route_id: 'text',
+    agent_id: 'text',
+    kind: 'text',
+    hostname: 'text',
+    target_host: 'text',
+    target_port: 'integer',
+    options: 'jsonb',
+    revision: 'integer',
+    status: 'text',
+    status_reason: 'text',
+    applied: 'jsonb',
+    propagation_ms: 'integer',
+    config_version: 'bigint',
+    requested_at: 'timestamptz',
+    updated_at: 'timestamptz',
+    removed_at: 'timestamptz',
+    last_sequence: 'bigint',
+  },
+  eventTypes: [
+    'RouteRequested',
+    'RouteUpdated',
+    'RouteRemoved',
+    'RouteApplied',
+    'RouteFailed',
+    'RouteDropped',
+  ],
+  keyOf: (event) => (event.aggregate.type === 'route' ? event.aggregate.id : undefined),
+  evolve: evolveRouteRow,
+});
+
+export type HostnameRow = {
+  hostname: string;
+  route_id: string;
+  agent_id: string;
+  claimed_at: string;
+};
+
+/** Who holds each host name: a claim adds the row, the release by the same route deletes it. */
+export function evolveHostnameRow(
+  row: HostnameRow | undefined,
+  stored: StoredEvent,
+): HostnameRow | undefined {
+  const event = stored as DomainEvent;
+  switch (event.type) {
+    case 'HostnameClaimed':
+      return {
+        hostname: event.data.hostname,
+        route_id: event.data.routeId,
+        agent_id: event.data.agentId,
+        claimed_at: event.occurredAt,
+      };
+    case 'HostnameReleased':
+      return row?.route_id === event.data.routeId ? undefined : row;
+    default:
+      return row;
+  }
+}
+
+export const hostnamesProjection = new RowProjection<HostnameRow>({
+  name: 'hostnames',
+  table: 'hostnames',
+  key: 'hostname',
+  columns: { hostname: 'text', route_id: 'text', agent_id: 'text', claimed_at: 'timestamptz' },
+  eventTypes: ['HostnameClaimed', 'HostnameReleased'],
+  keyOf: (event) => (event.aggregate.type === 'hostname' ? event.aggregate.id : undefined),
+  evolve: evolveHostnameRow,
+});

@@ -1,0 +1,175 @@
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { DomainError } from '#contracts';
+import { EventStore } from '#eventstore';
+import {
+  dropSchema,
+  listProjectionSchemas,
+  ProjectionRunner,
+  RebuildJob,
+  type RebuildStatus,
+} from '#persistence';
+import { LOGGER, type Logger } from '#platform';
+import type { ProjectorConfig } from './config.js';
+import { projections } from './projections/index.js';
+
+export const PROJECTOR_CONFIG = Symbol('PROJECTOR_CONFIG');
+
+export interface RebuildRequest {
+  projections: string[];
+  mode: 'swap' | 'inspect';
+  asOf?: { sequence?: number; time?: string };
+  label?: string;
+}
+
+/** Keeps the live projections in `public` up to date with the log, and runs rebuilds beside them. */
+@Injectable()
+export class ProjectorService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private live?: { abort: AbortController; runner: ProjectionRunner; running: Promise<void> };
+  private failed?: (error: unknown) => void;
+  private shuttingDown = false;
+  private readonly rebuilds = new Map<string, RebuildStatus>();
+  private swapInProgress = false;
+  /** Rejects when the live runner failed and the process should exit. */
+  readonly failure = new Promise<never>((_resolve, reject) => (this.failed = reject));
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly store: EventStore,
+    @Inject(PROJECTOR_CONFIG) private readonly config: ProjectorConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {
+    this.failure.catch(() => undefined);
+  }
+
+  onApplicationBootstrap(): void {
+    this.startLive();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.shuttingDown = true;
+    await this.pause();
+  }
+
+  /** The sequence every live projection has reached. */
+  position(): number {
+    return this.live?.runner.position ?? this.lastPosition;
+  }
+  private lastPosition = 0;
+
+  startLive(): void {
+    if (this.live || this.shuttingDown) return;
+    let lastReport = 0;
+    const abort = new AbortController();
+    const runner = new ProjectionRunner({
+      dataSource: this.dataSource,
+      store: this.store,
+      projections,
+      logger: this.logger,
+      batchSize: this.config.CL_PROJECTOR_BATCH_SIZE,
+      maxAttempts: this.config.CL_PROJECTOR_MAX_ATTEMPTS,
+      onProgress: (progress) => {
+        // Catching up on a long log reports every few seconds; steady state stays quiet.
+        if (Date.now() - lastReport < 5_000 || progress.sequence >= progress.target) return;
+        lastReport = Date.now();
+        this.logger.info('catching up', { ...progress });
+      },
+    });
+    const running = runner.run(abort.signal).catch((error: unknown) => {
+      if (abort.signal.aborted) return;
+      this.logger.error('projector stopped on an error', { error });
+      this.failed?.(error);
+    });
+    this.live = { abort, runner, running };
+  }
+
+  /** Stops the live runner at a batch boundary (a batch in flight commits or rolls back first). */
+  async pause(): Promise<void> {
+    const live = this.live;
+    if (!live) return;
+    live.abort.abort();
+    await live.running;
+    this.lastPosition = live.runner.position;
+    this.live = undefined;
+  }
+
+  resume(): void {
+    this.startLive();
+  }
+
+  async startRebuild(request: RebuildRequest): Promise<RebuildStatus> {
+    const selected = request.projections.includes('all')
+      ? [...projections]
+      : request.projections.map((name) => {
+          const projection = projections.find((candidate) => candidate.name === name);
+          if (!projection) {
+            throw new DomainError(
+              'not_found',
+              `no projection named ${name}; known: ${projections.map((p) => p.name).join(', ')}`,
+              'projections',
+            );
+          }
+          return projection;
+        });
+    if (request.mode === 'swap' && this.swapInProgress) {
+      throw new DomainError('conflict', 'another rebuild is being swapped in; wait for it to finish');
+    }
+    const asOfSequence =
+      request.mode !== 'inspect'
+        ? undefined
+        : request.asOf?.time
+          ? await this.store.sequenceAt(new Date(request.asOf.time))
+          : request.asOf?.sequence;
+    const job = new RebuildJob({
+      dataSource: this.dataSource,
+      store: this.store,
+      projections: selected,
+      logger: this.logger,
+      mode: request.mode,
+      asOfSequence,
+      label: request.label,
+      live:
+        request.mode === 'swap'
+          ? { position: () => this.position(), pause: () => this.pause(), resume: () => this.resume() }
+          : undefined,
+      onChange: (status) => this.rebuilds.set(status.id, status),
+    });
+    this.rebuilds.set(job.status.id, { ...job.status });
+    if (request.mode === 'swap') this.swapInProgress = true;
+    void job.run().finally(() => {
+      if (request.mode === 'swap') this.swapInProgress = false;
+    });
+    return { ...job.status };
+  }
+
+  rebuild(id: string): RebuildStatus {
+    const status = this.rebuilds.get(id);
+    if (!status) throw new DomainError('not_found', `no rebuild ${id}`, 'id');
+    return status;
+  }
+
+  listRebuilds(): RebuildStatus[] {
+    return [...this.rebuilds.values()].sort((a, b) => b.startedAt.localeCompare(a.startedAt));
+  }
+
+  async schemas() {
+    return listProjectionSchemas(this.dataSource);
+  }
+
+  async dropInspection(schema: string): Promise<void> {
+    if (!schema.startsWith('asof_'))
+      throw new DomainError('invalid', 'only time-travel schemas (asof_…) can be dropped', 'schema');
+    await dropSchema(this.dataSource, schema);
+  }
+
+  async state() {
+    const logEnd = await this.store.lastSequence();
+    const position = this.position();
+    return {
+      position,
+      logEnd,
+      lag: Math.max(logEnd - position, 0),
+      projections: projections.map((projection) => projection.name),
+    };
+  }
+}

@@ -1,0 +1,103 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      '.stack/**',
+      'apps/dashboard/dist/**',
+      'libs/dataplane/src/generated/**',
+    ],
+  },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { console: 'readonly', process: 'readonly' } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'off',
+    },
+  },
+  {
+    // Layering (docs/CONVENTIONS.md): libs never import apps; apps never import each other. Tests may.
+    files: ['libs/**/*.ts', 'apps/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['**/apps/*', '../../*/src/**'], message: 'libs and apps must not import apps' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['libs/contracts/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['\\#*', '**/apps/*'], message: 'libs/contracts imports no other project lib' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['libs/haproxy/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                'node:*',
+                'fs',
+                'net',
+                'http',
+                'child_process',
+                '@nats-io/*',
+                'typeorm',
+                'pg',
+                '\\#eventstore',
+                '\\#persistence',
+                '\\#dataplane',
+              ],
+              message: 'libs/haproxy is pure: no I/O',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['apps/agent/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              // A leading `#` starts a comment in these gitignore-style patterns: escape it, or it matches nothing.
+              group: [
+                '\\#persistence',
+                '\\#eventstore',
+                '\\#pki',
+                'typeorm',
+                'pg',
+                '**/apps/*',
+                '../../*/src/**',
+              ],
+              message: 'the agent runs on a customer VPS: contracts and client-side helpers only',
+            },
+          ],
+        },
+      ],
+    },
+  },
+);

@@ -1,0 +1,6 @@
+export * from './errors.js';
+export * from './streams.js';
+export * from './event-store.js';
+export * from './dead-letters.js';
+export * from './transport.js';
+export * from './nest.js';

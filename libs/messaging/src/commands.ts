@@ -1,0 +1,130 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
+import { ClientProxy, ClientProxyFactory, Transport, type NatsOptions } from '@nestjs/microservices';
+import { lastValueFrom, timeout, TimeoutError } from 'rxjs';
+import type { z } from 'zod';
+import {
+  commandEnvelopeSchema,
+  DomainError,
+  isErrorBody,
+  parseOrThrow,
+  toErrorBody,
+  type Actor,
+  type CommandEnvelope,
+  type CommandReply,
+} from '#contracts';
+import type { Logger } from '#platform';
+import { natsAuthenticator, natsServers, type NatsConfig } from './nats.js';
+
+/** Options for a Nest microservice that answers commands: one queue group per service, so replicas share work. */
+export function commandServerOptions(config: NatsConfig, service: string): NatsOptions {
+  return {
+    transport: Transport.NATS,
+    options: {
+      servers: natsServers(config),
+      authenticator: natsAuthenticator(config),
+      queue: service,
+      name: `${service}-commands`,
+      maxReconnectAttempts: -1,
+    },
+  };
+}
+
+/**
+ * The body of every @MessagePattern command handler: validates the envelope and the payload (errors name
+ * the field), runs the decision, and turns any failure into a reply instead of a transport error.
+ */
+export async function handleCommand<S extends z.ZodType, R>(
+  payloadSchema: S,
+  raw: unknown,
+  logger: Logger,
+  run: (command: CommandEnvelope<z.output<S>>) => Promise<R>,
+): Promise<CommandReply<R>> {
+  try {
+    const envelope = parseOrThrow(commandEnvelopeSchema, raw);
+    const payload = parseOrThrow(payloadSchema, envelope.payload, 'payload');
+    return { ok: true, result: await run({ ...envelope, payload }) };
+  } catch (error) {
+    const body = toErrorBody(error);
+    if (body.error === 'internal') logger.error('command failed', { error });
+    return { ok: false, error: body };
+  }
+}
+
+export interface CommandMeta {
+  actor: Actor;
+  /** Stable id of this command: a client's Idempotency-Key, so retries append nothing new. */
+  commandId?: string;
+  correlationId?: string;
+  timeoutMs?: number;
+}
+
+export const COMMAND_CLIENT = Symbol('COMMAND_CLIENT');
+
+/** Sends commands to the services and unwraps their replies: a failed reply is thrown as DomainError. */
+@Injectable()
+export class CommandBus implements OnApplicationShutdown {
+  constructor(@Inject(COMMAND_CLIENT) private readonly client: ClientProxy) {}
+
+  async execute<R>(subject: string, payload: unknown, meta: CommandMeta): Promise<R> {
+    const envelope: CommandEnvelope = {
+      commandId: meta.commandId ?? randomUUID(),
+      actor: meta.actor,
+      correlationId: meta.correlationId ?? randomUUID(),
+      payload,
+    };
+    let reply: CommandReply<R>;
+    try {
+      reply = await lastValueFrom(
+        this.client.send<CommandReply<R>>(subject, envelope).pipe(timeout(meta.timeoutMs ?? 10_000)),
+      );
+    } catch (error) {
+      if (error instanceof TimeoutError) {
+        throw new DomainError(
+          'timeout',
+          `no answer to ${subject} in time; the service may be down. Retry with the same Idempotency-Key`,
+        );
+      }
+      const message = error instanceof Error ? error.message : String(error);
+      if (/no responders/i.test(message) || (error as { code?: string })?.code === '503') {
+        throw new DomainError('unavailable', `no service answers ${subject}; start it and retry`);
+      }
+      throw error;
+    }
+    if (reply.ok) return reply.result;
+    throw isErrorBody(reply.error)
+      ? DomainError.fromBody(reply.error)
+      : new DomainError('internal', 'malformed reply');
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.client.close();
+  }
+}
+
+@Module({})
+export class CommandBusModule {
+  static forRoot(config: NatsConfig, clientName: string): DynamicModule {
+    return {
+      module: CommandBusModule,
+      global: true,
+      providers: [
+        {
+          provide: COMMAND_CLIENT,
+          useFactory: () =>
+            ClientProxyFactory.create({
+              transport: Transport.NATS,
+              options: {
+                servers: natsServers(config),
+                authenticator: natsAuthenticator(config),
+                name: clientName,
+                maxReconnectAttempts: -1,
+              },
+            }),
+        },
+        CommandBus,
+      ],
+      exports: [CommandBus],
+    };
+  }
+}

@@ -1,0 +1,41 @@
+import type { DataSource, EntityManager } from 'typeorm';
+import type { DeadLetter, DeadLetterSink } from '#eventstore';
+
+const INSERT_DEAD_LETTER = `
+  INSERT INTO dead_letters (consumer, stream, sequence, subject, event_type, event_id, deliveries, error, payload)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+  ON CONFLICT (consumer, sequence) DO UPDATE
+    SET deliveries = EXCLUDED.deliveries, error = EXCLUDED.error, status = 'open', updated_at = now()`;
+
+/** Writes a dead letter through any manager, so a projection can record one inside its own transaction. */
+export async function insertDeadLetter(
+  manager: Pick<EntityManager, 'query'>,
+  letter: DeadLetter,
+): Promise<void> {
+  await manager.query(INSERT_DEAD_LETTER, [
+    letter.consumer,
+    letter.stream,
+    letter.sequence,
+    letter.subject,
+    letter.eventType,
+    letter.eventId,
+    letter.deliveries,
+    letter.error.slice(0, 4_000),
+    letter.payload,
+  ]);
+}
+
+export class PostgresDeadLetters implements DeadLetterSink {
+  constructor(private readonly dataSource: DataSource) {}
+
+  record(letter: DeadLetter): Promise<void> {
+    return insertDeadLetter(this.dataSource.manager, letter);
+  }
+
+  async resolve(consumer: string, sequence: number): Promise<void> {
+    await this.dataSource.query(
+      `UPDATE dead_letters SET status = 'resolved', updated_at = now() WHERE consumer = $1 AND sequence = $2`,
+      [consumer, sequence],
+    );
+  }
+}

@@ -1,0 +1,387 @@
+import type { DataSource, QueryRunner } from 'typeorm';
+import type { StoredEvent } from '#contracts';
+import type { EventStore, RawLogEntry } from '#eventstore';
+import type { Logger } from '#platform';
+import { insertDeadLetter } from './dead-letters.js';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { qualifiedTable, quoteIdentifier, type Projection, type ProjectionContext } from './projection.js';
+import { isTransientDatabaseError } from './transient.js';
+
+export interface ProjectionProgress {
+  /** Last sequence applied by every projection of this runner. */
+  sequence: number;
+  /** Where this run stops (rebuilds), or the log's end when it started (live). */
+  target: number;
+  eventsApplied: number;
+  eventsPerSecond: number;
+}
+
+export interface ProjectionRunnerOptions {
+  dataSource: DataSource;
+  store: EventStore;
+  projections: readonly Projection[];
+  logger: Logger;
+  /** Schema the projections and their checkpoints are written to. */
+  schema?: string;
+  batchSize?: number;
+  /** Attempts at one failing event before it becomes a dead letter. */
+  maxAttempts?: number;
+  /** Delays between attempts at a failing event, and between retries of a batch when the database is down. */
+  backoffMs?: number[];
+  /** Stop after this sequence (rebuild to a point); without it the runner follows the log until stopped. */
+  untilSequence?: number;
+  /**
+   * Read only these subjects (e.g. `events.route.>`) when every projection of the runner reads one
+   * aggregate type: the server skips the rest. Checkpoints still reach `untilSequence`.
+   */
+  filterSubject?: string;
+  onProgress?: (progress: ProjectionProgress) => void;
+}
+
+/**
+ * Reads the log from the lowest checkpoint and applies batches. Each batch runs in one database
+ * transaction that also moves every projection's checkpoint, so a crash at any point leaves the
+ * projections exactly at their checkpoints: nothing applied twice, nothing skipped.
+ */
+export class ProjectionRunner {
+  private readonly schema: string;
+  private readonly batchSize: number;
+  private readonly maxAttempts: number;
+  private readonly backoffMs: number[];
+  private readonly checkpoints = new Map<string, number>();
+  private readonly dataNeeded = new Map<string, boolean>();
+  private readonly log: Logger;
+  private eventsApplied = 0;
+  private startedAt = 0;
+
+  constructor(private readonly options: ProjectionRunnerOptions) {
+    this.schema = options.schema ?? 'public';
+    this.batchSize = options.batchSize ?? 1_000;
+    this.maxAttempts = options.maxAttempts ?? 5;
+    this.backoffMs = options.backoffMs ?? [100, 500, 2_000, 5_000];
+    this.log = options.logger.child({ schema: this.schema });
+  }
+
+  /** The sequence every projection has reached. */
+  get position(): number {
+    return Math.min(
+      ...this.options.projections.map((projection) => this.checkpoints.get(projection.name) ?? 0),
+    );
+  }
+
+  async loadCheckpoints(): Promise<void> {
+    const rows: { projection: string; last_sequence: string }[] = await this.options.dataSource.query(
+      `SELECT projection, last_sequence FROM ${qualifiedTable(this.schema, 'projection_checkpoints')} WHERE projection = ANY($1)`,
+      [this.options.projections.map((projection) => projection.name)],
+    );
+    for (const row of rows) this.checkpoints.set(row.projection, Number(row.last_sequence));
+  }
+
+  /** Runs until `signal` aborts, or until `untilSequence` has been applied. */
+  async run(signal?: AbortSignal): Promise<void> {
+    await this.retryWhileUnavailable('load checkpoints', () => this.loadCheckpoints(), signal);
+    const until = this.options.untilSequence;
+    const target = until ?? (await this.options.store.lastSequence());
+    this.startedAt = Date.now();
+    this.eventsApplied = 0;
+    if (until !== undefined && this.position >= until) return;
+    this.log.info('projecting', {
+      projections: this.options.projections.map((projection) => projection.name),
+      from: this.position + 1,
+      until,
+    });
+    const batches = this.decodedBatches(
+      this.options.store.readRaw({
+        fromSequence: this.position + 1,
+        untilSequence: until,
+        follow: until === undefined,
+        signal,
+        bufferSize: this.batchSize * 2,
+        filterSubject: this.options.filterSubject,
+      }),
+      until,
+    );
+    // Ask for the next batch before applying this one: reading and decoding proceed while Postgres works.
+    let next = batches.next();
+    for (;;) {
+      const { value: batch, done } = await next;
+      if (done) break;
+      next = batches.next();
+      await this.retryWhileUnavailable('apply batch', () => this.applyBatch(batch), signal);
+      this.options.onProgress?.(this.progress(Math.max(target, this.position)));
+    }
+    // A filtered read ends at the last matching event; nothing else up to `until` concerns these projections.
+    if (until !== undefined && !signal?.aborted && this.position < until) {
+      await this.retryWhileUnavailable('finish checkpoints', () => this.advanceCheckpoints(until), signal);
+      this.options.onProgress?.(this.progress(Math.max(target, this.position)));
+    }
+  }
+
+  private async advanceCheckpoints(sequence: number): Promise<void> {
+    const names = this.options.projections.map((projection) => projection.name);
+    await this.options.dataSource.query(
+      `INSERT INTO ${qualifiedTable(this.schema, 'projection_checkpoints')} (projection, last_sequence, updated_at)
+       SELECT name, $2, now() FROM unnest($1::text[]) AS name
+       ON CONFLICT (projection) DO UPDATE SET last_sequence = GREATEST(projection_checkpoints.last_sequence, EXCLUDED.last_sequence), updated_at = now()`,
+      [names, sequence],
+    );
+    for (const name of names) this.checkpoints.set(name, Math.max(this.checkpoints.get(name) ?? 0, sequence));
+  }
+
+  private readonly needsDataOf = (type: string) => this.needsData(type);
+
+  /** Whether some projection of this runner reads the data of events of this type (memoised). */
+  private needsData(type: string): boolean {
+    let needed = this.dataNeeded.get(type);
+    if (needed === undefined) {
+      needed = this.options.projections.some(
+        (projection) =>
+          projection.readsData !== false && (!projection.eventTypes || projection.eventTypes.includes(type)),
+      );
+      this.dataNeeded.set(type, needed);
+    }
+    return needed;
+  }
+
+  /** Groups the log into batches: full ones while catching up, single events once live. */
+  private async *decodedBatches(
+    entries: AsyncIterable<RawLogEntry>,
+    until: number | undefined,
+  ): AsyncGenerator<DecodedBatch> {
+    let batch = emptyBatch();
+    for await (const entry of entries) {
+      try {
+        batch.events.push(this.options.store.decode(entry, { data: this.needsDataOf }));
+      } catch (error) {
+        batch.undecodable.push({ entry, error });
+      }
+      batch.lastSequence = entry.sequence;
+      batch.size++;
+      if (batch.size >= this.batchSize || entry.pending === 0 || entry.sequence === until) {
+        yield batch;
+        batch = emptyBatch();
+      }
+    }
+    if (batch.size > 0) yield batch;
+  }
+
+  private progress(target: number): ProjectionProgress {
+    const seconds = Math.max((Date.now() - this.startedAt) / 1000, 0.001);
+    return {
+      sequence: this.position,
+      target,
+      eventsApplied: this.eventsApplied,
+      eventsPerSecond: Math.round(this.eventsApplied / seconds),
+    };
+  }
+
+  /**
+   * Applies one batch to every projection in one transaction with their checkpoints. The fast path has
+   * no savepoints; if a projection throws, the batch is applied again with each event isolated, so the
+   * poison one can be retried and dead-lettered without losing the others.
+   */
+  async applyBatch(batch: DecodedBatch): Promise<void> {
+    if (batch.size === 0) return;
+    try {
+      await this.applyInTransaction(batch, false);
+    } catch (error) {
+      if (isTransientDatabaseError(error)) throw error;
+      await this.applyInTransaction(batch, true);
+    }
+    for (const projection of this.options.projections) {
+      this.checkpoints.set(
+        projection.name,
+        Math.max(this.checkpoints.get(projection.name) ?? 0, batch.lastSequence),
+      );
+    }
+    this.eventsApplied += batch.size;
+  }
+
+  private async applyInTransaction(batch: DecodedBatch, isolateEvents: boolean): Promise<void> {
+    const { lastSequence, events, undecodable } = batch;
+    const runner = this.options.dataSource.createQueryRunner();
+    await runner.connect();
+    try {
+      await runner.startTransaction();
+      // Rows and checkpoints commit together, so losing the last commits in a database crash only makes the
+      // projector re-apply those batches: durability of each commit is not needed for exactly-once effect.
+      await runner.query('SET LOCAL synchronous_commit = off');
+      const context = this.contextFor(runner);
+      const advanced: string[] = [];
+      for (const projection of this.options.projections) {
+        const from = this.checkpoints.get(projection.name) ?? 0;
+        if (lastSequence <= from) continue;
+        const accepts = projection.eventTypes ? new Set(projection.eventTypes) : undefined;
+        const relevant = events.filter(
+          (event) => event.sequence > from && (!accepts || accepts.has(event.type)),
+        );
+        if (relevant.length > 0) {
+          if (isolateEvents) await this.applyEachEvent(runner, projection, relevant, context);
+          else await projection.apply(relevant, context);
+        }
+        for (const { entry, error } of undecodable) {
+          if (entry.sequence > from) await this.recordDeadLetter(runner, projection, entry, null, error, 1);
+        }
+        advanced.push(projection.name);
+      }
+      if (advanced.length > 0) {
+        await runner.query(
+          `INSERT INTO ${qualifiedTable(this.schema, 'projection_checkpoints')} (projection, last_sequence, updated_at)
+           SELECT name, $2, now() FROM unnest($1::text[]) AS name
+           ON CONFLICT (projection) DO UPDATE SET last_sequence = EXCLUDED.last_sequence, updated_at = now()`,
+          [advanced, lastSequence],
+        );
+      }
+      await runner.commitTransaction();
+    } catch (error) {
+      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+      throw error;
+    } finally {
+      await runner.release();
+    }
+  }
+
+  /**
+   * Applies a projection's events one at a time, each in a savepoint: a failing one is retried with a
+   * backoff and then dead-lettered in this transaction, and the others still apply.
+   */
+  private async applyEachEvent(
+    runner: QueryRunner,
+    projection: Projection,
+    events: readonly StoredEvent[],
+    context: ProjectionContext,
+  ): Promise<void> {
+    for (const event of events) {
+      for (let attempt = 1; ; attempt++) {
+        await runner.query('SAVEPOINT projection_event');
+        try {
+          await projection.apply([event], context);
+          await runner.query('RELEASE SAVEPOINT projection_event');
+          break;
+        } catch (error) {
+          await runner.query('ROLLBACK TO SAVEPOINT projection_event');
+          if (isTransientDatabaseError(error)) throw error;
+          if (attempt >= this.maxAttempts) {
+            const entry = {
+              sequence: event.sequence,
+              subject: event.subject,
+              data: new Uint8Array(),
+              pending: 0,
+            };
+            await this.recordDeadLetter(runner, projection, entry, event, error, attempt);
+            break;
+          }
+          this.log.warn('projection failed on an event; retrying', {
+            projection: projection.name,
+            sequence: event.sequence,
+            eventType: event.type,
+            attempt,
+            error,
+          });
+          await sleep(this.backoffMs[Math.min(attempt - 1, this.backoffMs.length - 1)] ?? 100);
+        }
+      }
+    }
+  }
+
+  private async recordDeadLetter(
+    runner: QueryRunner,
+    projection: Projection,
+    entry: RawLogEntry,
+    event: StoredEvent | null,
+    error: unknown,
+    deliveries: number,
+  ): Promise<void> {
+    const reason = error instanceof Error ? error.message : String(error);
+    this.log.error('event dead-lettered by projection', {
+      projection: projection.name,
+      sequence: entry.sequence,
+      eventType: event?.type,
+      error: reason,
+    });
+    const payload = event
+      ? JSON.stringify({ ...event, sequence: undefined, subject: undefined })
+      : new TextDecoder().decode(entry.data);
+    await insertDeadLetter(runner, {
+      consumer: `projection:${projection.name}`,
+      stream: this.options.store.stream,
+      sequence: entry.sequence,
+      subject: entry.subject,
+      eventType: event?.type ?? null,
+      eventId: event?.id ?? null,
+      deliveries,
+      error: reason,
+      payload,
+    });
+  }
+
+  private contextFor(runner: QueryRunner): ProjectionContext {
+    return {
+      schema: this.schema,
+      table: (name) => qualifiedTable(this.schema, name),
+      query: (sql, params) => runner.query(sql, params),
+      copyRows: async (table, columns, rows) => {
+        if (rows.length === 0) return;
+        const client = (await runner.connect()) as pg.PoolClient;
+        const statement = `COPY ${qualifiedTable(this.schema, table)} (${columns.map(quoteIdentifier).join(', ')}) FROM STDIN`;
+        await pipeline(Readable.from([copyText(rows)]), client.query(copyFrom(statement)));
+      },
+    };
+  }
+
+  /** Retries `work` while the database is unreachable; other errors propagate. */
+  private async retryWhileUnavailable(
+    what: string,
+    work: () => Promise<void>,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await work();
+        return;
+      } catch (error) {
+        if (!isTransientDatabaseError(error) || signal?.aborted) throw error;
+        const delay = this.backoffMs[Math.min(attempt - 1, this.backoffMs.length - 1)] ?? 1_000;
+        this.log.warn('database unavailable; retrying', { what, attempt, retryInMs: delay, error });
+        await sleep(delay);
+      }
+    }
+  }
+}
+
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+/** Rows in COPY's text format: tab-separated, `\N` for null, backslash escapes for the separators. */
+export function copyText(rows: readonly (readonly unknown[])[]): string {
+  let text = '';
+  for (const row of rows) {
+    text +=
+      row
+        .map((value) => {
+          if (value === null || value === undefined) return '\\N';
+          const raw = typeof value === 'object' ? JSON.stringify(value) : String(value);
+          return raw.replace(/[\\\t\n\r]/g, (character) => COPY_ESCAPES[character]!);
+        })
+        .join('\t') + '\n';
+  }
+  return text;
+}
+
+/** A slice of the log, decoded; events that cannot be decoded are kept apart to be dead-lettered. */
+export interface DecodedBatch {
+  lastSequence: number;
+  size: number;
+  events: StoredEvent[];
+  undecodable: { entry: RawLogEntry; error: unknown }[];
+}
+
+function emptyBatch(): DecodedBatch {
+  return { lastSequence: 0, size: 0, events: [], undecodable: [] };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

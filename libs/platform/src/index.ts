@@ -1,0 +1,3 @@
+export * from './logger.js';
+export * from './config.js';
+export * from './lifecycle.js';

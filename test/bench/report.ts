@@ -1,0 +1,48 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type Figures = Record<string, number | string | boolean | null>;
+
+/** Results live in the source tree's test/bench/results (git-ignored), whether run from src or dist. */
+export function resultsDir(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const root = here.includes(`${join('dist', 'test')}`)
+    ? join(here, '..', '..', '..')
+    : join(here, '..', '..');
+  return join(root, 'test', 'bench', 'results');
+}
+
+export async function writeFigures(name: string, figures: Figures): Promise<string> {
+  const dir = resultsDir();
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, `${name}.json`);
+  await writeFile(
+    path,
+    JSON.stringify({ benchmark: name, measuredAt: new Date().toISOString(), ...figures }, null, 2) + '\n',
+  );
+  return path;
+}
+
+/** Progress on stderr, so stdout stays the figures. */
+export function progress(message: string): void {
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index]!;
+}
+
+export const round = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+/** Calls `report` at most once per interval: progress for long runs without flooding the terminal. */
+export function throttled<T>(report: (value: T) => void, intervalMs = 1_000): (value: T) => void {
+  let last = 0;
+  return (value) => {
+    if (Date.now() - last < intervalMs) return;
+    last = Date.now();
+    report(value);
+  };
+}
