@@ -1,0 +1,84 @@
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { agentLabels, dnsLabel, hostname, ipAddress, parseOrThrow, port, sha256Hex } from '#contracts';
+
+/**
+ * The agent's certificate: it makes its key pair here (the key never leaves the VPS), sends only a CSR,
+ * installs what the CA signed atomically, runs `hook` after each install, and renews when the service asks
+ * (or, with `renewBeforeSeconds`, by itself too).
+ */
+export const certificatesConfigSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** Where certificates live (default `<stateDir>/certificates`); the files in use are under `<dir>/live/`. */
+  dir: z.string().min(1).optional(),
+  keyBits: z.union([z.literal(2048), z.literal(3072), z.literal(4096)]).default(3072),
+  /** Host names of this agent's routes to add to `<agentId>.mongodb.<domain>` (once the agent holds them). */
+  names: z.array(hostname).max(99).default([]),
+  /** Run after each install (argv, no shell), e.g. to reload the local database; failure is reported, not fatal. */
+  hook: z
+    .strictObject({
+      command: z.array(z.string().min(1)).min(1),
+      timeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+    })
+    .optional(),
+  /** Also renew without being asked when the certificate expires within this many seconds. */
+  renewBeforeSeconds: z.number().int().min(1).optional(),
+  /** How often the certificate is checked (names, expiry, an unconfirmed install, a failed request). */
+  checkIntervalMs: z.number().int().min(100).max(86_400_000).default(60_000),
+  requestTimeoutMs: z.number().int().min(100).max(120_000).default(15_000),
+  /** Trust only this CA (SHA-256 of its certificate); without it the first CA seen is pinned. */
+  caFingerprint: sha256Hex.optional(),
+  /** A TLS endpoint that serves the installed certificate and switches to a new one without a restart. */
+  probe: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port }).optional(),
+});
+export type AgentCertificatesConfig = z.output<typeof certificatesConfigSchema>;
+
+/**
+ * The agent's config file (JSON). `enrollmentToken` is used once, when `stateDir` holds no identity
+ * yet; afterwards it can be removed from the file.
+ */
+export const agentConfigSchema = z.strictObject({
+  /** The front server's API, e.g. `https://front.example.com`. */
+  apiUrl: z.url().refine((url) => /^https?:/.test(url), 'must be an http(s) URL'),
+  enrollmentToken: z.string().min(1).max(128).optional(),
+  /** The id to ask for; the server picks one when absent. */
+  agentId: dnsLabel.optional(),
+  publicAddress: ipAddress,
+  labels: agentLabels.default({}),
+  /** Where the identity (keys, tokens) is kept, mode 0600. */
+  stateDir: z.string().min(1),
+  /** Overrides the NATS URL the server gives at enrollment (e.g. behind NAT). */
+  natsUrl: z.string().min(1).optional(),
+  heartbeatIntervalMs: z.number().int().min(100).max(600_000).default(10_000),
+  reconnect: z
+    .strictObject({
+      initialDelayMs: z.number().int().min(10).max(60_000).default(250),
+      maxDelayMs: z.number().int().min(100).max(600_000).default(30_000),
+    })
+    .default({ initialDelayMs: 250, maxDelayMs: 30_000 }),
+  /** Refresh the access token when this fraction of its lifetime has passed. */
+  refreshAt: z.number().min(0.1).max(0.95).default(0.66),
+  certificates: certificatesConfigSchema.default(certificatesConfigSchema.parse({})),
+});
+export type AgentConfig = z.output<typeof agentConfigSchema>;
+
+export async function loadAgentConfig(path: string): Promise<AgentConfig> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(path, 'utf8'));
+  } catch (error) {
+    throw new Error(`cannot read the agent config ${path}: ${(error as Error).message}`);
+  }
+  return parseOrThrow(agentConfigSchema, raw);
+}
+
+/** Exponential backoff with full jitter: a fleet of agents does not reconnect in lockstep. */
+export function backoffDelay(
+  attempt: number,
+  initialMs: number,
+  maxMs: number,
+  random = Math.random,
+): number {
+  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 20));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}

@@ -1,0 +1,28 @@
+import { parseArgs } from 'node:util';
+import { mkdir } from 'node:fs/promises';
+import { createLogger, stopOnSignals } from '#platform';
+import { Agent, FatalAgentError } from './agent.js';
+import { CertificateManager } from './certificates/manager.js';
+import { loadAgentConfig } from './config.js';
+import { defaultHandlers } from './handlers.js';
+
+const logger = createLogger('agent');
+try {
+  const { values } = parseArgs({ options: { config: { type: 'string' } }, strict: true });
+  const path = values.config ?? process.env.CL_AGENT_CONFIG ?? '/etc/cloudlunacy/agent.json';
+  const config = await loadAgentConfig(path);
+  await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+  const handlers = defaultHandlers();
+  const certificates = new CertificateManager(
+    config.certificates,
+    config.stateDir,
+    () => agent.agentId ?? '',
+    logger.child({ component: 'certificates' }),
+  ).register(handlers);
+  const agent: Agent = new Agent(config, handlers, logger, undefined, [certificates]);
+  stopOnSignals(logger, () => agent.stop());
+  await agent.start();
+} catch (error) {
+  logger.error(error instanceof FatalAgentError ? error.message : 'agent could not start', { error });
+  process.exit(error instanceof FatalAgentError ? 3 : 1);
+}

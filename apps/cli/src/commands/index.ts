@@ -1,0 +1,17 @@
+import type { CliCommand } from '../command.js';
+import { adminCommands } from './admin.js';
+import { certsCommands } from './certs.js';
+import { dbCommands } from './db.js';
+import { eventCommands } from './events.js';
+import { projectionCommands } from './projections.js';
+import { installationCommands } from './installation.js';
+
+/** Every CLI command. A new group adds its file here. */
+export const commands: readonly CliCommand[] = [
+  ...dbCommands,
+  ...eventCommands,
+  ...projectionCommands,
+  ...installationCommands,
+  ...adminCommands,
+  ...certsCommands,
+];

@@ -1,0 +1,35 @@
+import 'reflect-metadata';
+import { ConfigError } from '#platform';
+import { findCommand, helpText, parseCommandArgs, UsageError } from './command.js';
+import { commands } from './commands/index.js';
+
+async function main(argv: string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === 'help') {
+    console.log(helpText(commands));
+    return argv.length === 0 ? 2 : 0;
+  }
+  const found = findCommand(commands, argv);
+  if (!found) {
+    console.error(`unknown command: ${argv.join(' ')}\n\n${helpText(commands)}`);
+    return 2;
+  }
+  try {
+    await found.command.run(parseCommandArgs(found.command, found.rest));
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(
+        `${error.message}\nusage: npm run cli -- ${found.command.path.join(' ')} ${found.command.usage ?? ''}`,
+      );
+      return 2;
+    }
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      return 2;
+    }
+    console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,131 @@
+import { readFileSync } from 'node:fs';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import {
+  AccountClaims,
+  agentUserJwt,
+  readNatsKeys,
+  secretsLayout,
+  type NatsKeys,
+  type Revocations,
+} from '#auth';
+import { AGENTS_STREAM, agentSubjects } from '#contracts';
+import type { Logger } from '#platform';
+import type { RegistrationConfig } from './config.js';
+
+/**
+ * Everything registration does on the broker for agents: the AGENTS stream, each agent's durable
+ * consumer (created here, never by the agent), its user JWT, and revocation through the account JWT.
+ */
+export class AgentBroker {
+  private constructor(
+    private readonly jsm: JetStreamManager,
+    private readonly keys: NatsKeys,
+    private readonly claims: AccountClaims,
+    private readonly config: RegistrationConfig,
+    private readonly logger: Logger,
+  ) {}
+
+  static async open(
+    jsm: JetStreamManager,
+    system: NatsConnection,
+    config: RegistrationConfig,
+    logger: Logger,
+  ): Promise<AgentBroker> {
+    const keys = await readNatsKeys(secretsLayout(config.CL_SECRETS_DIR));
+    const broker = new AgentBroker(jsm, keys, new AccountClaims(system, keys), config, logger);
+    await broker.provisionStream();
+    return broker;
+  }
+
+  static systemCredentials(config: RegistrationConfig): Uint8Array {
+    return readFileSync(config.CL_NATS_SYSTEM_CREDS ?? secretsLayout(config.CL_SECRETS_DIR).systemCreds);
+  }
+
+  /** The AGENTS stream: what each agent must receive, kept while it is offline (bounded by max age). */
+  async provisionStream(): Promise<void> {
+    const desired = {
+      name: AGENTS_STREAM,
+      description: 'CloudLunacy: messages to agents, read through one durable consumer per agent',
+      subjects: agentSubjects.streamSubjects,
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      max_age: nanos(this.config.CL_AGENTS_MAX_AGE_S * 1000),
+      num_replicas: this.config.CL_AGENTS_REPLICAS,
+      duplicate_window: nanos(2 * 60 * 1000),
+    };
+    try {
+      const info = await this.jsm.streams.info(AGENTS_STREAM);
+      if (info.config.max_age !== desired.max_age) {
+        await this.jsm.streams.update(AGENTS_STREAM, { ...info.config, max_age: desired.max_age });
+      }
+    } catch (error) {
+      if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound))
+        throw error;
+      await this.jsm.streams.add(desired).catch(async (addError: unknown) => {
+        // Another replica created it meanwhile.
+        await this.jsm.streams.info(AGENTS_STREAM).catch(() => {
+          throw addError;
+        });
+      });
+    }
+  }
+
+  /** Creates the agent's durable consumer if it is missing; it starts at the beginning of its subjects. */
+  async ensureConsumer(agentId: string): Promise<void> {
+    const durable = agentSubjects.consumer(agentId);
+    try {
+      await this.jsm.consumers.info(AGENTS_STREAM, durable);
+      return;
+    } catch (error) {
+      if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound))
+        throw error;
+    }
+    await this.jsm.consumers.add(AGENTS_STREAM, {
+      durable_name: durable,
+      filter_subject: agentSubjects.inbound(agentId),
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: nanos(30_000),
+      max_ack_pending: 256,
+      max_deliver: -1,
+    });
+  }
+
+  async deleteConsumer(agentId: string): Promise<void> {
+    try {
+      await this.jsm.consumers.delete(AGENTS_STREAM, agentSubjects.consumer(agentId));
+    } catch (error) {
+      if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound))
+        throw error;
+    }
+  }
+
+  /** A user JWT for the agent's own public key, allowing only its own subjects and consumer. */
+  userJwt(agentId: string, publicKey: string): Promise<string> {
+    return agentUserJwt({
+      agentId,
+      publicKey,
+      ttlSeconds: this.config.CL_AGENT_NATS_JWT_TTL_S,
+      keys: this.keys,
+    });
+  }
+
+  /** Revokes agents' user keys in the account JWT on the server: connections drop, reconnects fail. */
+  async revoke(revocations: Revocations): Promise<void> {
+    if (Object.keys(revocations).length === 0) return;
+    const { pushed } = await this.claims.revoke(revocations);
+    if (pushed)
+      this.logger.info('agent credentials revoked on the broker', { keys: Object.keys(revocations).length });
+  }
+}

@@ -1,0 +1,160 @@
+import type { DomainError, NewEvent, StoredEvent } from '#contracts';
+import {
+  checkActive,
+  decideDeregister,
+  decideEnroll,
+  decideHeartbeat,
+  decideIssueToken,
+  decideLivenessTimeout,
+  decideReleaseToken,
+  decideUseToken,
+  foldAgent,
+  foldToken,
+  TOKEN_REFUSED,
+} from './decider.js';
+
+const hash = 'a'.repeat(64);
+const key = 'U' + 'A'.repeat(55);
+const now = new Date('2030-01-01T00:00:00.000Z');
+let sequence = 0;
+
+function stored(events: NewEvent[], at = now): StoredEvent[] {
+  return events.map((event) => ({
+    id: `e${++sequence}`,
+    type: event.type,
+    schemaVersion: 1,
+    aggregate: { type: 'agent', id: 'x' },
+    occurredAt: at.toISOString(),
+    actor: { kind: 'system', id: 'test' },
+    correlationId: 'c',
+    causationId: null,
+    data: event.data,
+    sequence,
+    subject: 'events.agent.x',
+  }));
+}
+
+function refusal(run: () => unknown): DomainError {
+  try {
+    run();
+  } catch (error) {
+    return error as DomainError;
+  }
+  throw new Error('expected a refusal');
+}
+
+const enrollCommand = {
+  agentId: 'web-1',
+  publicAddress: '203.0.113.7',
+  natsPublicKey: key,
+  labels: { region: 'eu' },
+  enrollmentTokenId: hash,
+};
+
+describe('enrollment tokens', () => {
+  const issued = () =>
+    foldToken(
+      stored(
+        decideIssueToken(foldToken([]), { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z' }, now),
+      ),
+    );
+
+  test('a new token can be used once', () => {
+    const token = issued();
+    expect(decideUseToken(token, 'web-1', now)).toEqual([
+      { type: 'EnrollmentTokenUsed', data: { agentId: 'web-1' } },
+    ]);
+    const used = foldToken([
+      ...stored(
+        decideIssueToken(foldToken([]), { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z' }, now),
+      ),
+      ...stored(decideUseToken(token, 'web-1', now)),
+    ]);
+    const error = refusal(() => decideUseToken(used, 'web-2', now));
+    expect([error.code, error.message]).toEqual(['unauthorized', TOKEN_REFUSED]);
+  });
+
+  test('unknown and expired tokens are refused with the same answer', () => {
+    expect(refusal(() => decideUseToken(foldToken([]), 'web-1', now)).message).toBe(TOKEN_REFUSED);
+    const later = new Date('2030-01-01T01:00:00.000Z');
+    expect(refusal(() => decideUseToken(issued(), 'web-1', later)).code).toBe('unauthorized');
+  });
+
+  test('an expiry in the past is invalid, and a token cannot be issued twice', () => {
+    const error = refusal(() =>
+      decideIssueToken(foldToken([]), { tokenHash: hash, expiresAt: '2029-12-31T23:59:59.000Z' }, now),
+    );
+    expect([error.code, error.field]).toEqual(['invalid', 'expiresAt']);
+    expect(
+      refusal(() =>
+        decideIssueToken(issued(), { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z' }, now),
+      ).code,
+    ).toBe('conflict');
+  });
+
+  test('a release undoes only the use by the same agent, and makes the token usable again', () => {
+    const history = [
+      ...stored(
+        decideIssueToken(foldToken([]), { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z' }, now),
+      ),
+      ...stored([{ type: 'EnrollmentTokenUsed', data: { agentId: 'web-1' } }]),
+    ];
+    expect(decideReleaseToken(foldToken(history), 'other', 'x')).toEqual([]);
+    const released = [...history, ...stored(decideReleaseToken(foldToken(history), 'web-1', 'id taken'))];
+    expect(decideUseToken(foldToken(released), 'web-2', now)).toHaveLength(1);
+  });
+});
+
+describe('agents', () => {
+  const enrolled = () => stored(decideEnroll(foldAgent([]), enrollCommand));
+
+  test('enrolling a free id, then the id is taken for good', () => {
+    const history = enrolled();
+    expect(foldAgent(history)).toMatchObject({
+      status: 'enrolled',
+      agentId: 'web-1',
+      labels: { region: 'eu' },
+    });
+    expect(refusal(() => decideEnroll(foldAgent(history), enrollCommand)).code).toBe('conflict');
+    const gone = [...history, ...stored(decideDeregister(foldAgent(history), 'web-1', 'bye'))];
+    const error = refusal(() => decideEnroll(foldAgent(gone), enrollCommand));
+    expect([error.code, error.field]).toEqual(['conflict', 'agentId']);
+  });
+
+  test('deregistration: unknown is not found, twice decides nothing, and credentials stop', () => {
+    expect(refusal(() => decideDeregister(foldAgent([]), 'nope', 'x')).code).toBe('not_found');
+    const history = enrolled();
+    const events = decideDeregister(foldAgent(history), 'web-1', 'bye');
+    expect(events).toEqual([{ type: 'AgentDeregistered', data: { agentId: 'web-1', reason: 'bye' } }]);
+    const gone = foldAgent([...history, ...stored(events)]);
+    expect(decideDeregister(gone, 'web-1', 'again')).toEqual([]);
+    expect(refusal(() => checkActive(gone, 'web-1')).code).toBe('unauthorized');
+    expect(() => checkActive(foldAgent(history), 'web-1')).not.toThrow();
+  });
+
+  test('liveness: online on the first heartbeat, offline only after the timeout, back on a heartbeat', () => {
+    let history = enrolled();
+    const seen = new Date('2030-01-01T00:00:10.000Z');
+    expect(
+      decideLivenessTimeout(foldAgent(history), seen, new Date('2030-01-02T00:00:00.000Z'), 1_000),
+    ).toEqual([]);
+    const online = decideHeartbeat(foldAgent(history), seen);
+    expect(online).toEqual([
+      { type: 'AgentCameOnline', data: { agentId: 'web-1', seenAt: seen.toISOString() } },
+    ]);
+    history = [...history, ...stored(online)];
+    expect(decideHeartbeat(foldAgent(history), seen)).toEqual([]);
+    expect(decideLivenessTimeout(foldAgent(history), seen, new Date(seen.getTime() + 1_000), 1_000)).toEqual(
+      [],
+    );
+    const offline = decideLivenessTimeout(foldAgent(history), seen, new Date(seen.getTime() + 1_001), 1_000);
+    expect(offline).toEqual([
+      { type: 'AgentWentOffline', data: { agentId: 'web-1', lastSeenAt: seen.toISOString() } },
+    ]);
+    history = [...history, ...stored(offline)];
+    expect(foldAgent(history).status).toBe('offline');
+    expect(decideHeartbeat(foldAgent(history), now)).toHaveLength(1);
+    const gone = [...history, ...stored(decideDeregister(foldAgent(history), 'web-1', 'bye'))];
+    expect(decideHeartbeat(foldAgent(gone), now)).toEqual([]);
+  });
+});

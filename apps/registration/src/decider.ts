@@ -1,0 +1,177 @@
+import { DomainError, type DomainEvent, type NewEvent, type StoredEvent } from '#contracts';
+
+/**
+ * The registration domain as pure functions: the state of an agent and of an enrollment token folded
+ * from their events, and the decisions taken on them. No I/O here; the service loads, decides, appends.
+ */
+
+export type AgentStatus = 'enrolled' | 'online' | 'offline' | 'deregistered';
+
+export type AgentState =
+  | { status: 'absent' }
+  | {
+      status: AgentStatus;
+      agentId: string;
+      natsPublicKey: string;
+      publicAddress: string;
+      labels: Record<string, string>;
+      enrolledAt: string;
+      lastSeenAt: string | null;
+      deregisteredAt: string | null;
+    };
+
+export const initialAgentState: AgentState = { status: 'absent' };
+
+export function evolveAgent(state: AgentState, event: DomainEvent): AgentState {
+  switch (event.type) {
+    case 'AgentEnrolled':
+      return {
+        status: 'enrolled',
+        agentId: event.data.agentId,
+        natsPublicKey: event.data.natsPublicKey,
+        publicAddress: event.data.publicAddress,
+        labels: event.data.labels,
+        enrolledAt: event.occurredAt,
+        lastSeenAt: null,
+        deregisteredAt: null,
+      };
+    case 'AgentCameOnline':
+      return state.status === 'absent' || state.status === 'deregistered'
+        ? state
+        : { ...state, status: 'online', lastSeenAt: event.data.seenAt };
+    case 'AgentWentOffline':
+      return state.status === 'absent' || state.status === 'deregistered'
+        ? state
+        : { ...state, status: 'offline', lastSeenAt: event.data.lastSeenAt };
+    case 'AgentDeregistered':
+      return state.status === 'absent'
+        ? state
+        : { ...state, status: 'deregistered', deregisteredAt: event.occurredAt };
+    default:
+      return state;
+  }
+}
+
+export type TokenState =
+  { status: 'absent' } | { status: 'issued'; tokenHash: string; expiresAt: string; usedBy: string | null };
+
+export const initialTokenState: TokenState = { status: 'absent' };
+
+export function evolveToken(state: TokenState, event: DomainEvent): TokenState {
+  switch (event.type) {
+    case 'EnrollmentTokenIssued':
+      return {
+        status: 'issued',
+        tokenHash: event.data.tokenHash,
+        expiresAt: event.data.expiresAt,
+        usedBy: null,
+      };
+    case 'EnrollmentTokenUsed':
+      return state.status === 'issued' ? { ...state, usedBy: event.data.agentId } : state;
+    case 'EnrollmentTokenReleased':
+      return state.status === 'issued' && state.usedBy === event.data.agentId
+        ? { ...state, usedBy: null }
+        : state;
+    default:
+      return state;
+  }
+}
+
+export function foldAgent(events: readonly StoredEvent[]): AgentState {
+  return (events as DomainEvent[]).reduce(evolveAgent, initialAgentState);
+}
+
+export function foldToken(events: readonly StoredEvent[]): TokenState {
+  return (events as DomainEvent[]).reduce(evolveToken, initialTokenState);
+}
+
+/** One message for every refusal of a token, so a caller cannot tell unknown from used from expired. */
+export const TOKEN_REFUSED = 'the enrollment token is unknown, already used or expired';
+
+export function decideIssueToken(
+  state: TokenState,
+  command: { tokenHash: string; expiresAt: string; note?: string },
+  now: Date,
+): NewEvent[] {
+  if (state.status !== 'absent') throw new DomainError('conflict', 'this enrollment token already exists');
+  if (Date.parse(command.expiresAt) <= now.getTime()) {
+    throw new DomainError('invalid', 'must be in the future', 'expiresAt');
+  }
+  const data = { tokenHash: command.tokenHash, expiresAt: command.expiresAt };
+  return [{ type: 'EnrollmentTokenIssued', data: command.note ? { ...data, note: command.note } : data }];
+}
+
+/** Whether the token can let an agent in now; throws the 401 otherwise. */
+export function checkTokenUsable(state: TokenState, now: Date): void {
+  if (state.status !== 'issued' || state.usedBy !== null || Date.parse(state.expiresAt) <= now.getTime()) {
+    throw new DomainError('unauthorized', TOKEN_REFUSED);
+  }
+}
+
+export function decideUseToken(state: TokenState, agentId: string, now: Date): NewEvent[] {
+  checkTokenUsable(state, now);
+  return [{ type: 'EnrollmentTokenUsed', data: { agentId } }];
+}
+
+export function decideReleaseToken(state: TokenState, agentId: string, reason: string): NewEvent[] {
+  if (state.status !== 'issued' || state.usedBy !== agentId) return [];
+  return [{ type: 'EnrollmentTokenReleased', data: { agentId, reason } }];
+}
+
+/** Agent ids are never reused, not even after deregistration: old events and subjects name them. */
+export function checkAgentIdFree(state: AgentState, agentId: string): void {
+  if (state.status !== 'absent') throw new DomainError('conflict', `agent id ${agentId} is taken`, 'agentId');
+}
+
+export function decideEnroll(
+  state: AgentState,
+  command: {
+    agentId: string;
+    publicAddress: string;
+    natsPublicKey: string;
+    labels: Record<string, string>;
+    enrollmentTokenId: string;
+  },
+): NewEvent[] {
+  checkAgentIdFree(state, command.agentId);
+  return [{ type: 'AgentEnrolled', data: { ...command } }];
+}
+
+/** Deregistering twice is not an error; the second time decides nothing. */
+export function decideDeregister(state: AgentState, agentId: string, reason: string): NewEvent[] {
+  if (state.status === 'absent') throw new DomainError('not_found', `no agent ${agentId}`);
+  if (state.status === 'deregistered') return [];
+  return [{ type: 'AgentDeregistered', data: { agentId, reason } }];
+}
+
+/** An agent that can hold credentials: enrolled and not deregistered. */
+export function checkActive(
+  state: AgentState,
+  agentId: string,
+): asserts state is Extract<AgentState, { agentId: string }> {
+  if (state.status === 'absent' || state.status === 'deregistered') {
+    throw new DomainError('unauthorized', `agent ${agentId} is not enrolled`);
+  }
+}
+
+/** A heartbeat: an agent not known as online comes online. */
+export function decideHeartbeat(state: AgentState, seenAt: Date): NewEvent[] {
+  if (state.status === 'enrolled' || state.status === 'offline') {
+    return [{ type: 'AgentCameOnline', data: { agentId: state.agentId, seenAt: seenAt.toISOString() } }];
+  }
+  return [];
+}
+
+/** No heartbeat for longer than the timeout: an online agent goes offline. */
+export function decideLivenessTimeout(
+  state: AgentState,
+  lastSeenAt: Date,
+  now: Date,
+  timeoutMs: number,
+): NewEvent[] {
+  if (state.status !== 'online') return [];
+  if (now.getTime() - lastSeenAt.getTime() <= timeoutMs) return [];
+  return [
+    { type: 'AgentWentOffline', data: { agentId: state.agentId, lastSeenAt: lastSeenAt.toISOString() } },
+  ];
+}

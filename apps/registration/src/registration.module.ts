@@ -1,0 +1,168 @@
+import {
+  Controller,
+  Inject,
+  Injectable,
+  Module,
+  type BeforeApplicationShutdown,
+  type DynamicModule,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import { MessagePattern, Payload } from '@nestjs/microservices';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import {
+  agentCredentialsPayload,
+  deregisterPayload,
+  enrollPayload,
+  issueEnrollmentTokenPayload,
+  registrationCommands,
+} from '#contracts';
+import { EventStore, EventStoreModule, NATS_CONNECTION } from '#eventstore';
+import { handleCommand, natsServers } from '#messaging';
+import { LOGGER, type Logger } from '#platform';
+import { AgentBroker } from './agent-broker.js';
+import type { RegistrationConfig } from './config.js';
+import { Liveness } from './liveness.js';
+import { RegistrationCommands, revocationTime } from './registration.service.js';
+import { foldAgentsFromLog } from './startup.js';
+
+const SYSTEM_CONNECTION = Symbol('SYSTEM_CONNECTION');
+const REGISTRATION_CONFIG = Symbol('REGISTRATION_CONFIG');
+
+@Controller()
+export class RegistrationController {
+  constructor(
+    @Inject(RegistrationCommands) private readonly commands: RegistrationCommands,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  @MessagePattern(registrationCommands.issueEnrollmentToken)
+  issueEnrollmentToken(@Payload() raw: unknown) {
+    return handleCommand(issueEnrollmentTokenPayload, raw, this.logger, (command) =>
+      this.commands.issueEnrollmentToken(command),
+    );
+  }
+
+  @MessagePattern(registrationCommands.enroll)
+  enroll(@Payload() raw: unknown) {
+    return handleCommand(enrollPayload, raw, this.logger, (command) => this.commands.enroll(command));
+  }
+
+  @MessagePattern(registrationCommands.deregister)
+  deregister(@Payload() raw: unknown) {
+    return handleCommand(deregisterPayload, raw, this.logger, (command) => this.commands.deregister(command));
+  }
+
+  @MessagePattern(registrationCommands.agentCredentials)
+  agentCredentials(@Payload() raw: unknown) {
+    return handleCommand(agentCredentialsPayload, raw, this.logger, (command) =>
+      this.commands.agentCredentials(command),
+    );
+  }
+}
+
+/**
+ * At start: folds every agent from the log, repairs the broker (revocations of deregistered agents,
+ * consumers of enrolled ones — whatever a crash between an append and a broker step left undone), then
+ * starts liveness tracking.
+ */
+@Injectable()
+export class RegistrationLifecycle
+  implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown
+{
+  constructor(
+    @Inject(EventStore) private readonly store: EventStore,
+    @Inject(AgentBroker) private readonly broker: AgentBroker,
+    @Inject(Liveness) private readonly liveness: Liveness,
+    @Inject(SYSTEM_CONNECTION) private readonly system: NatsConnection,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    const agents = await foldAgentsFromLog(this.store);
+    const revocations: Record<string, number> = {};
+    const active: string[] = [];
+    for (const [agentId, state] of agents) {
+      if (state.status === 'deregistered') {
+        revocations[state.natsPublicKey] = revocationTime(new Date(state.deregisteredAt ?? Date.now()));
+        await this.broker.deleteConsumer(agentId);
+      } else if (state.status !== 'absent') {
+        active.push(agentId);
+      }
+    }
+    await this.broker.revoke(revocations);
+    for (let index = 0; index < active.length; index += 50) {
+      await Promise.all(
+        active.slice(index, index + 50).map((agentId) => this.broker.ensureConsumer(agentId)),
+      );
+    }
+    this.liveness.start(agents);
+    this.logger.info('registration ready', {
+      agents: active.length,
+      revoked: Object.keys(revocations).length,
+    });
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.liveness.stop();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (!this.system.isClosed()) await this.system.close();
+  }
+}
+
+@Module({})
+export class RegistrationModule {
+  static forRoot(config: RegistrationConfig, logger: Logger): DynamicModule {
+    return {
+      module: RegistrationModule,
+      imports: [EventStoreModule.forRoot(config, 'registration')],
+      controllers: [RegistrationController],
+      providers: [
+        { provide: REGISTRATION_CONFIG, useValue: config },
+        { provide: LOGGER, useValue: logger },
+        {
+          provide: SYSTEM_CONNECTION,
+          useFactory: () =>
+            connect({
+              servers: natsServers(config),
+              name: 'registration-system',
+              maxReconnectAttempts: -1,
+              reconnectTimeWait: 500,
+              authenticator: credsAuthenticator(AgentBroker.systemCredentials(config)),
+            }),
+        },
+        {
+          provide: AgentBroker,
+          useFactory: async (connection: NatsConnection, system: NatsConnection) =>
+            AgentBroker.open(await jetstreamManager(connection), system, config, logger),
+          inject: [NATS_CONNECTION, SYSTEM_CONNECTION],
+        },
+        {
+          provide: Liveness,
+          useFactory: (store: EventStore, connection: NatsConnection) =>
+            new Liveness(
+              store,
+              connection,
+              { timeoutMs: config.CL_LIVENESS_TIMEOUT_MS, checkMs: config.CL_LIVENESS_CHECK_MS },
+              logger.child({ component: 'liveness' }),
+            ),
+          inject: [EventStore, NATS_CONNECTION],
+        },
+        {
+          provide: RegistrationCommands,
+          useFactory: (store: EventStore, broker: AgentBroker, liveness: Liveness) =>
+            new RegistrationCommands(store, broker, logger, {
+              enrolled: (agentId) => liveness.enrolled(agentId),
+              deregistered: (agentId) => liveness.deregistered(agentId),
+            }),
+          inject: [EventStore, AgentBroker, Liveness],
+        },
+        RegistrationLifecycle,
+      ],
+      exports: [RegistrationCommands, Liveness],
+    };
+  }
+}

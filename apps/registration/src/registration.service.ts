@@ -1,0 +1,219 @@
+import { randomBytes } from 'node:crypto';
+import {
+  agentSubjectSet,
+  DomainError,
+  type AgentCredentialsResult,
+  type CommandEnvelope,
+  type DeregisterPayload,
+  type DeregisterResult,
+  type EnrollResult,
+  type EventContext,
+  type IssueEnrollmentTokenPayload,
+  type IssueEnrollmentTokenResult,
+  type NewEvent,
+} from '#contracts';
+import { ConcurrencyError, type AggregateHistory, type EventStore } from '#eventstore';
+import type { Logger } from '#platform';
+import type { AgentBroker } from './agent-broker.js';
+import {
+  checkActive,
+  checkAgentIdFree,
+  checkTokenUsable,
+  decideDeregister,
+  decideEnroll,
+  decideIssueToken,
+  decideReleaseToken,
+  decideUseToken,
+  foldAgent,
+  foldToken,
+  type AgentState,
+} from './decider.js';
+
+export interface EnrollCommand {
+  tokenHash: string;
+  agentId?: string;
+  publicAddress: string;
+  natsPublicKey: string;
+  labels: Record<string, string>;
+}
+
+/** Agent ids chosen for agents that did not ask for one: `agent-` and 10 base-32 characters. */
+export function generatedAgentId(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+  return 'agent-' + [...randomBytes(10)].map((byte) => alphabet[byte % 32]).join('');
+}
+
+const MAX_ATTEMPTS = 5;
+
+/** Loads an aggregate, decides, appends with its last sequence; on a concurrent append, does it again. */
+export async function decideAndAppend<S>(
+  store: EventStore,
+  aggregate: { type: 'agent' | 'enrollment-token'; id: string },
+  fold: (events: Parameters<typeof foldAgent>[0]) => S,
+  decide: (state: S) => NewEvent[],
+  options: { context: EventContext; commandId?: string },
+  /** The history already read for this decision, if any (saves one read on the first attempt). */
+  loaded?: AggregateHistory,
+): Promise<{ state: S; events: NewEvent[]; lastSequence: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const history =
+      attempt === 1 && loaded ? loaded : await store.readAggregate(aggregate.type, aggregate.id);
+    const state = fold(history.events);
+    const events = decide(state);
+    if (events.length === 0) return { state, events, lastSequence: history.lastSequence };
+    try {
+      const result = await store.append(aggregate, events, {
+        context: options.context,
+        expectedSequence: history.lastSequence,
+        commandId: options.commandId,
+      });
+      return { state, events, lastSequence: result.lastSequence };
+    } catch (error) {
+      if (!(error instanceof ConcurrencyError) || attempt >= MAX_ATTEMPTS) throw error;
+    }
+  }
+}
+
+export interface RegistrationHooks {
+  /** Told about agents this replica enrolled or deregistered (liveness tracking). */
+  enrolled(agentId: string): void;
+  deregistered(agentId: string): void;
+}
+
+/** The command side of registration: enrollment tokens, enrollment, deregistration, credentials. */
+export class RegistrationCommands {
+  constructor(
+    private readonly store: EventStore,
+    private readonly broker: AgentBroker,
+    private readonly logger: Logger,
+    private readonly hooks: RegistrationHooks,
+  ) {}
+
+  async issueEnrollmentToken(
+    command: CommandEnvelope<IssueEnrollmentTokenPayload>,
+  ): Promise<IssueEnrollmentTokenResult> {
+    const now = new Date();
+    await decideAndAppend(
+      this.store,
+      { type: 'enrollment-token', id: command.payload.tokenHash },
+      foldToken,
+      (state) => decideIssueToken(state, command.payload, now),
+      { context: contextOf(command), commandId: command.commandId },
+    );
+    return { expiresAt: command.payload.expiresAt };
+  }
+
+  /**
+   * Order of appends, so one token can never let two agents in: first the token's use is appended with
+   * the token's last sequence (optimistic concurrency: of two racing enrollments exactly one appends it,
+   * the other reloads, sees the token used and gets 401); only then the agent's enrollment, with expected
+   * sequence 0 on the agent's subject. If that second append loses a race for the agent id, the use is
+   * released again (EnrollmentTokenReleased) and the caller gets 409. A crash between the two appends
+   * leaves a used token and no agent: the safe side (the admin issues another token).
+   * Checks that refuse (bad token, taken id) run before anything is appended.
+   */
+  async enroll(command: CommandEnvelope<EnrollCommand>): Promise<EnrollResult> {
+    const now = new Date();
+    const { tokenHash, publicAddress, natsPublicKey, labels } = command.payload;
+    const agentId = command.payload.agentId ?? generatedAgentId();
+    const tokenAggregate = { type: 'enrollment-token' as const, id: tokenHash };
+    const agentAggregate = { type: 'agent' as const, id: agentId };
+    const context: EventContext = {
+      actor: { kind: 'agent', id: agentId },
+      correlationId: command.correlationId,
+      causationId: command.commandId,
+    };
+
+    // Refusals first, before anything is appended.
+    const tokenHistory = await this.store.readAggregate('enrollment-token', tokenHash);
+    checkTokenUsable(foldToken(tokenHistory.events), now);
+    const agentHistory = await this.store.readAggregate('agent', agentId);
+    checkAgentIdFree(foldAgent(agentHistory.events), agentId);
+
+    await decideAndAppend(
+      this.store,
+      tokenAggregate,
+      foldToken,
+      (state) => decideUseToken(state, agentId, now),
+      { context },
+      tokenHistory,
+    );
+    let enrolledAt: string;
+    try {
+      const events = decideEnroll(foldAgent(agentHistory.events), {
+        agentId,
+        publicAddress,
+        natsPublicKey,
+        labels,
+        enrollmentTokenId: tokenHash,
+      });
+      const result = await this.store.append(agentAggregate, events, {
+        context,
+        expectedSequence: agentHistory.lastSequence,
+      });
+      enrolledAt = result.events[0]!.occurredAt;
+    } catch (error) {
+      if (error instanceof ConcurrencyError || (error instanceof DomainError && error.code === 'conflict')) {
+        await decideAndAppend(
+          this.store,
+          tokenAggregate,
+          foldToken,
+          (state) => decideReleaseToken(state, agentId, 'the agent id was taken by another enrollment'),
+          { context },
+        );
+        throw new DomainError('conflict', `agent id ${agentId} is taken`, 'agentId');
+      }
+      throw error;
+    }
+    this.hooks.enrolled(agentId);
+    await this.broker.ensureConsumer(agentId);
+    const natsJwt = await this.broker.userJwt(agentId, natsPublicKey);
+    this.logger.info('agent enrolled', { agentId, publicAddress });
+    return { agentId, enrolledAt, natsJwt, subjects: agentSubjectSet(agentId) };
+  }
+
+  /**
+   * Appends AgentDeregistered, then revokes the agent's user key on the broker (its connections are
+   * dropped and it cannot connect again) and deletes its consumer. Repeating it repeats only the broker
+   * steps, so a failure after the append is repaired by retrying (and at every start).
+   */
+  async deregister(command: CommandEnvelope<DeregisterPayload>): Promise<DeregisterResult> {
+    const { agentId, reason } = command.payload;
+    const outcome = await decideAndAppend(
+      this.store,
+      { type: 'agent', id: agentId },
+      foldAgent,
+      (state) => decideDeregister(state, agentId, reason),
+      { context: contextOf(command), commandId: command.commandId },
+    );
+    const state = outcome.state as Extract<AgentState, { agentId: string }>;
+    const deregisteredAt =
+      outcome.events.length > 0 ? new Date() : new Date(state.deregisteredAt ?? Date.now());
+    await this.broker.revoke({ [state.natsPublicKey]: revocationTime(deregisteredAt) });
+    await this.broker.deleteConsumer(agentId);
+    this.hooks.deregistered(agentId);
+    this.logger.info('agent deregistered', { agentId, by: command.actor });
+    return { agentId, deregisteredAt: deregisteredAt.toISOString(), changed: outcome.events.length > 0 };
+  }
+
+  /** A fresh NATS user JWT for an agent that is still enrolled (asked by the API on token refresh). */
+  async agentCredentials(command: CommandEnvelope<{ agentId: string }>): Promise<AgentCredentialsResult> {
+    const { agentId } = command.payload;
+    const state = foldAgent((await this.store.readAggregate('agent', agentId)).events);
+    checkActive(state, agentId);
+    await this.broker.ensureConsumer(agentId);
+    return { natsJwt: await this.broker.userJwt(agentId, state.natsPublicKey) };
+  }
+}
+
+function contextOf(command: CommandEnvelope): EventContext {
+  return { actor: command.actor, correlationId: command.correlationId, causationId: command.commandId };
+}
+
+/**
+ * A revocation covers JWTs issued at or before this second. One second later than the deregistration,
+ * so a JWT signed in the same second is covered too (none is signed after: the agent is deregistered).
+ */
+export function revocationTime(at: Date): number {
+  return Math.floor(at.getTime() / 1000) + 1;
+}

@@ -1,0 +1,5 @@
+export * from './layout.js';
+export * from './nats-claims.js';
+export * from './secrets.js';
+export * from './tokens.js';
+export * from './broker.js';

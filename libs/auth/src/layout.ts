@@ -1,0 +1,34 @@
+import { join } from 'node:path';
+
+/**
+ * Where an installation's secrets live inside its secrets directory. Every file is written once by
+ * `cli init --secrets <dir>` (mode 0600, never overwritten) and read by the services that need it:
+ *
+ * - the API and the CLI sign access/admin tokens with `auth/jwt-signing-key.pem`;
+ * - registration signs agent user JWTs with `nats/account-signing.nk` and pushes account updates
+ *   (revocations) with `nats/operator-signing.nk` over `nats/system.creds`;
+ * - every service connects to NATS with `nats/service.creds`;
+ * - nats-server includes `nats/auth.conf`.
+ */
+export function secretsLayout(dir: string) {
+  return {
+    dir,
+    authDir: join(dir, 'auth'),
+    natsDir: join(dir, 'nats'),
+    jwtPrivateKey: join(dir, 'auth', 'jwt-signing-key.pem'),
+    jwtPublicKey: join(dir, 'auth', 'jwt-signing-key.pub.pem'),
+    operatorSeed: join(dir, 'nats', 'operator.nk'),
+    operatorSigningSeed: join(dir, 'nats', 'operator-signing.nk'),
+    systemAccountSeed: join(dir, 'nats', 'system-account.nk'),
+    accountSeed: join(dir, 'nats', 'account.nk'),
+    accountSigningSeed: join(dir, 'nats', 'account-signing.nk'),
+    operatorJwt: join(dir, 'nats', 'operator.jwt'),
+    systemAccountJwt: join(dir, 'nats', 'system-account.jwt'),
+    accountJwt: join(dir, 'nats', 'account.jwt'),
+    systemCreds: join(dir, 'nats', 'system.creds'),
+    serviceCreds: join(dir, 'nats', 'service.creds'),
+    natsAuthConfig: join(dir, 'nats', 'auth.conf'),
+    natsResolverDir: join(dir, 'nats', 'resolver'),
+  };
+}
+export type SecretsLayout = ReturnType<typeof secretsLayout>;

@@ -1,0 +1,188 @@
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { startApp } from '../harness/apps.js';
+import { makeTempDir, waitFor, type RunningProcess } from '../harness/processes.js';
+import { AgentsStack } from './stack.js';
+
+/**
+ * A real agent process (node dist/apps/agent/src/main.js) against the real stack: it enrolls once,
+ * keeps its identity 0600, beats (online), refreshes its tokens, catches up on what was published
+ * while it was stopped, goes offline when stopped, and loses its broker credentials on deregistration.
+ */
+let stack: AgentsStack;
+let temporary: { path: string; remove(): Promise<void> };
+let agent: RunningProcess | undefined;
+let pongs: Subscription;
+const received: { n: number }[] = [];
+let configPath: string;
+let stateDir: string;
+
+beforeAll(async () => {
+  stack = await AgentsStack.start({ livenessTimeoutMs: 1_500, livenessCheckMs: 200, accessTokenTtlS: 4 });
+  temporary = await makeTempDir('agent');
+  stateDir = join(temporary.path, 'state');
+  configPath = join(temporary.path, 'agent.json');
+  await writeFile(
+    configPath,
+    JSON.stringify({
+      apiUrl: stack.baseUrl,
+      enrollmentToken: await stack.enrollmentToken(),
+      agentId: 'proc-a',
+      publicAddress: '192.0.2.44',
+      labels: { role: 'web' },
+      stateDir,
+      heartbeatIntervalMs: 300,
+      reconnect: { initialDelayMs: 100, maxDelayMs: 1_000 },
+    }),
+  );
+  pongs = stack.service.subscribe('agents.proc-a.out.pong', {
+    callback: (_error, message) => {
+      received.push((message.json() as { received: { n: number } }).received);
+    },
+  });
+});
+afterAll(async () => {
+  await agent?.stop();
+  pongs?.unsubscribe();
+  await temporary?.remove();
+  await stack?.stop();
+});
+
+function startAgent(): RunningProcess {
+  return startApp('agent', { CL_LOG_LEVEL: 'info' }, ['--config', configPath]);
+}
+
+async function ping(n: number): Promise<void> {
+  await jetstream(stack.service).publish('agents.proc-a.in.ping', JSON.stringify({ n }));
+}
+
+const logOf = (process: RunningProcess) =>
+  process
+    .output()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+
+test('it enrolls once and keeps its identity 0600; the seed never left it', async () => {
+  agent = startAgent();
+  const identityPath = join(stateDir, 'identity.json');
+  await waitFor('the identity file', () => stat(identityPath).then(() => true), { timeoutMs: 20_000 });
+  expect((await stat(identityPath)).mode & 0o777).toBe(0o600);
+  const identity = JSON.parse(await readFile(identityPath, 'utf8'));
+  expect(identity.agentId).toBe('proc-a');
+  expect(identity.natsSeed).toMatch(/^SU/);
+  await expect(stat(join(stateDir, 'pending-key.json'))).rejects.toThrow();
+
+  // Nothing the server stored contains the seed; the enrolled key is the agent's own public key.
+  const jsm = await jetstreamManager(stack.service);
+  const last = (await jsm.streams.info('EVENTS')).state.last_seq;
+  const stored: string[] = [];
+  for (let seq = 1; seq <= last; seq++) {
+    const message = await jsm.streams.getMessage('EVENTS', { seq });
+    if (message) stored.push(new TextDecoder().decode(message.data));
+  }
+  expect(stored.join('\n')).not.toContain(identity.natsSeed);
+  const enrolled = stored.map((text) => JSON.parse(text)).find((event) => event.type === 'AgentEnrolled');
+  expect(enrolled.data.natsPublicKey).toBe(identity.natsPublicKey);
+});
+
+test('heartbeats bring it online (one AgentCameOnline, not one event per beat)', async () => {
+  await stack.waitForAgentStatus('proc-a', 'online');
+  const before = await stack.lastEventSequence();
+  await new Promise((resolve) => setTimeout(resolve, 1_000)); // about three more heartbeats
+  expect(await stack.lastEventSequence()).toBe(before);
+});
+
+test('a message to its subject is handled and acked; tokens are refreshed before they expire', async () => {
+  await ping(1);
+  await waitFor('pong 1', () => received.some((entry) => entry.n === 1));
+  // Access tokens live 4 s here: the agent refreshes them (and its NATS JWT) on its own.
+  await waitFor('a token refresh', () => logOf(agent!).some((line) => line.msg === 'tokens refreshed'), {
+    timeoutMs: 15_000,
+  });
+});
+
+test('stopped (SIGTERM: clean exit), it goes offline; what was published meanwhile arrives after restart', async () => {
+  await agent!.stop('SIGTERM');
+  expect(agent!.child.exitCode).toBe(0);
+  expect(logOf(agent!).some((line) => line.msg === 'agent stopped')).toBe(true);
+  await ping(2);
+  await ping(3);
+  await stack.waitForAgentStatus('proc-a', 'offline');
+  expect(received.some((entry) => entry.n === 2)).toBe(false);
+
+  agent = startAgent();
+  await waitFor(
+    'pongs 2 and 3 after the restart',
+    () => [2, 3].every((n) => received.some((entry) => entry.n === n)),
+    {
+      timeoutMs: 20_000,
+    },
+  );
+  await stack.waitForAgentStatus('proc-a', 'online');
+  // It did not enroll again: the stored identity was used (the token is spent anyway).
+  expect(logOf(agent).some((line) => line.msg === 'enrolled')).toBe(false);
+  // Every message was acked: nothing is pending on its consumer.
+  const jsm = await jetstreamManager(stack.service);
+  await waitFor('acks', async () => {
+    const info = await jsm.consumers.info('AGENTS', 'agent-proc-a');
+    return info.num_ack_pending === 0 && info.num_pending === 0;
+  });
+});
+
+test('deregistration: its connection is dropped, its credentials and tokens stop working', async () => {
+  const identity = JSON.parse(await readFile(join(stateDir, 'identity.json'), 'utf8'));
+  // A second connection with the agent's credentials, to watch the server drop it.
+  const watcher: NatsConnection = await stack.nats.connectWithJwt(identity.natsJwt, identity.natsSeed, {
+    inboxPrefix: '_INBOX_proc-a',
+    maxReconnectAttempts: 0,
+  });
+  const watcherErrors: string[] = [];
+  void (async () => {
+    for await (const status of watcher.status())
+      if (status.type === 'error') watcherErrors.push(String(status.error));
+  })();
+
+  const response = await stack.request('DELETE', 'agents/proc-a', { token: identity.accessToken });
+  expect(response).toMatchObject({ status: 200, body: { agentId: 'proc-a', changed: true } });
+
+  await waitFor('the server to revoke the connection', () =>
+    watcherErrors.some((error) => /Authentication Revoked/.test(error)),
+  );
+  await waitFor('the watcher to be closed', () => watcher.isClosed());
+  await expect(stack.nats.connectWithJwt(identity.natsJwt, identity.natsSeed)).rejects.toThrow(
+    /Authorization Violation/,
+  );
+  await waitFor('the agent process to be cut off', () =>
+    logOf(agent!).some((line) => /Authentication Revoked/.test(JSON.stringify(line))),
+  );
+
+  expect((await stack.request('GET', 'agents/proc-a', { token: identity.accessToken })).status).toBe(401);
+  const refresh = await stack.request('POST', 'auth/refresh', {
+    body: { refreshToken: identity.refreshToken },
+  });
+  expect(refresh.status).toBe(401);
+  await expect(
+    jetstreamManager(stack.service).then((jsm) => jsm.consumers.info('AGENTS', 'agent-proc-a')),
+  ).rejects.toThrow(/consumer not found/);
+  await stack.waitForAgentStatus('proc-a', 'deregistered');
+});
+
+test('the revocation survives restarts of nats-server and of registration', async () => {
+  const identity = JSON.parse(await readFile(join(stateDir, 'identity.json'), 'utf8'));
+  await stack.stopRegistration();
+  await stack.nats.stop();
+  await stack.nats.start();
+  await expect(stack.nats.connectWithJwt(identity.natsJwt, identity.natsSeed)).rejects.toThrow(
+    /Authorization Violation/,
+  );
+  await stack.startRegistration();
+  await expect(stack.nats.connectWithJwt(identity.natsJwt, identity.natsSeed)).rejects.toThrow(
+    /Authorization Violation/,
+  );
+  // Service credentials still work after the restarts.
+  const service = await stack.nats.connectWithCreds(stack.installation.layout.serviceCreds);
+  await service.close();
+});

@@ -1,0 +1,150 @@
+import { hashToken } from '#auth';
+import { AgentsStack, agentKeys } from './stack.js';
+
+let stack: AgentsStack;
+let admin: string;
+
+beforeAll(async () => {
+  stack = await AgentsStack.start();
+  admin = stack.adminToken('alice');
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+function enrollBody(token: string, agentId?: string) {
+  return {
+    token,
+    ...(agentId ? { agentId } : {}),
+    publicAddress: '203.0.113.10',
+    natsPublicKey: agentKeys().publicKey,
+  };
+}
+
+test('an enrollment token is shown once, stored only as its hash, and the admin is the actor', async () => {
+  const response = await stack.request('POST', 'enrollment-tokens', {
+    token: admin,
+    body: { note: 'web fleet' },
+  });
+  expect(response.status).toBe(201);
+  const token = response.body.token as string;
+  expect(token).toMatch(/^clenr_/);
+  const sequence = await stack.lastEventSequence();
+  const jsm = await (await import('@nats-io/jetstream')).jetstreamManager(stack.service);
+  const message = await jsm.streams.getMessage('EVENTS', { seq: sequence });
+  const text = new TextDecoder().decode(message!.data);
+  expect(text).not.toContain(token);
+  expect(text).not.toContain(token.slice(6));
+  const event = JSON.parse(text);
+  expect(event.type).toBe('EnrollmentTokenIssued');
+  expect(event.aggregate).toEqual({ type: 'enrollment-token', id: hashToken(token) });
+  expect(event.actor).toEqual({ kind: 'admin', id: 'alice' });
+  expect(event.data.note).toBe('web fleet');
+});
+
+test('a token works once: the second use is 401 and appends nothing', async () => {
+  const token = await stack.enrollmentToken(admin);
+  const first = await stack.request('POST', 'agents/enroll', { body: enrollBody(token, 'once-1') });
+  expect(first.status).toBe(201);
+  expect(first.body.agentId).toBe('once-1');
+  expect(first.body.subjects).toMatchObject({ consumer: 'agent-once-1', inboxPrefix: '_INBOX_once-1' });
+  const before = await stack.lastEventSequence();
+  const second = await stack.request('POST', 'agents/enroll', { body: enrollBody(token, 'once-2') });
+  expect(second.status).toBe(401);
+  expect(second.body).toMatchObject({ error: 'unauthorized' });
+  expect(await stack.lastEventSequence()).toBe(before);
+});
+
+test('two concurrent enrollments with the same token: exactly one agent gets in', async () => {
+  const token = await stack.enrollmentToken(admin);
+  const results = await Promise.all(
+    ['race-1', 'race-2', 'race-3', 'race-4'].map((agentId) =>
+      stack.request('POST', 'agents/enroll', { body: enrollBody(token, agentId) }),
+    ),
+  );
+  const statuses = results.map((result) => result.status).sort();
+  expect(statuses).toEqual([201, 401, 401, 401]);
+  const winner = results.find((result) => result.status === 201)!.body.agentId as string;
+  // The log has exactly one use of the token and one enrolled agent among the racers.
+  await stack.waitForAgentStatus(winner, 'enrolled');
+  const rows = await stack.db.dataSource.query(`SELECT agent_id FROM agents WHERE agent_id LIKE 'race-%'`);
+  expect(rows).toEqual([{ agent_id: winner }]);
+  const uses = await stack.db.dataSource.query(
+    `SELECT count(*)::int AS n FROM event_log WHERE aggregate_id = $1 AND type = 'EnrollmentTokenUsed'`,
+    [hashToken(token)],
+  );
+  expect(uses).toEqual([{ n: 1 }]);
+});
+
+test('an expired or unknown token is 401 and appends nothing', async () => {
+  const before = await stack.lastEventSequence();
+  const unknown = await stack.request('POST', 'agents/enroll', {
+    body: enrollBody('clenr_' + 'A'.repeat(43), 'nobody'),
+  });
+  expect(unknown).toMatchObject({ status: 401, body: { error: 'unauthorized' } });
+  expect(await stack.lastEventSequence()).toBe(before);
+
+  // The API's shortest lifetime is a minute; registration itself takes any future expiry.
+  const token = 'clenr_' + 'B'.repeat(43);
+  await stack.command('cmd.registration.issue-enrollment-token', {
+    tokenHash: hashToken(token),
+    expiresAt: new Date(Date.now() + 1_000).toISOString(),
+  });
+  await new Promise((resolve) => setTimeout(resolve, 1_200));
+  const afterIssue = await stack.lastEventSequence();
+  const expired = await stack.request('POST', 'agents/enroll', { body: enrollBody(token, 'late') });
+  expect(expired).toMatchObject({ status: 401, body: { error: 'unauthorized' } });
+  expect(await stack.lastEventSequence()).toBe(afterIssue);
+});
+
+test('a taken agent id is 409 and the token stays usable', async () => {
+  await stack.enroll('taken');
+  const token = await stack.enrollmentToken(admin);
+  const before = await stack.lastEventSequence();
+  const response = await stack.request('POST', 'agents/enroll', { body: enrollBody(token, 'taken') });
+  expect(response.status).toBe(409);
+  expect(response.body).toMatchObject({ error: 'conflict', field: 'agentId' });
+  expect(await stack.lastEventSequence()).toBe(before);
+  const retry = await stack.request('POST', 'agents/enroll', { body: enrollBody(token, 'taken-2') });
+  expect(retry.status).toBe(201);
+});
+
+test('without an agentId the server picks one', async () => {
+  const token = await stack.enrollmentToken(admin);
+  const response = await stack.request('POST', 'agents/enroll', { body: enrollBody(token) });
+  expect(response.status).toBe(201);
+  expect(response.body.agentId).toMatch(/^agent-[a-z2-7]{10}$/);
+});
+
+test('refresh rotates the token; a reused refresh token revokes the whole family', async () => {
+  const agent = await stack.enroll('refresher');
+  const first = await stack.request('POST', 'auth/refresh', { body: { refreshToken: agent.refreshToken } });
+  expect(first.status).toBe(200);
+  expect(first.body.refreshToken).not.toBe(agent.refreshToken);
+  expect((first.body.nats as { jwt: string }).jwt).toMatch(/^eyJ/);
+  const newAccess = first.body.accessToken as string;
+  expect((await stack.request('GET', 'agents/refresher', { token: newAccess })).status).toBe(200);
+
+  // The old refresh token again: reuse. The family is revoked: the new tokens stop working too.
+  const reuse = await stack.request('POST', 'auth/refresh', { body: { refreshToken: agent.refreshToken } });
+  expect(reuse.status).toBe(401);
+  const afterReuse = await stack.request('POST', 'auth/refresh', {
+    body: { refreshToken: first.body.refreshToken },
+  });
+  expect(afterReuse.status).toBe(401);
+  expect((await stack.request('GET', 'agents/refresher', { token: newAccess })).status).toBe(401);
+  expect((await stack.request('GET', 'agents/refresher', { token: agent.accessToken })).status).toBe(401);
+});
+
+test('two concurrent refreshes with one token: one succeeds, and the reuse revokes the family', async () => {
+  const agent = await stack.enroll('double-refresh');
+  const results = await Promise.all(
+    [1, 2].map(() => stack.request('POST', 'auth/refresh', { body: { refreshToken: agent.refreshToken } })),
+  );
+  expect(results.map((result) => result.status).sort()).toEqual([200, 401]);
+  const winner = results.find((result) => result.status === 200)!;
+  expect(
+    (await stack.request('POST', 'auth/refresh', { body: { refreshToken: winner.body.refreshToken } }))
+      .status,
+  ).toBe(401);
+});

@@ -1,0 +1,386 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { createUser } from '@nats-io/nkeys';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { NestFactory } from '@nestjs/core';
+import type { INestApplication, INestApplicationContext, INestMicroservice } from '@nestjs/common';
+import { ClientProxyFactory, Transport, type MicroserviceOptions } from '@nestjs/microservices';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { initSecrets, TokenSigner } from '#auth';
+import { EVENTS_STREAM } from '#contracts';
+import { CommandBus, commandServerOptions, natsAuthenticator } from '#messaging';
+import { caEncryptionKeySecret, loadPkiConfig } from '#pki';
+import { createLogger, type Logger } from '#platform';
+import { createApiApp } from '../../apps/api/src/api.module.js';
+import { apiConfigSchema } from '../../apps/api/src/config.js';
+import { createCertificatesApp } from '../../apps/certificates/src/app.js';
+import { certificatesConfigSchema } from '../../apps/certificates/src/config.js';
+import { ProjectorModule } from '../../apps/projector/src/projector.module.js';
+import { projectorConfigSchema } from '../../apps/projector/src/config.js';
+import { registrationConfigSchema } from '../../apps/registration/src/config.js';
+import { RegistrationModule } from '../../apps/registration/src/registration.module.js';
+import { createRoutingApp } from '../../apps/routing/src/app.js';
+import { routingConfigSchema } from '../../apps/routing/src/config.js';
+import {
+  createInstallation,
+  startAuthNats,
+  type AuthNats,
+  type TestInstallation,
+} from '../harness/installation.js';
+import { freePort } from '../harness/ports.js';
+import { startApp } from '../harness/apps.js';
+import { createTestDatabase, type TestDatabase } from '../harness/postgres.js';
+import { waitFor, type RunningProcess } from '../harness/processes.js';
+
+export interface StackOptions {
+  livenessTimeoutMs?: number;
+  livenessCheckMs?: number;
+  accessTokenTtlS?: number;
+  verbose?: boolean;
+  /** Also start the routing service (issue 5). */
+  routing?: boolean;
+  /** Start the projector with its NATS commands (rebuilds, time travel, status), as production does. */
+  projectorCommands?: boolean;
+  /** Extra or overriding environment for every service (CL_DOMAIN, CL_ROUTING_*, …). */
+  env?: Record<string, string>;
+  /**
+   * Also start the certificates service (issue 4): the CA encryption key is added to the installation's
+   * secrets, the CA lives in a `pki` directory beside them (CL_PKI_DIR), CL_DOMAIN defaults to
+   * `cloudlunacy.localhost`.
+   */
+  certificates?: boolean;
+  /** The logger of the services run in this process (default: errors to stdout). */
+  logger?: Logger;
+  /**
+   * Run registration, projector, routing (always, in this mode) and API as their own processes
+   * (`node dist/apps/<app>/src/main.js`, as production does) instead of in this process.
+   */
+  processes?: boolean;
+}
+
+/** The services a stack in process mode runs, in start order. */
+export const STACK_SERVICES = ['registration', 'projector', 'routing', 'api'] as const;
+export type StackService = (typeof STACK_SERVICES)[number];
+
+export interface AgentKeys {
+  seed: string;
+  publicKey: string;
+}
+
+export function agentKeys(): AgentKeys {
+  const user = createUser();
+  return { seed: new TextDecoder().decode(user.getSeed()), publicKey: user.getPublicKey() };
+}
+
+/**
+ * Everything issue 3 runs on, for real: an installation's secrets, nats-server with its auth config,
+ * a Postgres database, and registration, projector and API in this process (API on a free port).
+ */
+export class AgentsStack {
+  installation!: TestInstallation;
+  nats!: AuthNats;
+  db!: TestDatabase;
+  service!: NatsConnection;
+  registration?: INestMicroservice;
+  projector?: INestApplicationContext;
+  routing?: INestApplication;
+  certificates?: INestApplication;
+  api?: NestExpressApplication;
+  baseUrl = '';
+  env: Record<string, string> = {};
+  /** The services' processes (process mode). */
+  readonly processes = new Map<string, RunningProcess>();
+  readonly logger: Logger;
+
+  constructor(private readonly options: StackOptions = {}) {
+    this.logger = options.logger ?? createLogger('test', { level: options.verbose ? 'debug' : 'error' });
+  }
+
+  static async start(options: StackOptions = {}): Promise<AgentsStack> {
+    const stack = new AgentsStack(options);
+    try {
+      await stack.boot();
+    } catch (error) {
+      await stack.stop();
+      throw error;
+    }
+    return stack;
+  }
+
+  private async boot(): Promise<void> {
+    this.installation = await createInstallation();
+    this.nats = await startAuthNats(this.installation);
+    this.db = await createTestDatabase('agents');
+    const port = await freePort();
+    this.env = {
+      CL_NATS_URL: this.nats.url,
+      CL_NATS_CREDS: this.installation.layout.serviceCreds,
+      CL_SECRETS_DIR: this.installation.dir,
+      CL_DATABASE_URL: this.db.url,
+      CL_DATABASE_POOL_SIZE: '5',
+      CL_API_PORT: String(port),
+      CL_LIVENESS_TIMEOUT_MS: String(this.options.livenessTimeoutMs ?? 60_000),
+      CL_LIVENESS_CHECK_MS: String(this.options.livenessCheckMs ?? 1_000),
+      CL_ACCESS_TOKEN_TTL_S: String(this.options.accessTokenTtlS ?? 900),
+      CL_PROJECTOR_BATCH_SIZE: '200',
+      ...(this.options.certificates
+        ? { CL_DOMAIN: 'cloudlunacy.localhost', CL_PKI_DIR: join(dirname(this.installation.dir), 'pki') }
+        : {}),
+      ...this.options.env,
+    };
+    if (this.options.certificates) await initSecrets(this.installation.dir, {}, [caEncryptionKeySecret]);
+    this.service = await this.nats.connectWithCreds(this.installation.layout.serviceCreds);
+    this.baseUrl = `http://127.0.0.1:${port}`;
+    if (this.options.processes) {
+      for (const service of STACK_SERVICES) this.startService(service);
+      await this.ready();
+      return;
+    }
+    await this.startRegistration();
+    const projectorConfig = projectorConfigSchema.parse(this.env);
+    if (this.options.projectorCommands) {
+      const projector = await NestFactory.createMicroservice<MicroserviceOptions>(
+        ProjectorModule.forRoot(projectorConfig, this.logger),
+        { ...commandServerOptions(projectorConfig, 'projector'), logger: false },
+      );
+      await projector.listen();
+      this.projector = projector;
+    } else {
+      this.projector = await NestFactory.createApplicationContext(
+        ProjectorModule.forRoot(projectorConfig, this.logger),
+        { logger: false },
+      );
+      await this.projector.init();
+    }
+    if (this.options.routing) await this.startRouting();
+    if (this.options.certificates) await this.startCertificates();
+    this.api = await createApiApp(apiConfigSchema.parse(this.env), this.logger);
+    await this.api.listen(port, '127.0.0.1');
+  }
+
+  /** Starts a service as its own process with the stack's environment (process mode). */
+  startService(name: string, env: Record<string, string> = {}): RunningProcess {
+    const previous = this.processes.get(name)?.child;
+    if (previous && previous.exitCode === null && previous.signalCode === null)
+      throw new Error(`${name} is running already`);
+    const started = startApp(name, {
+      ...this.env,
+      CL_LOG_LEVEL: this.options.verbose ? 'info' : 'warn',
+      ...env,
+    });
+    this.processes.set(name, started);
+    return started;
+  }
+
+  /** Stops a service's process (SIGKILL for a crash). */
+  async stopService(name: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    await this.processes.get(name)?.stop(signal);
+  }
+
+  /** Waits until the API answers, registration and routing take commands, and the projector follows the log. */
+  async ready(timeoutMs = 60_000): Promise<void> {
+    const admin = this.adminToken('stack-ready');
+    const exited = () =>
+      [...this.processes].find(
+        ([, started]) => started.child.exitCode !== null || started.child.signalCode !== null,
+      );
+    await waitFor(
+      'the services to answer',
+      async () => {
+        const dead = exited();
+        if (dead) throw new Error(`${dead[0]} exited:\n${dead[1].output()}`);
+        // A route that does not exist: 404 from the routing service (503 while it is not there).
+        const probe = await this.request('GET', 'routes/00000000-0000-4000-8000-000000000000', {
+          token: admin,
+        });
+        if (probe.status !== 404) return undefined;
+        return (await this.request('POST', 'enrollment-tokens', { token: admin, body: {} })).status === 201;
+      },
+      { timeoutMs, intervalMs: 200 },
+    ).catch((error: unknown) => {
+      const dead = exited();
+      throw dead ? new Error(`${dead[0]} exited:\n${dead[1].output()}`) : error;
+    });
+    await waitFor(
+      'the projector to follow the log',
+      async () => {
+        const end = await this.lastEventSequence();
+        const [row]: { position: string | null }[] = await this.db.dataSource.query(
+          'SELECT min(last_sequence) AS position FROM projection_checkpoints',
+        );
+        return Number(row?.position ?? 0) >= end;
+      },
+      { timeoutMs, intervalMs: 100 },
+    );
+  }
+
+  async startRegistration(): Promise<void> {
+    const config = registrationConfigSchema.parse(this.env);
+    this.registration = await NestFactory.createMicroservice<MicroserviceOptions>(
+      RegistrationModule.forRoot(config, this.logger),
+      { ...commandServerOptions(config, 'registration'), logger: false },
+    );
+    await this.registration.listen();
+  }
+
+  async startRouting(): Promise<void> {
+    this.routing = await createRoutingApp(routingConfigSchema.parse(this.env), this.logger, {
+      nestLogs: false,
+    });
+  }
+
+  async startCertificates(): Promise<void> {
+    this.certificates = await createCertificatesApp(
+      certificatesConfigSchema.parse(this.env),
+      loadPkiConfig(this.env),
+      this.logger,
+      { nestLogs: false },
+    );
+  }
+
+  async stopCertificates(): Promise<void> {
+    await this.certificates?.close();
+    this.certificates = undefined;
+  }
+
+  async stopRouting(): Promise<void> {
+    await this.routing?.close();
+    this.routing = undefined;
+  }
+
+  async stopRegistration(): Promise<void> {
+    await this.registration?.close();
+    this.registration = undefined;
+  }
+
+  async stop(): Promise<void> {
+    const services: readonly string[] = STACK_SERVICES;
+    const steps: (() => Promise<unknown> | undefined)[] = [
+      // Processes started beside the services (proxy-sync, agents) first, then the services in reverse.
+      ...[...this.processes.keys()]
+        .filter((name) => !services.includes(name))
+        .map((name) => () => this.processes.get(name)?.stop()),
+      ...[...services].reverse().map((name) => () => this.processes.get(name)?.stop()),
+      () => this.api?.close(),
+      () => this.certificates?.close(),
+      () => this.routing?.close(),
+      () => this.registration?.close(),
+      () => this.projector?.close(),
+      () => (this.service && !this.service.isClosed() ? this.service.close() : undefined),
+      () => this.nats?.destroy(),
+      () => this.db?.drop(),
+      () => this.installation?.remove(),
+    ];
+    for (const step of steps) await Promise.resolve(step()).catch(() => undefined);
+  }
+
+  /** Sends a command to a service as the API does (NATS request/reply with the service credentials). */
+  async command<R>(subject: string, payload: unknown): Promise<R> {
+    const client = ClientProxyFactory.create({
+      transport: Transport.NATS,
+      options: {
+        servers: [this.nats.url],
+        authenticator: natsAuthenticator({
+          CL_NATS_URL: this.nats.url,
+          CL_NATS_CREDS: this.installation.layout.serviceCreds,
+        }),
+      },
+    });
+    try {
+      return await new CommandBus(client).execute<R>(subject, payload, {
+        actor: { kind: 'admin', id: 'test' },
+      });
+    } finally {
+      await client.close();
+    }
+  }
+
+  signer(): TokenSigner {
+    return new TokenSigner(readFileSync(this.installation.layout.jwtPrivateKey, 'utf8'));
+  }
+
+  adminToken(name = 'test-admin', ttlSeconds = 600): string {
+    return this.signer().adminToken(name, ttlSeconds).token;
+  }
+
+  async request(
+    method: string,
+    path: string,
+    options: { body?: unknown; rawBody?: string; token?: string; headers?: Record<string, string> } = {},
+  ): Promise<{ status: number; body: Record<string, unknown> }> {
+    const headers: Record<string, string> = { ...options.headers };
+    if (options.body !== undefined || options.rawBody !== undefined)
+      headers['content-type'] = 'application/json';
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    const response = await fetch(`${this.baseUrl}/api/v1/${path}`, {
+      method,
+      headers,
+      body: options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body)),
+    });
+    const text = await response.text();
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      body = { raw: text };
+    }
+    return { status: response.status, body };
+  }
+
+  async enrollmentToken(admin = this.adminToken(), ttlSeconds?: number): Promise<string> {
+    const response = await this.request('POST', 'enrollment-tokens', {
+      token: admin,
+      body: ttlSeconds === undefined ? {} : { ttlSeconds },
+    });
+    if (response.status !== 201)
+      throw new Error(`token: ${response.status} ${JSON.stringify(response.body)}`);
+    return response.body.token as string;
+  }
+
+  /** Enrolls an agent through the API with a fresh key pair; returns the answer and the agent's seed. */
+  async enroll(agentId: string, labels: Record<string, string> = {}, publicAddress = '127.0.0.1') {
+    const keys = agentKeys();
+    const response = await this.request('POST', 'agents/enroll', {
+      body: {
+        token: await this.enrollmentToken(),
+        agentId,
+        publicAddress,
+        natsPublicKey: keys.publicKey,
+        labels,
+      },
+    });
+    if (response.status !== 201)
+      throw new Error(`enroll: ${response.status} ${JSON.stringify(response.body)}`);
+    return {
+      keys,
+      agentId: response.body.agentId as string,
+      accessToken: response.body.accessToken as string,
+      refreshToken: response.body.refreshToken as string,
+      natsJwt: (response.body.nats as { jwt: string }).jwt,
+      body: response.body,
+    };
+  }
+
+  /** The event log's last sequence: unchanged after a refused request. */
+  async lastEventSequence(): Promise<number> {
+    const jsm = await jetstreamManager(this.service);
+    return (await jsm.streams.info(EVENTS_STREAM)).state.last_seq;
+  }
+
+  async agentRow(agentId: string): Promise<Record<string, unknown> | undefined> {
+    const rows: Record<string, unknown>[] = await this.db.dataSource.query(
+      'SELECT agent_id, status, public_address, labels, last_seen_at FROM agents WHERE agent_id = $1',
+      [agentId],
+    );
+    return rows[0];
+  }
+
+  waitForAgentStatus(agentId: string, status: string, timeoutMs = 20_000) {
+    return waitFor(
+      `agent ${agentId} to be ${status}`,
+      async () => ((await this.agentRow(agentId))?.status === status ? true : undefined),
+      { timeoutMs, intervalMs: 100 },
+    );
+  }
+}
