@@ -1,0 +1,277 @@
+import type { DomainError, NewEvent, StoredEvent } from '#contracts';
+import {
+  checkAgentUsable,
+  checkIssue,
+  checkRequester,
+  decideConfirm,
+  decideIssue,
+  decideRecordFront,
+  decideRevoke,
+  decideRevokeAll,
+  foldAgentLife,
+  foldHolder,
+  foldHostnameHolder,
+  ownedNames,
+  type IssuedData,
+} from './decider.js';
+
+const now = new Date('2030-01-01T00:00:00.000Z');
+const later = (seconds: number) => new Date(now.getTime() + seconds * 1000).toISOString();
+let sequence = 0;
+
+function stored(events: NewEvent[], aggregate = { type: 'certificate' as const, id: 'db-1' }): StoredEvent[] {
+  return events.map((event) => ({
+    id: `e${++sequence}`,
+    type: event.type,
+    schemaVersion: 1,
+    aggregate,
+    occurredAt: now.toISOString(),
+    actor: { kind: 'system', id: 'test' },
+    correlationId: 'c',
+    causationId: null,
+    data: event.data,
+    sequence,
+    subject: `events.${aggregate.type}.${aggregate.id}`,
+  }));
+}
+
+function refusal(run: () => unknown): DomainError {
+  try {
+    run();
+  } catch (error) {
+    return error as DomainError;
+  }
+  throw new Error('expected a refusal');
+}
+
+const pem = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';
+function certificate(
+  serial: string,
+  key: string,
+  names = ['db-1.mongodb.example.com'],
+  notAfter = later(3600),
+): IssuedData {
+  return {
+    serial,
+    agentId: 'db-1',
+    names,
+    notBefore: now.toISOString(),
+    notAfter,
+    fingerprint: serial.padEnd(64, '0'),
+    publicKeyFingerprint: key.padEnd(64, 'a'),
+    issuerFingerprint: 'c'.repeat(64),
+    certificatePem: pem,
+    chainPem: pem,
+  };
+}
+
+/** A holder's history built by deciding, as the service does. */
+class History {
+  events: StoredEvent[] = [];
+  get state() {
+    return foldHolder(this.events);
+  }
+  add(events: NewEvent[]): NewEvent[] {
+    this.events.push(...stored(events));
+    return events;
+  }
+}
+
+describe('issuing', () => {
+  test('a new key is issued; the same key and names again is the same certificate, nothing decided', () => {
+    const history = new History();
+    const first = certificate('01', 'k1');
+    const request = { publicKeyFingerprint: first.publicKeyFingerprint, names: first.names };
+    expect(checkIssue(history.state, request, now)).toBeUndefined();
+    expect(history.add(decideIssue(history.state, request, first, now))).toEqual([
+      { type: 'CertificateIssued', data: first },
+    ]);
+    expect(checkIssue(history.state, request, now)?.serial).toBe('01');
+    expect(decideIssue(history.state, request, certificate('02', 'k1'), now)).toEqual([]);
+    // Other names for the same key, or the same key after expiry: a new certificate.
+    const otherNames = { ...request, names: ['db-1.mongodb.example.com', 'x.db-1.mongodb.example.com'] };
+    expect(checkIssue(history.state, otherNames, now)).toBeUndefined();
+    expect(checkIssue(history.state, request, new Date(now.getTime() + 7_200_000))).toBeUndefined();
+  });
+
+  test('a renewal names what it replaces; unknown, revoked or superseded ones are refused', () => {
+    const history = new History();
+    const first = certificate('01', 'k1');
+    history.add(
+      decideIssue(
+        history.state,
+        { publicKeyFingerprint: first.publicKeyFingerprint, names: first.names },
+        first,
+        now,
+      ),
+    );
+    const renewal = certificate('02', 'k2');
+    const request = {
+      publicKeyFingerprint: renewal.publicKeyFingerprint,
+      names: renewal.names,
+      replaces: '01',
+    };
+    expect(decideIssue(history.state, request, renewal, now)).toEqual([
+      { type: 'CertificateRenewed', data: { ...renewal, replaces: '01' } },
+    ]);
+    const unknown = refusal(() => checkIssue(history.state, { ...request, replaces: '99' }, now));
+    expect([unknown.code, unknown.field]).toEqual(['not_found', 'replaces']);
+
+    history.add(decideIssue(history.state, request, renewal, now));
+    history.add(decideConfirm(history.state, '02', { status: 'none' }));
+    const replacedAgain = refusal(() =>
+      checkIssue(
+        history.state,
+        { publicKeyFingerprint: 'k3'.padEnd(64, 'a'), names: renewal.names, replaces: '01' },
+        now,
+      ),
+    );
+    expect([replacedAgain.code, replacedAgain.field]).toEqual(['conflict', 'replaces']);
+    expect(replacedAgain.message).toMatch(/already replaced by 02/);
+
+    history.add(decideRevoke(history.state, '02', 'keyCompromise', 'test'));
+    const revoked = refusal(() =>
+      checkIssue(
+        history.state,
+        { publicKeyFingerprint: 'k4'.padEnd(64, 'a'), names: renewal.names, replaces: '02' },
+        now,
+      ),
+    );
+    expect([revoked.code, revoked.field]).toEqual(['conflict', 'replaces']);
+  });
+
+  test('a key whose certificate was revoked is never certified again', () => {
+    const history = new History();
+    const first = certificate('01', 'k1');
+    const request = { publicKeyFingerprint: first.publicKeyFingerprint, names: first.names };
+    history.add(decideIssue(history.state, request, first, now));
+    history.add(decideRevoke(history.state, '01', 'keyCompromise', 'leaked'));
+    const error = refusal(() => checkIssue(history.state, request, now));
+    expect([error.code, error.field]).toEqual(['conflict', 'csr']);
+  });
+
+  test('requester, agent and names policies', () => {
+    expect(refusal(() => checkRequester({ kind: 'agent', id: 'db-2' }, 'db-1')).field).toBe('agentId');
+    expect(() => checkRequester({ kind: 'agent', id: 'db-1' }, 'db-1')).not.toThrow();
+    expect(() => checkRequester({ kind: 'admin', id: 'alice' }, 'db-1')).not.toThrow();
+
+    expect(refusal(() => checkAgentUsable(foldAgentLife([]), 'db-1')).code).toBe('not_found');
+    const enrolled = stored(
+      [
+        {
+          type: 'AgentEnrolled',
+          data: {
+            agentId: 'db-1',
+            publicAddress: '192.0.2.1',
+            labels: {},
+            natsPublicKey: 'U' + 'A'.repeat(55),
+            enrollmentTokenId: 'x',
+          },
+        },
+      ],
+      { type: 'agent' as never, id: 'db-1' },
+    );
+    expect(() => checkAgentUsable(foldAgentLife(enrolled), 'db-1')).not.toThrow();
+    const gone = [
+      ...enrolled,
+      ...stored([{ type: 'AgentDeregistered', data: { agentId: 'db-1', reason: 'x' } }]),
+    ];
+    expect(refusal(() => checkAgentUsable(foldAgentLife(gone), 'db-1')).code).toBe('conflict');
+
+    const routeId = '3f1e2d3c-4b5a-4a69-8877-665544332211';
+    const claim = stored([
+      { type: 'HostnameClaimed', data: { hostname: 'a.example.com', routeId, agentId: 'db-1' } },
+    ]);
+    const released = [
+      ...claim,
+      ...stored([{ type: 'HostnameReleased', data: { hostname: 'a.example.com', routeId } }]),
+    ];
+    const holders = new Map([
+      ['a.example.com', foldHostnameHolder(claim)],
+      ['b.example.com', foldHostnameHolder(released)],
+      ['c.example.com', { agentId: 'db-2', routeId }],
+    ]);
+    expect(ownedNames('db-1', 'db-1.mongodb.example.com', holders)).toEqual([
+      'db-1.mongodb.example.com',
+      'a.example.com',
+    ]);
+  });
+});
+
+describe('installing, superseding, revoking', () => {
+  test('confirming a renewal supersedes what it replaces and its never-installed siblings; again: nothing', () => {
+    const history = new History();
+    const issue = (data: IssuedData, replaces?: string) =>
+      history.add(
+        decideIssue(
+          history.state,
+          { publicKeyFingerprint: data.publicKeyFingerprint, names: data.names, replaces },
+          data,
+          now,
+        ),
+      );
+    issue(certificate('01', 'k1'));
+    expect(history.add(decideConfirm(history.state, '01', { status: 'succeeded' }))).toEqual([
+      { type: 'CertificateInstalled', data: { serial: '01', hook: 'succeeded', hookDetail: null } },
+    ]);
+    issue(certificate('02', 'k2'), '01'); // the agent lost this one's key
+    issue(certificate('03', 'k3'), '01');
+    expect(decideConfirm(history.state, '03', { status: 'failed', detail: 'exit code 1' })).toEqual([
+      { type: 'CertificateInstalled', data: { serial: '03', hook: 'failed', hookDetail: 'exit code 1' } },
+      { type: 'CertificateSuperseded', data: { serial: '01', by: '03' } },
+      { type: 'CertificateSuperseded', data: { serial: '02', by: '03' } },
+    ]);
+    history.add(decideConfirm(history.state, '03', { status: 'none' }));
+    expect(decideConfirm(history.state, '03', { status: 'none' })).toEqual([]);
+    expect(history.state.certificates.get('01')).toMatchObject({ status: 'superseded', supersededBy: '03' });
+    expect(refusal(() => decideConfirm(history.state, '99', { status: 'none' })).code).toBe('not_found');
+  });
+
+  test('revoking: once; a revoked certificate cannot be confirmed; deregistration revokes every valid one', () => {
+    const history = new History();
+    const issue = (data: IssuedData) =>
+      history.add(
+        decideIssue(
+          history.state,
+          { publicKeyFingerprint: data.publicKeyFingerprint, names: data.names },
+          data,
+          now,
+        ),
+      );
+    issue(certificate('01', 'k1'));
+    issue(certificate('02', 'k2', ['db-1.mongodb.example.com'], later(-10))); // already expired
+    issue(certificate('03', 'k3', ['x.example.com']));
+    history.add(decideRevoke(history.state, '03', 'superseded', 'test'));
+    expect(decideRevoke(history.state, '03', 'superseded', 'again')).toEqual([]);
+    expect(refusal(() => decideConfirm(history.state, '03', { status: 'none' })).code).toBe('conflict');
+    expect(refusal(() => decideRevoke(history.state, '99', 'unspecified', 'x')).code).toBe('not_found');
+    const all = decideRevokeAll(history.state, now, 'cessationOfOperation', 'agent deregistered');
+    expect(all).toEqual([
+      {
+        type: 'CertificateRevoked',
+        data: { serial: '01', reason: 'cessationOfOperation', detail: 'agent deregistered' },
+      },
+    ]);
+    history.add(all);
+    expect(decideRevokeAll(history.state, now, 'cessationOfOperation', 'again')).toEqual([]);
+  });
+
+  test('the front certificate is recorded once, installed at once, superseding the previous one', () => {
+    const history = new History();
+    const first = {
+      ...certificate('01', 'k1', ['*.apps.example.com', '*.mongodb.example.com']),
+      agentId: null,
+    };
+    expect(history.add(decideRecordFront(history.state, first)).map((event) => event.type)).toEqual([
+      'CertificateIssued',
+      'CertificateInstalled',
+    ]);
+    expect(decideRecordFront(history.state, first)).toEqual([]);
+    const second = { ...first, serial: '02', publicKeyFingerprint: 'k2'.padEnd(64, 'a') };
+    expect(decideRecordFront(history.state, second)).toEqual([
+      { type: 'CertificateRenewed', data: { ...second, replaces: '01' } },
+      { type: 'CertificateInstalled', data: { serial: '02', hook: 'none', hookDetail: null } },
+      { type: 'CertificateSuperseded', data: { serial: '01', by: '02' } },
+    ]);
+  });
+});
