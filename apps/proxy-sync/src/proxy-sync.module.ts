@@ -1,0 +1,143 @@
+import {
+  Inject,
+  Injectable,
+  Module,
+  type DynamicModule,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import { readFile } from 'node:fs/promises';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import pg from 'pg';
+import { DataSource } from 'typeorm';
+import { DataplaneClient } from '#dataplane';
+import { EventStore, EventStoreModule, NATS_CONNECTION } from '#eventstore';
+import { DatabaseModule } from '#persistence';
+import { LOGGER, type Logger } from '#platform';
+import { layoutOf, type ProxySyncConfig } from './config.js';
+import { DataplaneGateway } from './gateway.js';
+import { PostgresRouteSource } from './postgres-route-source.js';
+import { Reconciler } from './reconciler.js';
+import { EventStoreReporter, KvNodeReporter } from './reporting.js';
+import type { RouteSource } from './route-source.js';
+import { RouteEventTrigger } from './trigger.js';
+
+const PROXY_SYNC_CONFIG = Symbol('PROXY_SYNC_CONFIG');
+
+/**
+ * The route source of a deployment: the routes projection in Postgres, read incrementally, with
+ * checkpoint notifications on a connection of its own.
+ */
+export function routeSourceOf(
+  config: ProxySyncConfig,
+  dataSource: DataSource,
+  logger: Logger,
+): PostgresRouteSource {
+  return new PostgresRouteSource((sql, params) => dataSource.query(sql, params), {
+    node: config.CL_PROXY_NODE_ID,
+    waitTimeoutMs: config.CL_PROXY_PROJECTION_WAIT_MS,
+    notifications: () =>
+      new pg.Client({
+        connectionString: config.CL_DATABASE_URL,
+        application_name: `proxy-sync-${config.CL_PROXY_NODE_ID}-listen`,
+      }),
+    logger: logger.child({ node: config.CL_PROXY_NODE_ID }),
+  });
+}
+/** Builds the reconciler from its parts; used by the Nest service and by tests that run it in-process. */
+export function createReconciler(parts: {
+  config: ProxySyncConfig;
+  source: RouteSource;
+  routes: ConstructorParameters<typeof Reconciler>[2];
+  node: ConstructorParameters<typeof Reconciler>[3];
+  logger: Logger;
+}): Reconciler {
+  const { config } = parts;
+  const client = new DataplaneClient({
+    baseUrl: config.CL_DATAPLANE_URL,
+    username: config.CL_DATAPLANE_USER,
+    password: config.CL_DATAPLANE_PASSWORD,
+  });
+  const certificateFile = config.CL_FRONT_CERT_FILE;
+  return new Reconciler(
+    new DataplaneGateway(client),
+    parts.source,
+    parts.routes,
+    parts.node,
+    {
+      node: config.CL_PROXY_NODE_ID,
+      layout: layoutOf(config),
+      intervalMs: config.CL_PROXY_RECONCILE_INTERVAL_MS,
+      backoffMinMs: config.CL_PROXY_BACKOFF_MIN_MS,
+      backoffMaxMs: config.CL_PROXY_BACKOFF_MAX_MS,
+      frontCertificate: certificateFile
+        ? { name: config.CL_FRONT_CERT_NAME, read: () => readFile(certificateFile, 'utf8') }
+        : undefined,
+    },
+    parts.logger.child({ node: config.CL_PROXY_NODE_ID }),
+  );
+}
+
+@Injectable()
+export class ProxySyncService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private reconciler?: Reconciler;
+  private source?: RouteSource;
+  private trigger?: RouteEventTrigger;
+
+  constructor(
+    @Inject(PROXY_SYNC_CONFIG) private readonly config: ProxySyncConfig,
+    @Inject(EventStore) private readonly store: EventStore,
+    @Inject(NATS_CONNECTION) private readonly connection: NatsConnection,
+    @Inject(DataSource) private readonly dataSource: DataSource,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    const node = this.config.CL_PROXY_NODE_ID;
+    const kv = await new Kvm(this.connection).create(this.config.CL_PROXY_KV_BUCKET, { history: 1 });
+    this.source = routeSourceOf(this.config, this.dataSource, this.logger);
+    const reconciler = createReconciler({
+      config: this.config,
+      source: this.source,
+      routes: new EventStoreReporter(this.store, node, this.logger),
+      node: new KvNodeReporter(kv, this.store, node),
+      logger: this.logger,
+    });
+    this.reconciler = reconciler;
+    // Events after the log's current end wake a pass; the first pass reads a projection at least that new.
+    const logEnd = await this.store.lastSequence();
+    if (this.config.CL_PROXY_TRIGGER_SUBJECT) {
+      this.trigger = new RouteEventTrigger(
+        this.store,
+        this.config.CL_PROXY_TRIGGER_SUBJECT,
+        (sequence) => void reconciler.reconcileSoon({ minSequence: sequence }),
+        this.logger,
+      );
+      this.trigger.start(logEnd + 1);
+    }
+    await reconciler.start({ minSequence: logEnd });
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.trigger?.stop();
+    await this.reconciler?.stop();
+    await this.source?.close?.();
+  }
+}
+
+@Module({})
+export class ProxySyncModule {
+  static forRoot(config: ProxySyncConfig, logger: Logger): DynamicModule {
+    const name = `proxy-sync-${config.CL_PROXY_NODE_ID}`;
+    return {
+      module: ProxySyncModule,
+      imports: [EventStoreModule.forRoot(config, name), DatabaseModule.forRoot(config, name)],
+      providers: [
+        { provide: PROXY_SYNC_CONFIG, useValue: config },
+        { provide: LOGGER, useValue: logger },
+        ProxySyncService,
+      ],
+    };
+  }
+}

@@ -1,0 +1,292 @@
+/**
+ * The HAProxy layout proxy-sync maintains (docs/proxy-sync.md): three frontends, three "dynamic
+ * destination" backends and two fallbacks. Routes are never sections or servers: they are entries of
+ * two maps whose value is `<backend>|<ip>|<port>`; the frontends send each request or connection to
+ * that address with set-dst/set-dst-port. The objects use the Data Plane API's field names, so they are
+ * the bodies of `full_section` writes as they are.
+ */
+import { assertMapWord } from './routes.js';
+
+export interface Bind {
+  name: string;
+  address?: string;
+  port?: number;
+  ssl?: boolean;
+  ssl_certificate?: string;
+  alpn?: string;
+}
+
+export interface Server {
+  name: string;
+  address: string;
+  port?: number;
+  ssl?: 'enabled' | 'disabled';
+  verify?: 'none' | 'required';
+  sni?: string;
+  ssl_cafile?: string;
+}
+
+export interface HttpRequestRule {
+  type: 'redirect' | 'return' | 'set-var' | 'set-dst' | 'set-dst-port' | 'set-header';
+  redir_type?: 'location' | 'prefix' | 'scheme';
+  redir_value?: string;
+  redir_code?: 301 | 302 | 303 | 307 | 308;
+  return_status_code?: number;
+  return_content_type?: string;
+  return_content_format?: 'string';
+  return_content?: string;
+  var_scope?: string;
+  var_name?: string;
+  var_expr?: string;
+  expr?: string;
+  hdr_name?: string;
+  hdr_format?: string;
+  cond?: 'if' | 'unless';
+  cond_test?: string;
+}
+
+export interface TcpRequestRule {
+  type: 'content' | 'inspect-delay';
+  action?: 'accept' | 'reject' | 'set-var' | 'set-dst' | 'set-dst-port';
+  timeout?: number;
+  var_scope?: string;
+  var_name?: string;
+  expr?: string;
+  cond?: 'if' | 'unless';
+  cond_test?: string;
+}
+
+export interface BackendSwitchingRule {
+  name: string;
+  cond?: 'if' | 'unless';
+  cond_test?: string;
+}
+
+/** A frontend with its children, as `GET/PUT …/frontends/{name}?full_section=true` carries it. */
+export interface FrontendSection {
+  name: string;
+  mode: 'http' | 'tcp';
+  default_backend?: string;
+  binds: Record<string, Bind>;
+  http_request_rule_list: HttpRequestRule[];
+  tcp_request_rule_list: TcpRequestRule[];
+  backend_switching_rule_list: BackendSwitchingRule[];
+}
+
+/** A backend with its children, as `…/backends/{name}?full_section=true` carries it. */
+export interface BackendSection {
+  name: string;
+  mode: 'http' | 'tcp';
+  servers: Record<string, Server>;
+  http_request_rule_list: HttpRequestRule[];
+  tcp_request_rule_list: TcpRequestRule[];
+}
+
+/** The configuration sections proxy-sync owns. */
+export interface Structure {
+  frontends: FrontendSection[];
+  backends: BackendSection[];
+}
+
+export interface Endpoint {
+  /** Listening address; absent means every address (`bind :443`). */
+  address?: string;
+  port: number;
+}
+
+/** Where things are on the HAProxy host and which ports it serves. */
+export interface ProxyLayout {
+  /** The Data Plane API's maps_dir as HAProxy sees it (hosts.map and sni.map live there). */
+  mapsDir: string;
+  /** The directory HTTPS loads certificates from (the Data Plane API's ssl_certs_dir). */
+  certsDir: string;
+  /** The CloudLunacy CA certificate on the HAProxy host: TLS-to-target routes are verified against it. */
+  caFile: string;
+  http: Endpoint;
+  https: Endpoint;
+  tlsSni: Endpoint;
+  /** The HTTPS port clients use (redirects name it when it is not 443). */
+  publicHttpsPort: number;
+}
+
+export const FRONTENDS = { http: 'fe_http', https: 'fe_https', tlsSni: 'fe_tls_sni' } as const;
+export const BACKENDS = {
+  http: 'be_dyn_http',
+  https: 'be_dyn_https',
+  tcp: 'be_dyn_tcp',
+  noRoute: 'be_no_route',
+  noRouteTcp: 'be_no_route_tcp',
+} as const;
+export type DynamicBackend = typeof BACKENDS.http | typeof BACKENDS.https | typeof BACKENDS.tcp;
+
+/** The two maps, by their Data Plane API name (`<maps_dir>/<name>.map`). */
+export const MAPS = { hosts: 'hosts', sni: 'sni' } as const;
+export type MapName = (typeof MAPS)[keyof typeof MAPS];
+
+export const ACME_CHALLENGE_PATH = '/.well-known/acme-challenge/';
+export const NO_ROUTE_MESSAGE = 'no route for this host';
+
+const ROUTE_FOUND = '{ var(txn.route) -m found }';
+/** Map values are `<backend>|<ip>|<port>`. */
+const FIELD = (index: 1 | 2 | 3) => `var(txn.route),word(${index},|)`;
+
+/** A path made safe to appear in a configuration word (no whitespace, quotes or comment signs). */
+function pathWord(path: string, field: string): string {
+  if (!/^\/[A-Za-z0-9._/-]*$/.test(path)) {
+    throw new Error(`${field} must be an absolute path of letters, digits, ".", "_", "-" and "/"`);
+  }
+  return path;
+}
+
+function joinPath(dir: string, file: string): string {
+  return `${dir.replace(/\/+$/, '')}/${file}`;
+}
+
+export function mapFile(layout: ProxyLayout, name: MapName): string {
+  return joinPath(pathWord(layout.mapsDir, 'mapsDir'), `${name}.map`);
+}
+
+function bind(name: string, endpoint: Endpoint, extra: Partial<Bind> = {}): Bind {
+  const out: Bind = { name };
+  if (endpoint.address !== undefined) out.address = assertMapWord(endpoint.address, `${name} address`);
+  out.port = endpoint.port;
+  return { ...out, ...extra };
+}
+
+/** The rules that look the Host up in hosts.map and send the request to the route's address. */
+function hostRoutingRules(layout: ProxyLayout): HttpRequestRule[] {
+  return [
+    {
+      type: 'set-var',
+      var_scope: 'txn',
+      var_name: 'route',
+      var_expr: `req.hdr(host),lower,word(1,:),map(${mapFile(layout, MAPS.hosts)})`,
+    },
+    {
+      type: 'return',
+      return_status_code: 404,
+      return_content_type: 'text/plain',
+      return_content_format: 'string',
+      return_content: NO_ROUTE_MESSAGE,
+      cond: 'if',
+      cond_test: `!${ROUTE_FOUND}`,
+    },
+    { type: 'set-dst', expr: FIELD(2) },
+    { type: 'set-dst-port', expr: FIELD(3) },
+  ];
+}
+
+const USE_ROUTE_BACKEND: BackendSwitchingRule = { name: `%[${FIELD(1)}]` };
+
+function httpsRedirect(layout: ProxyLayout): HttpRequestRule {
+  const port = layout.publicHttpsPort === 443 ? '' : `:${layout.publicHttpsPort}`;
+  return {
+    type: 'redirect',
+    redir_type: 'location',
+    redir_value: `https://%[req.hdr(host),lower,word(1,:)]${port}%[pathq]`,
+    redir_code: 301,
+    cond: 'unless',
+    cond_test: `{ path_beg ${ACME_CHALLENGE_PATH} }`,
+  };
+}
+
+function backend(name: string, mode: 'http' | 'tcp', servers: Server[], rules: Partial<BackendSection> = {}) {
+  const section: BackendSection = {
+    name,
+    mode,
+    servers: Object.fromEntries(servers.map((server) => [server.name, server])),
+    http_request_rule_list: [],
+    tcp_request_rule_list: [],
+    ...rules,
+  };
+  return section;
+}
+
+/** The sections of the layout for this front server. Deterministic: the same layout gives equal objects. */
+export function desiredStructure(layout: ProxyLayout): Structure {
+  const certsDir = pathWord(layout.certsDir, 'certsDir');
+  const caFile = pathWord(layout.caFile, 'caFile');
+  const frontends: FrontendSection[] = [
+    {
+      name: FRONTENDS.http,
+      mode: 'http',
+      default_backend: BACKENDS.noRoute,
+      binds: { http: bind('http', layout.http) },
+      http_request_rule_list: [httpsRedirect(layout), ...hostRoutingRules(layout)],
+      tcp_request_rule_list: [],
+      backend_switching_rule_list: [USE_ROUTE_BACKEND],
+    },
+    {
+      name: FRONTENDS.https,
+      mode: 'http',
+      default_backend: BACKENDS.noRoute,
+      binds: {
+        https: bind('https', layout.https, {
+          ssl: true,
+          ssl_certificate: certsDir.endsWith('/') ? certsDir : `${certsDir}/`,
+          alpn: 'h2,http/1.1',
+        }),
+      },
+      http_request_rule_list: [
+        ...hostRoutingRules(layout),
+        { type: 'set-header', hdr_name: 'X-Forwarded-Proto', hdr_format: 'https' },
+        { type: 'set-header', hdr_name: 'X-Forwarded-For', hdr_format: '%[src]' },
+      ],
+      tcp_request_rule_list: [],
+      backend_switching_rule_list: [USE_ROUTE_BACKEND],
+    },
+    {
+      name: FRONTENDS.tlsSni,
+      mode: 'tcp',
+      default_backend: BACKENDS.noRouteTcp,
+      binds: { tls_sni: bind('tls_sni', layout.tlsSni) },
+      http_request_rule_list: [],
+      tcp_request_rule_list: [
+        { type: 'inspect-delay', timeout: 5000 },
+        {
+          // The condition makes the rule wait for the ClientHello; "accept" first would end the rules.
+          type: 'content',
+          action: 'set-var',
+          var_scope: 'txn',
+          var_name: 'route',
+          expr: `req.ssl_sni,lower,map(${mapFile(layout, MAPS.sni)})`,
+          cond: 'if',
+          cond_test: '{ req.ssl_hello_type 1 }',
+        },
+        { type: 'content', action: 'reject', cond: 'if', cond_test: `!${ROUTE_FOUND}` },
+        { type: 'content', action: 'set-dst', expr: FIELD(2) },
+        { type: 'content', action: 'set-dst-port', expr: FIELD(3) },
+      ],
+      backend_switching_rule_list: [USE_ROUTE_BACKEND],
+    },
+  ];
+  const backends: BackendSection[] = [
+    backend(BACKENDS.http, 'http', [{ name: 'dyn', address: '0.0.0.0' }]),
+    backend(BACKENDS.https, 'http', [
+      {
+        name: 'dyn',
+        address: '0.0.0.0',
+        ssl: 'enabled',
+        verify: 'required',
+        sni: 'req.hdr(host),lower,word(1,:)',
+        ssl_cafile: caFile,
+      },
+    ]),
+    backend(BACKENDS.tcp, 'tcp', [{ name: 'dyn', address: '0.0.0.0' }]),
+    backend(BACKENDS.noRoute, 'http', [], {
+      http_request_rule_list: [
+        {
+          type: 'return',
+          return_status_code: 503,
+          return_content_type: 'text/plain',
+          return_content_format: 'string',
+          return_content: 'no route: this host name is not served here',
+        },
+      ],
+    }),
+    backend(BACKENDS.noRouteTcp, 'tcp', [], {
+      tcp_request_rule_list: [{ type: 'content', action: 'reject' }],
+    }),
+  ];
+  return { frontends, backends };
+}

@@ -1,0 +1,279 @@
+/**
+ * The whole system for end-to-end tests and the propagation benchmark, every part real and on its own
+ * ports: nats-server with the installation's JWT auth, a Postgres database, registration, projector,
+ * routing and API as their own processes (test/agents/stack.ts in process mode), a real HAProxy behind the
+ * Data Plane API emulator (test/harness/haproxy.ts), proxy-sync as its own process reading the routes
+ * projection, the CloudLunacy CA (#pki) with the front's certificate from ensureFrontCertificate, and real
+ * agents (node dist/apps/agent/src/main.js) enrolled through the API.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Kvm } from '@nats-io/kv';
+import {
+  createCertificateAuthority,
+  ensureFrontCertificate,
+  issueCertificate,
+  parseCsr,
+  assertNamesAllowed,
+  type CertificateAuthority,
+} from '#pki';
+import { createCsr, generateRsaKeyPair } from '#pki-client';
+import { AgentsStack, type StackOptions } from '../agents/stack.js';
+import { startApp } from '../harness/apps.js';
+import { startHaproxyStack, type HaproxyStack } from '../harness/haproxy.js';
+import { makeTempDir, waitFor, type RunningProcess } from '../harness/processes.js';
+import { divergence, getThrough, proxyEnv, type Reply } from '../proxy-sync/helpers.js';
+import type { ProxyNodeRecord } from '../../apps/proxy-sync/src/reporting.js';
+import type { SourcedRoute } from '../../apps/proxy-sync/src/route-source.js';
+
+export const DOMAIN = 'e2e.test';
+export const NODE = 'front-e2e';
+
+export interface E2eOptions {
+  /** proxy-sync's full-pass interval (default 60 s: passes come from events). */
+  reconcileIntervalMs?: number;
+  /** Extra environment for proxy-sync. */
+  proxyEnv?: Record<string, string>;
+  /** Extra environment for every service. */
+  env?: Record<string, string>;
+  /** Do not start proxy-sync (the caller starts it). */
+  withoutProxySync?: boolean;
+  stack?: StackOptions;
+}
+
+export interface RealAgent {
+  agentId: string;
+  address: string;
+  process: RunningProcess;
+  /** The agent's current access token (from its identity file). */
+  token(): Promise<string>;
+}
+
+export interface TlsPair {
+  key: string;
+  /** The certificate followed by the CA certificate. */
+  cert: string;
+}
+
+export class E2eStack {
+  stack!: AgentsStack;
+  haproxy!: HaproxyStack;
+  ca!: CertificateAuthority;
+  dir!: { path: string; remove(): Promise<void> };
+  caFile = '';
+  frontFile = '';
+  admin = '';
+  proxySyncEnv: Record<string, string> = {};
+  private readonly agents: RealAgent[] = [];
+
+  private constructor(private readonly options: E2eOptions) {}
+
+  static async start(options: E2eOptions = {}): Promise<E2eStack> {
+    const e2e = new E2eStack(options);
+    try {
+      await e2e.boot();
+    } catch (error) {
+      await e2e.stop();
+      throw error;
+    }
+    return e2e;
+  }
+
+  private async boot(): Promise<void> {
+    this.dir = await makeTempDir('e2e');
+    this.ca = await createCertificateAuthority({ installation: DOMAIN, permittedDomains: [DOMAIN] });
+    this.caFile = join(this.dir.path, 'ca.pem');
+    await writeFile(this.caFile, this.ca.certificatePem);
+    this.frontFile = join(this.dir.path, 'front', 'front.pem');
+    await ensureFrontCertificate(this.ca, {
+      domain: DOMAIN,
+      path: this.frontFile,
+      validitySeconds: 24 * 3600,
+      renewBeforeSeconds: 3600,
+    });
+    const [stack, haproxy] = await Promise.all([
+      AgentsStack.start({
+        ...this.options.stack,
+        processes: true,
+        env: {
+          CL_DOMAIN: DOMAIN,
+          CL_ROUTING_SNI_ZONES: 'mongodb',
+          CL_PROJECTOR_BATCH_SIZE: '500',
+          ...this.options.stack?.env,
+          ...this.options.env,
+        },
+      }),
+      startHaproxyStack({ caPem: this.ca.certificatePem }),
+    ]);
+    this.stack = stack;
+    this.haproxy = haproxy;
+    this.admin = stack.adminToken('e2e-admin', 3600);
+    this.proxySyncEnv = proxyEnv(haproxy, {
+      CL_PROXY_NODE_ID: NODE,
+      CL_FRONT_CERT_FILE: this.frontFile,
+      CL_PROXY_RECONCILE_INTERVAL_MS: String(this.options.reconcileIntervalMs ?? 60_000),
+      ...this.options.proxyEnv,
+    });
+    if (!this.options.withoutProxySync) await this.startProxySync();
+  }
+
+  /** Starts proxy-sync as its own process and waits for its first successful pass. */
+  async startProxySync(extra: Record<string, string> = {}): Promise<RunningProcess> {
+    const since = new Date().toISOString();
+    const started = this.stack.startService('proxy-sync', { ...this.proxySyncEnv, ...extra });
+    await this.nodeRecord(
+      (record) =>
+        record.status === 'in-sync' && record.lastSuccessAt !== null && record.lastSuccessAt >= since,
+      'proxy-sync to be in sync',
+      started,
+    );
+    return started;
+  }
+
+  async stopProxySync(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    await this.stack.stopService('proxy-sync', signal);
+  }
+
+  get proxySync(): RunningProcess | undefined {
+    return this.stack.processes.get('proxy-sync');
+  }
+
+  /** Waits until the node's liveness record (KV) satisfies `accept`; returns it. */
+  async nodeRecord(
+    accept: (record: ProxyNodeRecord) => boolean,
+    what = 'the proxy node record',
+    process: RunningProcess | undefined = this.proxySync,
+    timeoutMs = 30_000,
+  ): Promise<ProxyNodeRecord> {
+    const kv = await new Kvm(this.stack.service).open('proxy-nodes');
+    return waitFor(
+      what,
+      async () => {
+        if (process && (process.child.exitCode !== null || process.child.signalCode !== null))
+          throw new Error(`proxy-sync exited:\n${process.output()}`);
+        const entry = await kv.get(NODE);
+        const record = entry && entry.length > 0 ? entry.json<ProxyNodeRecord>() : undefined;
+        return record && accept(record) ? record : undefined;
+      },
+      { timeoutMs, intervalMs: 50 },
+    ).catch((error: unknown) => {
+      throw new Error(`${String(error)}\n${process?.output().slice(-4000) ?? ''}`);
+    });
+  }
+
+  /** A real agent process, enrolled through the API with a one-time token, on `address`. */
+  async startAgent(agentId: string, address: string): Promise<RealAgent> {
+    const dir = join(this.dir.path, `agent-${agentId}`);
+    await mkdir(dir, { recursive: true });
+    const configPath = join(dir, 'agent.json');
+    const stateDir = join(dir, 'state');
+    await writeFile(
+      configPath,
+      JSON.stringify({
+        apiUrl: this.stack.baseUrl,
+        enrollmentToken: await this.stack.enrollmentToken(this.admin),
+        agentId,
+        publicAddress: address,
+        stateDir,
+        heartbeatIntervalMs: 2_000,
+        reconnect: { initialDelayMs: 100, maxDelayMs: 1_000 },
+      }),
+    );
+    const process = startApp('agent', { CL_LOG_LEVEL: 'warn' }, ['--config', configPath]);
+    this.stack.processes.set(`agent-${agentId}`, process);
+    const identityPath = join(stateDir, 'identity.json');
+    const token = async () =>
+      (JSON.parse(await readFile(identityPath, 'utf8')) as { accessToken: string }).accessToken;
+    await waitFor('the agent to enroll', async () => (await token().catch(() => undefined)) !== undefined, {
+      timeoutMs: 30_000,
+    }).catch((error: unknown) => {
+      throw new Error(`${String(error)}\n${process.output()}`);
+    });
+    await this.stack.waitForAgentStatus(agentId, 'online', 30_000);
+    const agent = { agentId, address, process, token };
+    this.agents.push(agent);
+    return agent;
+  }
+
+  /** A key pair made "on the agent" and a certificate of the CA for its names (what the certificates service will do). */
+  async certificateFor(agentId: string, names: string[]): Promise<TlsPair> {
+    const { privateKeyPem } = await generateRsaKeyPair(2048);
+    const csr = parseCsr(createCsr({ privateKey: privateKeyPem, names }), { field: 'csr' });
+    // The names an agent owns: its own name in the zone, and names under it.
+    const own = `${agentId}.mongodb.${DOMAIN}`;
+    assertNamesAllowed(
+      csr.names,
+      names.filter((name) => name === own || name.endsWith(`.${own}`)),
+      'csr',
+    );
+    const issued = issueCertificate(this.ca, csr, { validitySeconds: 3600 });
+    return { key: privateKeyPem, cert: issued.certificatePem + issued.chainPem };
+  }
+
+  request(
+    method: string,
+    path: string,
+    options: { body?: unknown; token?: string; headers?: Record<string, string> } = {},
+  ) {
+    return this.stack.request(method, path, { token: this.admin, ...options });
+  }
+
+  /** HTTPS through HAProxy by Host, verified against the CloudLunacy CA. */
+  https(hostname: string, path = '/'): Promise<Reply> {
+    return getThrough(this.haproxy.ports.https, hostname, this.ca.certificatePem, path);
+  }
+
+  /** The live routes of the projection, as proxy-sync sees them. */
+  async projectedRoutes(): Promise<SourcedRoute[]> {
+    const rows: {
+      route_id: string;
+      revision: number;
+      agent_id: string;
+      kind: 'http' | 'tls-sni';
+      hostname: string;
+      target_host: string;
+      target_port: number;
+      options: { tlsToTarget?: boolean };
+    }[] = await this.stack.db.dataSource.query(
+      `SELECT route_id, revision, agent_id, kind, hostname, target_host, target_port, options
+         FROM routes WHERE removed_at IS NULL`,
+    );
+    return rows.map((row) => ({
+      routeId: row.route_id,
+      revision: row.revision,
+      agentId: row.agent_id,
+      kind: row.kind,
+      hostname: row.hostname,
+      target: { host: row.target_host, port: row.target_port },
+      options: { tlsToTarget: row.options.tlsToTarget ?? false },
+    }));
+  }
+
+  /** Why HAProxy differs from the routes projection (undefined when it holds exactly its routes). */
+  async divergence(): Promise<string | undefined> {
+    return divergence(this.haproxy, await this.projectedRoutes(), this.haproxy.client());
+  }
+
+  /** Waits until HAProxy holds exactly the projection's routes and no transaction is open. */
+  async converged(what: string, timeoutMs = 30_000): Promise<void> {
+    let last: string | undefined;
+    await waitFor(
+      what,
+      async () => {
+        last = await this.divergence();
+        return last === undefined;
+      },
+      { timeoutMs, intervalMs: 100 },
+    ).catch((error: unknown) => {
+      throw new Error(
+        `${String(error)}; last difference: ${last}\n${this.proxySync?.output().slice(-4000) ?? ''}`,
+      );
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.stack?.stop().catch(() => undefined);
+    await this.haproxy?.stop().catch(() => undefined);
+    await this.dir?.remove().catch(() => undefined);
+  }
+}
