@@ -1,0 +1,258 @@
+import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Param, Post } from '@nestjs/common';
+import { z } from 'zod';
+import { DataSource } from 'typeorm';
+import { enrollmentTokenFormat, hashToken, newEnrollmentToken, refreshTokenFormat, TokenSigner } from '#auth';
+import {
+  agentLabels,
+  DomainError,
+  dnsLabel,
+  hasControlCharacter,
+  ipAddress,
+  label,
+  natsUserPublicKey,
+  parseOrThrow,
+  registrationCommands,
+  ValidationError,
+  type AgentCredentialsResult,
+  type AgentSubjectSet,
+  type DeregisterResult,
+  type EnrollResult,
+  type IssueEnrollmentTokenResult,
+} from '#contracts';
+import { CommandBus } from '#messaging';
+import { actorOf, Auth, CurrentPrincipal, type Principal } from './auth.js';
+import type { ApiConfig } from './config.js';
+import { SessionStore } from './sessions.js';
+
+export const API_CONFIG = Symbol('API_CONFIG');
+
+/** HTTP bodies, validated at the edge: the first bad field is named in the 400. */
+const enrollBody = z.strictObject({
+  token: enrollmentTokenFormat,
+  agentId: dnsLabel.optional(),
+  publicAddress: z
+    .string({ error: 'must be a string' })
+    .max(64, 'must be at most 64 characters')
+    .pipe(ipAddress),
+  natsPublicKey: natsUserPublicKey,
+  labels: agentLabels.optional(),
+});
+const refreshBody = z.strictObject({ refreshToken: refreshTokenFormat });
+const deregisterBody = z.strictObject({ reason: label(200).optional() });
+
+function tokenBody(maxTtl: number) {
+  return z.strictObject({
+    ttlSeconds: z
+      .number({ error: 'must be a number' })
+      .int('must be an integer')
+      .min(60, 'must be at least 60 seconds')
+      .max(maxTtl, `must be at most ${maxTtl} seconds`)
+      .optional(),
+    note: label(200).optional(),
+  });
+}
+
+/** `Idempotency-Key`: the command id, so a retried request appends nothing new. */
+function idempotencyKey(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (value.length < 1 || value.length > 128 || hasControlCharacter(value) || /\s/.test(value)) {
+    throw new ValidationError([{ field: 'Idempotency-Key', message: 'must be 1 to 128 visible characters' }]);
+  }
+  return value;
+}
+
+function agentIdParam(id: string): string {
+  return parseOrThrow(z.object({ id: dnsLabel }), { id }).id;
+}
+
+interface AgentView {
+  agentId: string;
+  status: string;
+  publicAddress: string;
+  labels: Record<string, string>;
+  enrolledAt: string;
+  lastSeenAt: string | null;
+  deregisteredAt: string | null;
+}
+
+interface AgentRowData {
+  agent_id: string;
+  status: string;
+  public_address: string;
+  labels: Record<string, string>;
+  enrolled_at: Date;
+  last_seen_at: Date | null;
+  deregistered_at: Date | null;
+}
+
+const AGENT_COLUMNS = 'agent_id, status, public_address, labels, enrolled_at, last_seen_at, deregistered_at';
+
+function viewOf(row: AgentRowData): AgentView {
+  return {
+    agentId: row.agent_id,
+    status: row.status,
+    publicAddress: row.public_address,
+    labels: row.labels,
+    enrolledAt: new Date(row.enrolled_at).toISOString(),
+    lastSeenAt: row.last_seen_at ? new Date(row.last_seen_at).toISOString() : null,
+    deregisteredAt: row.deregistered_at ? new Date(row.deregistered_at).toISOString() : null,
+  };
+}
+
+export interface EnrollResponse {
+  agentId: string;
+  accessToken: string;
+  accessTokenExpiresAt: string;
+  refreshToken: string;
+  refreshTokenExpiresAt: string;
+  nats: { url: string; jwt: string };
+  subjects: AgentSubjectSet;
+}
+
+@Controller()
+export class AgentsController {
+  constructor(
+    @Inject(CommandBus) private readonly commands: CommandBus,
+    @Inject(SessionStore) private readonly sessions: SessionStore,
+    @Inject(TokenSigner) private readonly signer: TokenSigner,
+    @Inject(DataSource) private readonly dataSource: DataSource,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
+  ) {}
+
+  private get natsUrl(): string {
+    return this.config.CL_AGENT_NATS_URL ?? this.config.CL_NATS_URL;
+  }
+
+  @Post('enrollment-tokens')
+  @HttpCode(201)
+  @Auth('admin')
+  async createEnrollmentToken(@Body() raw: unknown, @CurrentPrincipal() principal: Principal) {
+    const body = parseOrThrow(tokenBody(this.config.CL_ENROLLMENT_TOKEN_MAX_TTL_S), raw ?? {});
+    const token = newEnrollmentToken();
+    const ttl = body.ttlSeconds ?? this.config.CL_ENROLLMENT_TOKEN_TTL_S;
+    const expiresAt = new Date(Date.now() + ttl * 1000).toISOString();
+    // The token goes back to the admin only; registration stores its hash.
+    const result = await this.commands.execute<IssueEnrollmentTokenResult>(
+      registrationCommands.issueEnrollmentToken,
+      { tokenHash: hashToken(token), expiresAt, ...(body.note ? { note: body.note } : {}) },
+      { actor: actorOf(principal) },
+    );
+    return { token, expiresAt: result.expiresAt };
+  }
+
+  @Post('agents/enroll')
+  @HttpCode(201)
+  async enroll(@Body() raw: unknown): Promise<EnrollResponse> {
+    const body = parseOrThrow(enrollBody, raw);
+    const result = await this.commands.execute<EnrollResult>(
+      registrationCommands.enroll,
+      {
+        tokenHash: hashToken(body.token),
+        ...(body.agentId ? { agentId: body.agentId } : {}),
+        publicAddress: body.publicAddress,
+        natsPublicKey: body.natsPublicKey,
+        labels: body.labels ?? {},
+      },
+      { actor: { kind: 'system', id: 'api-enrollment' } },
+    );
+    const refresh = await this.sessions.start(result.agentId);
+    const access = this.signer.agentAccessToken(
+      result.agentId,
+      refresh.familyId,
+      this.config.CL_ACCESS_TOKEN_TTL_S,
+    );
+    return {
+      agentId: result.agentId,
+      accessToken: access.token,
+      accessTokenExpiresAt: access.expiresAt.toISOString(),
+      refreshToken: refresh.refreshToken,
+      refreshTokenExpiresAt: refresh.expiresAt.toISOString(),
+      nats: { url: this.natsUrl, jwt: result.natsJwt },
+      subjects: result.subjects,
+    };
+  }
+
+  @Post('auth/refresh')
+  @HttpCode(200)
+  async refresh(@Body() raw: unknown) {
+    const body = parseOrThrow(refreshBody, raw);
+    const rotated = await this.sessions.rotate(body.refreshToken, async (agentId) => {
+      try {
+        return await this.commands.execute<AgentCredentialsResult>(
+          registrationCommands.agentCredentials,
+          { agentId },
+          { actor: { kind: 'agent', id: agentId } },
+        );
+      } catch (error) {
+        // A deregistered agent: its session ends here whatever the token says.
+        if (error instanceof DomainError && error.code === 'unauthorized') {
+          await this.sessions.revokeAgent(agentId, 'agent is not enrolled');
+        }
+        throw error;
+      }
+    });
+    const access = this.signer.agentAccessToken(
+      rotated.agentId,
+      rotated.issued.familyId,
+      this.config.CL_ACCESS_TOKEN_TTL_S,
+    );
+    return {
+      agentId: rotated.agentId,
+      accessToken: access.token,
+      accessTokenExpiresAt: access.expiresAt.toISOString(),
+      refreshToken: rotated.issued.refreshToken,
+      refreshTokenExpiresAt: rotated.issued.expiresAt.toISOString(),
+      nats: { url: this.natsUrl, jwt: rotated.extra.natsJwt },
+    };
+  }
+
+  @Get('agents')
+  @Auth('admin')
+  async list(): Promise<{ agents: AgentView[] }> {
+    const rows: AgentRowData[] = await this.dataSource.query(
+      `SELECT ${AGENT_COLUMNS} FROM agents ORDER BY agent_id`,
+    );
+    return { agents: rows.map(viewOf) };
+  }
+
+  @Get('agents/:id')
+  @Auth('admin', 'agent')
+  async get(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<AgentView> {
+    const agentId = this.ownAgent(principal, id);
+    const rows: AgentRowData[] = await this.dataSource.query(
+      `SELECT ${AGENT_COLUMNS} FROM agents WHERE agent_id = $1`,
+      [agentId],
+    );
+    if (!rows[0]) throw new DomainError('not_found', `no agent ${agentId}`);
+    return viewOf(rows[0]);
+  }
+
+  @Delete('agents/:id')
+  @HttpCode(200)
+  @Auth('admin', 'agent')
+  async deregister(
+    @Param('id') id: string,
+    @Body() raw: unknown,
+    @Headers('idempotency-key') key: string | undefined,
+    @CurrentPrincipal() principal: Principal,
+  ): Promise<DeregisterResult> {
+    const agentId = this.ownAgent(principal, id);
+    const body = parseOrThrow(deregisterBody, raw ?? {});
+    const result = await this.commands.execute<DeregisterResult>(
+      registrationCommands.deregister,
+      { agentId, reason: body.reason ?? `deregistered by ${principal.kind}` },
+      { actor: actorOf(principal), commandId: idempotencyKey(key) },
+    );
+    await this.sessions.revokeAgent(agentId, 'agent deregistered');
+    return result;
+  }
+
+  /** Admins act on any agent; an agent only on itself (403 otherwise, whether the other exists or not). */
+  private ownAgent(principal: Principal, id: string): string {
+    const agentId = agentIdParam(id);
+    if (principal.kind === 'agent' && principal.agentId !== agentId) {
+      throw new DomainError('forbidden', 'an agent can only act on itself');
+    }
+    return agentId;
+  }
+}

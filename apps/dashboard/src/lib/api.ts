@@ -1,0 +1,355 @@
+/**
+ * The API client: every request carries the session's bearer token; errors become ApiError with the
+ * API's own `{ error, message, field? }`. A 401 ends the session (the token expired or was revoked).
+ * The JSON shapes below are those of apps/api (the dashboard reads only the API).
+ */
+
+export const API_BASE = '/api/v1';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+    readonly body?: unknown,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+
+  /** The endpoint does not exist on this API (Nest's own 404), as opposed to a missing resource. */
+  get missingEndpoint(): boolean {
+    return this.status === 404 && this.message === 'no such route';
+  }
+}
+
+type Query = Record<string, string | number | boolean | undefined | null>;
+
+interface RequestOptions {
+  query?: Query;
+  body?: unknown;
+  signal?: AbortSignal;
+  idempotencyKey?: string;
+}
+
+let currentToken: string | null = null;
+let onUnauthorized: (message: string) => void = () => undefined;
+
+/** Set by the session provider: the token to send, and what to do when the API refuses it. */
+export function configureApi(token: string | null, unauthorized: (message: string) => void): void {
+  currentToken = token;
+  onUnauthorized = unauthorized;
+}
+
+export function currentBearer(): string | null {
+  return currentToken;
+}
+
+export function pathWithQuery(path: string, query?: Query): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query ?? {})) {
+    if (value !== undefined && value !== null && value !== '') params.set(key, String(value));
+  }
+  const text = params.toString();
+  return text ? `${path}?${text}` : path;
+}
+
+/** A request with an explicit token (sign-in checks a token before it becomes the session's). */
+export async function apiRequest<T>(
+  method: string,
+  path: string,
+  options: RequestOptions = {},
+  token: string | null = currentToken,
+): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (options.body !== undefined) headers['Content-Type'] = 'application/json';
+  if (options.idempotencyKey) headers['Idempotency-Key'] = options.idempotencyKey;
+  let response: Response;
+  try {
+    response = await fetch(API_BASE + pathWithQuery(path, options.query), {
+      method,
+      headers,
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      signal: options.signal,
+      cache: 'no-store',
+      credentials: 'omit',
+    });
+  } catch (error) {
+    if ((error as Error).name === 'AbortError') throw error;
+    throw new ApiError(
+      0,
+      'network',
+      'The API did not answer: check the network and that the API is running.',
+    );
+  }
+  const text = await response.text();
+  let body: unknown = undefined;
+  if (text) {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = text;
+    }
+  }
+  if (response.ok) return body as T;
+  const error = body as { error?: string; message?: string; field?: string } | undefined;
+  const apiError = new ApiError(
+    response.status,
+    error?.error ?? 'error',
+    error?.message ?? `The API answered ${response.status} ${response.statusText}.`,
+    error?.field,
+    body,
+  );
+  if (response.status === 401 && token !== null && token === currentToken) onUnauthorized(apiError.message);
+  throw apiError;
+}
+
+export const api = {
+  get: <T>(path: string, query?: Query, signal?: AbortSignal) =>
+    apiRequest<T>('GET', path, { query, signal }),
+  post: <T>(path: string, body?: unknown, options: Omit<RequestOptions, 'body'> = {}) =>
+    apiRequest<T>('POST', path, { ...options, body: body ?? {} }),
+  patch: <T>(path: string, body: unknown, options: Omit<RequestOptions, 'body'> = {}) =>
+    apiRequest<T>('PATCH', path, { ...options, body }),
+  delete: <T>(path: string, body?: unknown, options: Omit<RequestOptions, 'body'> = {}) =>
+    apiRequest<T>('DELETE', path, { ...options, body: body ?? {} }),
+};
+
+/** A readable sentence for any error, naming the field when the API named one. */
+export function describeError(error: unknown): string {
+  if (error instanceof ApiError) {
+    if (error.status === 0) return error.message;
+    const field = error.field ? ` (field: ${error.field})` : '';
+    const what =
+      error.status === 403
+        ? 'Not allowed'
+        : error.status === 404
+          ? 'Not found'
+          : error.status === 409
+            ? 'Conflict'
+            : error.status === 503
+              ? 'Unavailable'
+              : error.status >= 500
+                ? 'The API failed'
+                : error.status === 400
+                  ? 'Invalid input'
+                  : `Error ${error.status}`;
+    return `${what}: ${error.message}${field}`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+// ---- shapes of the API's answers ----
+
+export type AgentStatus = 'enrolled' | 'online' | 'offline' | 'deregistered';
+
+export interface Agent {
+  agentId: string;
+  status: AgentStatus;
+  publicAddress: string;
+  labels: Record<string, string>;
+  enrolledAt: string;
+  lastSeenAt: string | null;
+  deregisteredAt: string | null;
+}
+
+export type RouteKind = 'http' | 'tls-sni';
+export type RouteStatus = 'pending' | 'active' | 'failed' | 'removed';
+export const ROUTE_KINDS: RouteKind[] = ['http', 'tls-sni'];
+export const ROUTE_STATUSES: RouteStatus[] = ['pending', 'active', 'failed', 'removed'];
+
+export interface AppliedOnNode {
+  revision: number;
+  configVersion: number;
+  propagationMs: number;
+  at: string;
+}
+
+export interface Route {
+  routeId: string;
+  agentId: string;
+  kind: RouteKind;
+  hostname: string;
+  target: { host: string; port: number };
+  options: { tlsToTarget: boolean };
+  revision: number;
+  status: RouteStatus;
+  statusReason: string | null;
+  applied: Record<string, AppliedOnNode>;
+  propagationMs: number | null;
+  configVersion: number | null;
+  requestedAt: string;
+  updatedAt: string;
+  removedAt: string | null;
+}
+
+export interface RouteList {
+  routes: Route[];
+  total: number;
+}
+
+export interface EventEntry {
+  sequence: number;
+  eventId: string;
+  type: string;
+  aggregate: { type: string; id: string };
+  actor: { kind: string; id: string };
+  occurredAt: string;
+  correlationId: string;
+  causationId: string | null;
+}
+
+export interface EventPage {
+  events: EventEntry[];
+  next: { before?: number; after?: number } | null;
+}
+
+export const AGGREGATE_TYPES = [
+  'agent',
+  'route',
+  'hostname',
+  'certificate',
+  'ca',
+  'proxy-node',
+  'admin',
+  'enrollment-token',
+];
+export const ACTOR_KINDS = ['admin', 'agent', 'service', 'system'];
+
+export interface Overview {
+  generatedAt: string;
+  agents: { total: number; byStatus: Record<string, number> };
+  routes: { total: number; byStatus: Record<string, number>; byKind: Record<string, number> };
+  events: {
+    total: number;
+    lastSequence: number;
+    lastOccurredAt: string | null;
+    perMinute: { minute: string; count: number }[];
+  };
+  projector: { position: number; projections: { name: string; lastSequence: number; updatedAt: string }[] };
+  deadLetters: Record<'open' | 'retrying' | 'resolved', number>;
+  certificates: {
+    expiringSoon: number;
+    expired: number;
+    withinDays: number;
+    nextExpiry: string | null;
+  } | null;
+}
+
+export interface EventTypeStats {
+  type: string;
+  count: number;
+  lastSequence: number;
+  lastOccurredAt: string;
+}
+
+export type CertificateStatus = 'issued' | 'installed' | 'superseded' | 'revoked' | 'expired';
+
+export interface Certificate {
+  serial: string;
+  holder: string;
+  agentId: string | null;
+  names: string[];
+  notBefore: string;
+  notAfter: string;
+  fingerprint: string;
+  status: CertificateStatus;
+  issuedAt: string;
+  installedAt: string | null;
+  revokedAt: string | null;
+  revocationReason: string | null;
+  revocationDetail: string | null;
+}
+
+export interface CertificateList {
+  certificates: Certificate[];
+  total: number;
+}
+
+export const REVOCATION_REASONS = [
+  'unspecified',
+  'keyCompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'privilegeWithdrawn',
+];
+
+export interface ProxyNode {
+  node: string;
+  status: 'in-sync' | 'degraded' | 'unreachable' | null;
+  configVersion: number | null;
+  detail: string | null;
+  changedAt: string | null;
+  live: {
+    status: 'in-sync' | 'degraded' | 'unreachable';
+    lastSyncAt: string;
+    lastSuccessAt: string | null;
+    appliedVersion: number | null;
+    workerPid: number | null;
+    routes: number;
+    failedRoutes: number;
+    detail: string | null;
+  } | null;
+}
+
+export type RebuildPhase =
+  'preparing' | 'replaying' | 'catching-up' | 'indexing' | 'verifying' | 'swapping' | 'done' | 'failed';
+
+export interface Rebuild {
+  id: string;
+  projections: string[];
+  mode: 'swap' | 'inspect';
+  schema: string;
+  phase: RebuildPhase;
+  sequence: number;
+  target: number;
+  eventsPerSecond: number;
+  etaSeconds: number | null;
+  startedAt: string;
+  finishedAt: string | null;
+  error: string | null;
+  differences: { table: string; onlyRebuilt: number; onlyLive: number }[] | null;
+}
+
+export interface ProjectorStatus {
+  position: number;
+  logEnd: number;
+  lag: number;
+  projections: string[];
+}
+
+/** A time-travel view (`asof_…`) or a rebuild in progress (`rebuild_…`), with each projection's checkpoint. */
+export interface ProjectionSchema {
+  schema: string;
+  checkpoints: Record<string, number>;
+}
+
+export interface DeadLetter {
+  id: string;
+  consumer: string;
+  stream: string;
+  sequence: number;
+  subject: string;
+  eventType: string | null;
+  eventId: string | null;
+  deliveries: number;
+  error: string;
+  status: 'open' | 'retrying' | 'resolved';
+  payload: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface RetryOutcome {
+  outcome: 'resolved' | 'failed' | 'rebuilding';
+  deadLetter: DeadLetter;
+  error?: string;
+  rebuild?: Rebuild;
+}
+
+export interface Capabilities {
+  endpoints: string[];
+}
