@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# The CloudLunacy local stack: nats-server (its own config, port and data), a Postgres database with
+# migrations, and every service, each as a background process with a pid file and a log file under .stack/.
+#
+#   deploy/local/stack.sh up       install what is missing, build, start everything (idempotent)
+#   deploy/local/stack.sh demo     up, then run the demo and print where to look
+#   deploy/local/stack.sh status   what runs, with pids and ports
+#   deploy/local/stack.sh logs S   follow one service's log
+#   deploy/local/stack.sh cli ...  run the admin CLI against the stack (its NATS credentials and database)
+#   deploy/local/stack.sh down     stop everything (data stays in .stack/)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+set -a
+# shellcheck source=deploy/local/stack.env
+source deploy/local/stack.env
+[ -f .stack/stack.env ] && source .stack/stack.env
+set +a
+export CL_STACK_ABS="$ROOT/$CL_STACK_DIR"
+RUN="$CL_STACK_ABS/run"
+LOGS="$CL_STACK_ABS/logs"
+
+# Services in start order: name and entry point under dist/. Later work adds its services here.
+SERVICES=(
+  "projector:dist/apps/projector/src/main.js"
+  "registration:dist/apps/registration/src/main.js"
+  "routing:dist/apps/routing/src/main.js"
+  "api:dist/apps/api/src/main.js"
+  "dataplane:dist/test/dataplane-emulator/main.js --config $CL_STACK_ABS/haproxy/dataplaneapi.yml --start-haproxy"
+)
+
+say() { printf '\033[1m[stack]\033[0m %s\n' "$*"; }
+fail() { printf '\033[31m[stack] %s\033[0m\n' "$*" >&2; exit 1; }
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
+
+# Installs Debian packages that are missing, or says exactly what to install.
+need_packages() {
+  local missing=()
+  for pair in "$@"; do
+    local cmd=${pair%%:*} pkg=${pair##*:}
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if command -v apt-get >/dev/null && as_root true 2>/dev/null; then
+    say "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    fail "missing: ${missing[*]}. Install them with: sudo apt-get install -y ${missing[*]}"
+  fi
+}
+
+check_node() {
+  command -v node >/dev/null || fail "Node.js is missing: install Node 20.19 or newer (https://nodejs.org or your distribution's nodejs package)"
+  node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||
+    fail "Node $(node -v) is too old: CloudLunacy needs 20.19 or newer (require(esm) and the engines of its dependencies)"
+}
+
+install_dependencies() {
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    say "installing npm packages (npm ci)"
+    npm ci --no-audit --no-fund >/dev/null
+  fi
+  say "building (tsc)"
+  npm run build --silent
+}
+
+pid_alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+wait_port() { # host port what
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  fail "$3 did not open $1:$2; see $LOGS"
+}
+
+# Installation secrets (JWT keys, NATS operator/accounts) and the broker's auth config, created once.
+setup_auth() {
+  local out
+  out=$(deploy/nats/setup-auth.sh "$CL_STACK_ABS/secrets" "$CL_STACK_ABS" "$CL_STACK_ABS/nats-resolver" 2>>"$LOGS/setup.log") ||
+    fail "could not create the installation secrets; see $LOGS/setup.log"
+  eval "export $(echo "$out" | tr '\n' ' ')"
+}
+
+start_nats() {
+  mkdir -p "$CL_STACK_ABS/nats"
+  envsubst < deploy/local/nats.conf.template > "$CL_STACK_ABS/nats.conf"
+  if pid_alive nats; then say "nats-server already running (pid $(cat "$RUN/nats.pid"))"; return; fi
+  nats-server -c "$CL_STACK_ABS/nats.conf" >>"$LOGS/nats.log" 2>&1 &
+  echo $! >"$RUN/nats.pid"
+  wait_port 127.0.0.1 "$CL_NATS_PORT" nats-server
+  say "nats-server on 127.0.0.1:$CL_NATS_PORT (data in $CL_STACK_DIR/nats)"
+}
+
+ensure_postgres() {
+  if ! node -e "const c=new (require('pg').Client)({connectionString:process.env.CL_DATABASE_ADMIN_URL});c.connect().then(()=>c.end(),()=>process.exit(1))" 2>/dev/null; then
+    if command -v pg_lsclusters >/dev/null && as_root true 2>/dev/null; then
+      say "starting PostgreSQL"
+      as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+    fi
+    node -e "const c=new (require('pg').Client)({connectionString:process.env.CL_DATABASE_ADMIN_URL});c.connect().then(()=>c.end(),()=>process.exit(1))" 2>/dev/null ||
+      fail "PostgreSQL is not reachable at $CL_DATABASE_ADMIN_URL. Install it (sudo apt-get install -y postgresql), allow local connections for that user, or set CL_DATABASE_ADMIN_URL and CL_DATABASE_URL in .stack/stack.env"
+  fi
+  say "migrating $(echo "$CL_DATABASE_URL" | sed -E 's#//[^@]*@#//#')"
+  node dist/apps/cli/src/main.js db migrate >/dev/null
+}
+
+# HAProxy and the Data Plane API emulator (a test double of dataplaneapi; production runs the real one with
+# deploy/haproxy/dataplaneapi.yml). The base haproxy.cfg is rendered once for the stack's ports and paths;
+# from then on only the Data Plane API changes it.
+prepare_haproxy() {
+  local dir="$CL_STACK_ABS/haproxy"
+  mkdir -p "$dir/maps" "$dir/ssl" "$dir/ca" "$dir/transactions"
+  touch "$dir/maps/hosts.map" "$dir/maps/sni.map"
+  node dist/apps/cli/src/main.js certs ca init >>"$LOGS/setup.log"
+  node dist/apps/cli/src/main.js certs ca show --pem >"$dir/ca/cloudlunacy-ca.pem"
+  cp "$dir/ca/cloudlunacy-ca.pem" "$CL_STACK_ABS/ca.pem"
+  node dist/apps/cli/src/main.js certs front --out "$CL_FRONT_CERT_FILE" >>"$LOGS/setup.log"
+  [ -f "$dir/ssl/front.pem" ] || cp "$CL_FRONT_CERT_FILE" "$dir/ssl/front.pem"
+  if [ ! -f "$dir/haproxy.cfg" ]; then
+    sed -e "s#/etc/haproxy/#$dir/#g" -e "s#/run/haproxy/admin.sock#$dir/admin.sock#" \
+      -e "s#^\( *bind\) :80 #\1 127.0.0.1:$CL_HTTP_PORT #" -e "s#^\( *bind\) :443 #\1 127.0.0.1:$CL_HTTPS_PORT #" \
+      -e "s#^\( *bind\) :27017 #\1 127.0.0.1:$CL_TLS_SNI_PORT #" deploy/haproxy/haproxy.cfg >"$dir/haproxy.cfg"
+  fi
+  [ -s "$CL_STACK_ABS/secrets/dataplane.password" ] ||
+    (umask 077 && node -e 'process.stdout.write(require("crypto").randomBytes(24).toString("base64url"))' >"$CL_STACK_ABS/secrets/dataplane.password")
+  export CL_DATAPLANE_PASSWORD
+  CL_DATAPLANE_PASSWORD=$(cat "$CL_STACK_ABS/secrets/dataplane.password")
+  cat >"$dir/dataplaneapi.yml" <<YAML
+config_version: 2
+name: cloudlunacy-local
+dataplaneapi:
+  host: 127.0.0.1
+  port: $CL_DATAPLANE_PORT
+  user:
+    - name: $CL_DATAPLANE_USER
+      password: '\\${CL_DATAPLANE_PASSWORD}'
+      insecure: true
+  transaction:
+    transaction_dir: $dir/transactions
+    max_open_transactions: 20
+  resources:
+    maps_dir: $dir/maps
+    ssl_certs_dir: $dir/ssl
+haproxy:
+  config_file: $dir/haproxy.cfg
+  haproxy_bin: $(command -v haproxy)
+  master_runtime: $dir/master.sock
+  master_worker_mode: true
+  reload:
+    reload_delay: 1
+YAML
+}
+
+start_service() { # name entry
+  local name=$1 entry=$2
+  if pid_alive "$name"; then say "$name already running (pid $(cat "$RUN/$name.pid"))"; return; fi
+  # shellcheck disable=SC2086 # an entry may carry its arguments
+  node $entry >>"$LOGS/$name.log" 2>&1 &
+  echo $! >"$RUN/$name.pid"
+  sleep 1
+  pid_alive "$name" || fail "$name stopped at start; last lines of $LOGS/$name.log:
+$(tail -n 20 "$LOGS/$name.log")"
+  say "$name running (pid $!, log $CL_STACK_DIR/logs/$name.log)"
+}
+
+stop_one() { # name
+  local name=$1
+  pid_alive "$name" || { rm -f "$RUN/$name.pid"; return 0; }
+  local pid; pid=$(cat "$RUN/$name.pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  rm -f "$RUN/$name.pid"
+  say "stopped $name"
+}
+
+
+up() {
+  check_node
+  need_packages nats-server:nats-server haproxy:haproxy openssl:openssl envsubst:gettext-base
+  mkdir -p "$RUN" "$LOGS"
+  install_dependencies
+  setup_auth
+  start_nats
+  ensure_postgres
+  prepare_haproxy
+  for service in "${SERVICES[@]}"; do start_service "${service%%:*}" "${service#*:}"; done
+  wait_port 127.0.0.1 "$CL_API_PORT" api
+  if [ ! -s "$CL_STACK_ABS/admin.token" ]; then
+    (umask 077 && node dist/apps/cli/src/main.js admin token create --name local-admin >"$CL_STACK_ABS/admin.token")
+  fi
+  say "API on http://127.0.0.1:$CL_API_PORT/api/v1 (admin token in $CL_STACK_DIR/admin.token)"
+  say "stack is up. Status: deploy/local/stack.sh status; stop: deploy/local/stack.sh down"
+}
+
+down() {
+
+  for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_one "${SERVICES[i]%%:*}"; done
+  stop_one nats
+}
+
+status() {
+  for name in nats $(printf '%s\n' "${SERVICES[@]}" | cut -d: -f1); do
+    if pid_alive "$name"; then printf '  %-14s running  pid %s\n' "$name" "$(cat "$RUN/$name.pid")"
+    else printf '  %-14s stopped\n' "$name"; fi
+  done
+}
+
+case "${1:-}" in
+  up) up ;;
+  demo) up; node dist/apps/cli/src/main.js demo ;;
+  down) down ;;
+  status) status ;;
+  logs) tail -n 50 -f "$LOGS/${2:?which service?}.log" ;;
+  cli) shift; setup_auth; node dist/apps/cli/src/main.js "$@" ;;
+  *) echo "usage: deploy/local/stack.sh up|demo|status|logs <service>|cli <command…>|down" >&2; exit 2 ;;
+esac
