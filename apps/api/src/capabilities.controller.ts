@@ -46,7 +46,8 @@ export class CapabilitiesController {
       const bases = Array.isArray(base) ? base : [base ?? ''];
       for (const name of Object.getOwnPropertyNames(type.prototype)) {
         if (name === 'constructor') continue;
-        const handler = (type.prototype as Record<string, unknown>)[name];
+        // Read the descriptor: reading an accessor (a getter) on the prototype would run it without an instance.
+        const handler = Object.getOwnPropertyDescriptor(type.prototype, name)?.value as unknown;
         if (typeof handler !== 'function') continue;
         const path = Reflect.getMetadata(PATH_METADATA, handler) as string | string[] | undefined;
         const method = Reflect.getMetadata(METHOD_METADATA, handler) as RequestMethod | undefined;

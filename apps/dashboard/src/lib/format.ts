@@ -44,7 +44,8 @@ export function formatRelative(value: string | number | null | undefined, now = 
         : abs < 36 * 3600
           ? [Math.round(abs / 3600), 'hour']
           : [Math.round(abs / 86_400), 'day'];
-  if (amount === 0) return seconds >= 0 ? 'in a few seconds' : 'just now';
+  // A few seconds either way is "now" (clocks of the browser and the servers differ a little).
+  if (amount === 0) return seconds > 5 ? 'in a few seconds' : 'just now';
   const text = `${amount} ${unit}${amount === 1 ? '' : 's'}`;
   return seconds >= 0 ? `in ${text}` : `${text} ago`;
 }

@@ -23,6 +23,11 @@ const SessionContext = createContext<SessionValue | null>(null);
 
 /** setTimeout takes at most 2^31-1 ms; a longer session is re-armed when that fires. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * The session ends this long before the token does, so that no request leaves with a token that expires
+ * on its way (the API would answer 401 to a request the admin did not make).
+ */
+const EXPIRY_MARGIN_MS = 1_000;
 
 export function SessionProvider({ children }: { children: ReactNode }) {
   const [session, setSession] = useState<Session | null>(() => loadSession());
@@ -38,16 +43,17 @@ export function SessionProvider({ children }: { children: ReactNode }) {
   // Configure the client before children render, so their first requests carry the token.
   if (session) configureApi(session.token, (message) => signOut('rejected', message));
 
-  // The session ends at the token's expiry, to the second, whatever the page is doing.
+  // The session ends at the token's expiry (a second before), whatever the page is doing.
   useEffect(() => {
     if (!session) return;
-    const remaining = session.expiresAt - Date.now();
+    const endsAt = session.expiresAt - EXPIRY_MARGIN_MS;
+    const remaining = endsAt - Date.now();
     if (remaining <= 0) {
       signOut('expired');
       return;
     }
     const timer = window.setTimeout(
-      () => (Date.now() >= session.expiresAt ? signOut('expired') : setSession({ ...session })),
+      () => (Date.now() >= endsAt ? signOut('expired') : setSession({ ...session })),
       Math.min(remaining, MAX_TIMER_MS),
     );
     return () => window.clearTimeout(timer);
