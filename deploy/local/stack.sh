@@ -25,9 +25,11 @@ LOGS="$CL_STACK_ABS/logs"
 SERVICES=(
   "projector:dist/apps/projector/src/main.js"
   "registration:dist/apps/registration/src/main.js"
+  "certificates:dist/apps/certificates/src/main.js"
   "routing:dist/apps/routing/src/main.js"
   "api:dist/apps/api/src/main.js"
   "dataplane:dist/test/dataplane-emulator/main.js --config $CL_STACK_ABS/haproxy/dataplaneapi.yml --start-haproxy"
+  "proxy-sync:dist/apps/proxy-sync/src/main.js"
 )
 
 say() { printf '\033[1m[stack]\033[0m %s\n' "$*"; }
@@ -129,6 +131,10 @@ prepare_haproxy() {
     (umask 077 && node -e 'process.stdout.write(require("crypto").randomBytes(24).toString("base64url"))' >"$CL_STACK_ABS/secrets/dataplane.password")
   export CL_DATAPLANE_PASSWORD
   CL_DATAPLANE_PASSWORD=$(cat "$CL_STACK_ABS/secrets/dataplane.password")
+  # proxy-sync writes the same listeners and paths into haproxy.cfg through the Data Plane API.
+  export CL_PROXY_HTTP_BIND="127.0.0.1:$CL_HTTP_PORT" CL_PROXY_HTTPS_BIND="127.0.0.1:$CL_HTTPS_PORT" \
+    CL_PROXY_TLS_SNI_BIND="127.0.0.1:$CL_TLS_SNI_PORT" CL_PROXY_PUBLIC_HTTPS_PORT="$CL_HTTPS_PORT" \
+    CL_PROXY_MAPS_DIR="$dir/maps" CL_PROXY_CERTS_DIR="$dir/ssl/" CL_PROXY_CA_FILE="$dir/ca/cloudlunacy-ca.pem"
   cat >"$dir/dataplaneapi.yml" <<YAML
 config_version: 2
 name: cloudlunacy-local
@@ -137,7 +143,7 @@ dataplaneapi:
   port: $CL_DATAPLANE_PORT
   user:
     - name: $CL_DATAPLANE_USER
-      password: '\\${CL_DATAPLANE_PASSWORD}'
+      password: '\${CL_DATAPLANE_PASSWORD}'
       insecure: true
   transaction:
     transaction_dir: $dir/transactions
@@ -190,7 +196,8 @@ up() {
   prepare_haproxy
   for service in "${SERVICES[@]}"; do start_service "${service%%:*}" "${service#*:}"; done
   wait_port 127.0.0.1 "$CL_API_PORT" api
-  if [ ! -s "$CL_STACK_ABS/admin.token" ]; then
+  # Admin tokens expire (12 h by default): a stack started yesterday gets a fresh one.
+  if [ ! -s "$CL_STACK_ABS/admin.token" ] || [ -n "$(find "$CL_STACK_ABS/admin.token" -mmin +360)" ]; then
     (umask 077 && node dist/apps/cli/src/main.js admin token create --name local-admin >"$CL_STACK_ABS/admin.token")
   fi
   say "API on http://127.0.0.1:$CL_API_PORT/api/v1 (admin token in $CL_STACK_DIR/admin.token)"
@@ -198,13 +205,27 @@ up() {
 }
 
 down() {
-
+  # The demo's agents, apps and databases first, then the services in reverse order, then the broker.
+  local name
+  for pidfile in "$RUN"/*.pid; do
+    [ -e "$pidfile" ] || continue
+    name=$(basename "$pidfile" .pid)
+    case " nats $(printf '%s ' "${SERVICES[@]%%:*}")" in *" $name "*) ;; *) stop_one "$name" ;; esac
+  done
   for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_one "${SERVICES[i]%%:*}"; done
   stop_one nats
 }
 
+demo() {
+  need_packages redis-server:redis-server redis-cli:redis-tools curl:curl
+  up
+  node dist/apps/cli/src/main.js demo
+}
+
 status() {
-  for name in nats $(printf '%s\n' "${SERVICES[@]}" | cut -d: -f1); do
+  local extra
+  extra=$(cd "$RUN" 2>/dev/null && ls -- *.pid 2>/dev/null | sed 's/\.pid$//' | grep -vxF -e nats $(printf -- '-e %s ' "${SERVICES[@]%%:*}") || true)
+  for name in nats $(printf '%s\n' "${SERVICES[@]}" | cut -d: -f1) $extra; do
     if pid_alive "$name"; then printf '  %-14s running  pid %s\n' "$name" "$(cat "$RUN/$name.pid")"
     else printf '  %-14s stopped\n' "$name"; fi
   done
@@ -212,7 +233,7 @@ status() {
 
 case "${1:-}" in
   up) up ;;
-  demo) up; node dist/apps/cli/src/main.js demo ;;
+  demo) demo ;;
   down) down ;;
   status) status ;;
   logs) tail -n 50 -f "$LOGS/${2:?which service?}.log" ;;

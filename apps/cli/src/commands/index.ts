@@ -2,6 +2,7 @@ import type { CliCommand } from '../command.js';
 import { adminCommands } from './admin.js';
 import { certsCommands } from './certs.js';
 import { dbCommands } from './db.js';
+import { demoCommands } from './demo.js';
 import { eventCommands } from './events.js';
 import { projectionCommands } from './projections.js';
 import { installationCommands } from './installation.js';
@@ -14,4 +15,5 @@ export const commands: readonly CliCommand[] = [
   ...installationCommands,
   ...adminCommands,
   ...certsCommands,
+  ...demoCommands,
 ];
