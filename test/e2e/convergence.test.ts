@@ -73,18 +73,18 @@ test('HAProxy converges to the routes projection after crashes, hand edits and r
       'hello from db-b';
   expect(await serving()).toBe(true);
 
-  // 1. proxy-sync is down while routes change and the configuration breaks; restarted, it is SIGKILLed
-  //    inside the repair transaction.
+  // 1. proxy-sync is down while routes change (one added, one it had applied removed) and the configuration
+  //    breaks; restarted, it is SIGKILLed inside the repair transaction.
+  const goneId = await create(web, {
+    kind: 'http',
+    subdomain: 'gone',
+    target: { host: '127.0.0.2', port: shop.port },
+  });
   await e2e.stopProxySync();
   const late = await app(httpAgent('127.0.0.3', 'db-b'));
   const lateId = await create(
     db,
     { kind: 'http', subdomain: 'late', target: { host: '127.0.0.3', port: late.port } },
-    false,
-  );
-  const goneId = await create(
-    web,
-    { kind: 'http', subdomain: 'gone', target: { host: '127.0.0.2', port: shop.port } },
     false,
   );
   expect((await e2e.request('DELETE', `routes/${goneId}`, { token: await web.token() })).status).toBe(202);
@@ -182,8 +182,9 @@ test('HAProxy converges to the routes projection after crashes, hand edits and r
     return view.body.status === 'active';
   });
 
-  // What the node reported: every live route applied; both removed routes dropped (one by the process that
-  // was started after its removal, from the projection); the transitions, shown by the API.
+  // What the node reported: every live route applied; both removed routes dropped (`gone` by the process
+  // started after its removal, from the projection's record of what this node applied); the transitions,
+  // shown by the API.
   await waitFor('the removed routes to be reported dropped', async () => {
     for (const routeId of [goneId, shopId]) {
       const view = await e2e.request('GET', `routes/${routeId}`);

@@ -26,6 +26,8 @@ export function openssl(
         resolve({ code: error ? (error.code as number) : 0, stdout, stderr });
       },
     );
+    // openssl may exit without reading its input (verify, x509 -in): a closed pipe is not a failure.
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(options.input ?? '');
   });
 }

@@ -569,7 +569,7 @@ test('dead letters are listed, and retried: by the consumer, or by rebuilding th
     const listed = await stack.request('GET', 'admin/dead-letters?status=open&limit=100', { token: admin });
     const letters = listed.body.deadLetters as { consumer: string; sequence: number }[];
     const mine = letters.filter((letter) => letter.sequence === poison.seq).map((letter) => letter.consumer);
-    return mine.includes('routing') && mine.includes('projection:routes') ? letters : undefined;
+    return mine.includes('routing') && mine.includes('projection:agents') ? letters : undefined;
   });
   const routingOnly = await stack.request('GET', 'admin/dead-letters?consumer=routing', { token: admin });
   const routingLetter = (
@@ -583,8 +583,9 @@ test('dead letters are listed, and retried: by the consumer, or by rebuilding th
   const again = await stack.request('POST', `admin/dead-letters/${routingLetter.id}/retry`, { token: admin });
   expect(again).toMatchObject({ status: 200, body: { outcome: 'failed', deadLetter: { status: 'open' } } });
 
-  // Retried by a swap rebuild of the projection: the rebuild dead-letters it again, so it stays open.
-  const projectionLetters = await stack.request('GET', 'admin/dead-letters?consumer=projection:routes', {
+  // Retried by a swap rebuild of a projection that reads agent subjects (a rebuild reads only the subjects
+  // of its projections): the rebuild dead-letters it again, so it stays open.
+  const projectionLetters = await stack.request('GET', 'admin/dead-letters?consumer=projection:agents', {
     token: admin,
   });
   const poisonLetter = (projectionLetters.body.deadLetters as { id: string; sequence: number }[]).find(
