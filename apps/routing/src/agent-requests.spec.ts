@@ -1,7 +1,7 @@
 import type { Msg } from '@nats-io/transport-node';
 import type { CommandReply } from '#contracts';
 import { createLogger } from '#platform';
-import { AgentRouteRequests, MAX_IN_FLIGHT_PER_AGENT } from './agent-requests.js';
+import { agentRouteRequests, MAX_IN_FLIGHT_PER_AGENT } from './agent-requests.js';
 import type { RoutingCommands } from './routing.service.js';
 
 const routeId = '11111111-1111-5111-8111-111111111111';
@@ -31,7 +31,7 @@ test('the agent comes from the subject; each agent has at most a bounded number 
       return { routeId };
     },
   } as unknown as RoutingCommands;
-  const requests = new AgentRouteRequests({} as never, commands, createLogger('test', { level: 'error' }));
+  const requests = agentRouteRequests({} as never, commands, createLogger('test', { level: 'error' }));
   const replies: CommandReply[] = [];
   const work = Array.from({ length: MAX_IN_FLIGHT_PER_AGENT + 3 }, () =>
     requests.handle(message('agents.a.out.req.routes.get', { routeId }, replies)),
@@ -49,7 +49,7 @@ test('the agent comes from the subject; each agent has at most a bounded number 
 });
 
 test('a subject that is not an agent request, or an unknown command, is refused naming it', async () => {
-  const requests = new AgentRouteRequests(
+  const requests = agentRouteRequests(
     {} as never,
     {} as RoutingCommands,
     createLogger('test', { level: 'error' }),

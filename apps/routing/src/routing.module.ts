@@ -10,8 +10,9 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { DataSource } from 'typeorm';
 import { EventStore, EventStoreModule, NATS_CONNECTION } from '#eventstore';
 import { DatabaseModule } from '#persistence';
+import { AgentRequestServer } from '#messaging';
 import { LOGGER, type Logger } from '#platform';
-import { AgentRouteRequests } from './agent-requests.js';
+import { agentRouteRequests } from './agent-requests.js';
 import type { RoutingConfig } from './config.js';
 import { RoutingController, RoutingEventHandlers } from './routing.controller.js';
 import { RoutingCommands } from './routing.service.js';
@@ -19,7 +20,7 @@ import { RoutingCommands } from './routing.service.js';
 /** Starts answering agents' route requests once the app is up, and stops before it shuts down. */
 @Injectable()
 class AgentRequestsLifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  constructor(@Inject(AgentRouteRequests) private readonly requests: AgentRouteRequests) {}
+  constructor(@Inject(AgentRequestServer) private readonly requests: AgentRequestServer) {}
   onApplicationBootstrap(): void {
     this.requests.start();
   }
@@ -87,9 +88,9 @@ export class RoutingModule {
           inject: [EventStore, DataSource],
         },
         {
-          provide: AgentRouteRequests,
+          provide: AgentRequestServer,
           useFactory: (connection: NatsConnection, commands: RoutingCommands) =>
-            new AgentRouteRequests(connection, commands, logger.child({ component: 'agent-requests' })),
+            agentRouteRequests(connection, commands, logger.child({ component: 'agent-requests' })),
           inject: [NATS_CONNECTION, RoutingCommands],
         },
         AgentRequestsLifecycle,

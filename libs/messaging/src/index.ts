@@ -1,2 +1,3 @@
 export * from './nats.js';
 export * from './commands.js';
+export * from './agent-requests.js';
