@@ -75,8 +75,8 @@ export async function signIn(page: Page, baseUrl: string, token: string): Promis
 }
 
 /** Waits until the live indicator says the stream is connected. */
-export async function waitLive(page: Page): Promise<void> {
-  await page.locator('[data-live-status="live"]').waitFor({ timeout: 20_000 });
+export async function waitLive(page: Page, timeout = 20_000): Promise<void> {
+  await page.locator('[data-live-status="live"]').waitFor({ timeout });
 }
 
 /** Marks the document; `stillSameDocument` is false after any reload or full navigation. */

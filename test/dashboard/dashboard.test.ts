@@ -5,7 +5,7 @@
  * started from the Replay page, a refused token, an expired session. Any console error fails a test.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { TokenSigner } from '#auth';
 import { DOMAIN, E2eStack } from '../e2e/stack.js';
 import {
@@ -79,7 +79,23 @@ test('agents and routes created through the API appear without a reload; the rou
   expect(errors()).toEqual([]);
 });
 
-test('a rebuild started from the Replay page reaches done', async () => {
+/** Waits for the rebuild named in the address (`?rebuild=`) to be started, and returns its id. */
+async function startedRebuild(page: Page, previous: string | null): Promise<string> {
+  let id: string | null = null;
+  await page.waitForFunction(
+    (before) => {
+      const current = new URL(window.location.href).searchParams.get('rebuild');
+      return current !== null && current !== before;
+    },
+    previous,
+    { timeout: 20_000 },
+  );
+  id = new URL(page.url()).searchParams.get('rebuild');
+  expect(id).toMatch(/^[0-9]{14}_[0-9a-f]{6}$/);
+  return id!;
+}
+
+test('a rebuild started from the Replay page reaches done; a time-travel view opens as of a sequence', async () => {
   const { page, errors } = await open();
   await signIn(page, e2e.stack.baseUrl, e2e.admin);
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Replay' }).click();
@@ -88,11 +104,25 @@ test('a rebuild started from the Replay page reaches done', async () => {
   await page.getByLabel('Projection').selectOption('all');
   await page.getByRole('button', { name: 'Start rebuild' }).click();
 
-  const progress = page.getByRole('progressbar');
+  const swap = await startedRebuild(page, null);
+  const progress = page.locator(`.progress[data-rebuild="${swap}"]`);
   await progress.waitFor({ timeout: 20_000 });
-  await page.locator('.progress[data-phase="done"]').first().waitFor({ timeout: 90_000 });
-  expect(await progress.first().getAttribute('aria-valuenow')).toBe('100');
-  expect(await page.locator('.progress[data-phase="done"]').first().textContent()).toMatch(/events\/s/);
+  await page.locator(`.progress[data-rebuild="${swap}"][data-phase="done"]`).waitFor({ timeout: 90_000 });
+  expect(await progress.getByRole('progressbar').getAttribute('aria-valuenow')).toBe('100');
+  expect(await progress.textContent()).toMatch(/events\/s/);
+
+  // Time travel: the routes projection as of sequence 2, in a view of its own.
+  await page.getByLabel('Projection').selectOption('routes');
+  await page.getByLabel('Mode').selectOption('inspect');
+  await page.getByLabel('As of').selectOption('sequence');
+  await page.getByLabel('Sequence').fill('2');
+  await page.getByLabel('View name (optional)').fill('dash_two');
+  await page.getByRole('button', { name: 'Start rebuild' }).click();
+  const inspect = await startedRebuild(page, swap);
+  await page.locator(`.progress[data-rebuild="${inspect}"][data-phase="done"]`).waitFor({ timeout: 90_000 });
+  await page.getByRole('link', { name: 'Open the time-travel view asof_dash_two' }).click();
+  await page.getByRole('heading', { name: 'Time travel: asof_dash_two', level: 1 }).waitFor();
+  await page.getByText('as they were at event #2 of the log').waitFor({ timeout: 20_000 });
 
   await screenshot(page, 'replay-rebuild-done');
   expect(errors()).toEqual([]);
@@ -127,7 +157,7 @@ test('a wrong token shows a clear error and does not sign in', async () => {
 
 test('an expired session returns to sign-in', async () => {
   const { page, errors } = await open();
-  const shortLived = e2e.stack.adminToken('short-lived', 8);
+  const shortLived = e2e.stack.adminToken('short-lived', 12);
   await signIn(page, e2e.stack.baseUrl, shortLived);
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Event log' }).click();
   await page.getByRole('heading', { name: 'Event log', level: 1 }).waitFor();
@@ -140,5 +170,124 @@ test('an expired session returns to sign-in', async () => {
   expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
 
   await screenshot(page, 'session-expired');
+  expect(errors()).toEqual([]);
+});
+
+test('routes are created, edited and removed from the Routes page; bad input names the field', async () => {
+  await e2e.stack.enroll('dash-ui', {}, '127.0.0.3');
+  const { page, errors } = await open([/status of 400/]);
+  await signIn(page, e2e.stack.baseUrl, e2e.admin);
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Routes' }).click();
+  await page.getByRole('heading', { name: 'Routes', level: 1 }).waitFor();
+
+  await page.getByRole('button', { name: 'New route' }).click();
+  const form = page.getByRole('dialog', { name: 'New route' });
+  await form.getByLabel('Agent').selectOption('dash-ui');
+  await form.getByLabel('Subdomain or hostname').fill('ui');
+  await form.getByLabel('Target address').fill('not-an-address');
+  await form.getByLabel('Port').fill('9000');
+  await form.getByRole('button', { name: 'Create route' }).click();
+  await form.locator('.field-error').waitFor({ timeout: 20_000 });
+  expect(await form.getByLabel('Target address').getAttribute('aria-invalid')).toBe('true');
+  expect((await form.locator('.field-error').textContent())?.length).toBeGreaterThan(5);
+
+  await form.getByLabel('Target address').fill('127.0.0.3');
+  await form.getByRole('button', { name: 'Create route' }).click();
+  await form.waitFor({ state: 'hidden', timeout: 20_000 });
+  const hostname = `ui.apps.${DOMAIN}`;
+  const row = page.locator(`tr[data-route="${hostname}"]`);
+  await page.locator(`tr[data-route="${hostname}"][data-status="active"]`).waitFor({ timeout: 45_000 });
+  expect(await row.textContent()).toContain('127.0.0.3:9000');
+
+  await page.getByRole('button', { name: `Edit ${hostname}` }).click();
+  const edit = page.getByRole('dialog', { name: `Edit ${hostname}` });
+  await edit.getByLabel('Port').fill('9001');
+  await edit.getByRole('button', { name: 'Save' }).click();
+  await edit.waitFor({ state: 'hidden', timeout: 20_000 });
+  await row.getByText('revision 2').waitFor({ timeout: 20_000 });
+  expect(await row.textContent()).toContain('127.0.0.3:9001');
+  await page.locator(`tr[data-route="${hostname}"][data-status="active"]`).waitFor({ timeout: 45_000 });
+
+  await page.getByRole('button', { name: `Remove ${hostname}` }).click();
+  const remove = page.getByRole('dialog', { name: `Remove ${hostname}` });
+  await remove.getByLabel('Reason (optional)').fill('dashboard test');
+  await remove.getByRole('button', { name: 'Remove route' }).click();
+  // Removed routes leave the default list; the status filter shows them.
+  await row.waitFor({ state: 'detached', timeout: 20_000 });
+  await page.getByLabel('Status').selectOption('removed');
+  await page.locator(`tr[data-route="${hostname}"][data-status="removed"]`).waitFor({ timeout: 20_000 });
+  expect(new URL(page.url()).searchParams.get('status')).toBe('removed');
+  const stored = await e2e.request('GET', `routes?hostname=${hostname}&status=removed`);
+  expect((stored.body.routes as { status: string; target: { port: number } }[])[0]).toMatchObject({
+    status: 'removed',
+    target: { port: 9001 },
+  });
+
+  await screenshot(page, 'routes-create-edit-remove');
+  expect(errors()).toEqual([]);
+});
+
+test('the event log filters by type and opens an event as JSON', async () => {
+  const { page, errors } = await open();
+  await signIn(page, e2e.stack.baseUrl, e2e.admin);
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Event log' }).click();
+  await page.getByRole('heading', { name: 'Event log', level: 1 }).waitFor();
+  await page.getByLabel('Type', { exact: true }).fill('AgentEnrolled');
+  await page.getByRole('button', { name: 'Filter', exact: true }).click();
+  await page.waitForURL(/type=AgentEnrolled/);
+  const types = page.locator('tbody tr td:nth-child(2) code');
+  await page.waitForFunction(
+    () => {
+      const cells = Array.from(document.querySelectorAll('tbody tr td:nth-child(2) code'));
+      return cells.length > 0 && cells.every((cell) => cell.textContent === 'AgentEnrolled');
+    },
+    undefined,
+    { timeout: 20_000 },
+  );
+  expect(new Set(await types.allTextContents())).toEqual(new Set(['AgentEnrolled']));
+
+  await page
+    .getByRole('button', { name: /^Open event \d+ \(AgentEnrolled\)$/ })
+    .first()
+    .click();
+  const dialog = page.getByRole('dialog', { name: /^Event #\d+$/ });
+  const json = dialog.locator('pre.json');
+  await json.waitFor({ timeout: 20_000 });
+  const event = JSON.parse((await json.textContent()) ?? '{}') as {
+    type?: string;
+    aggregate?: { type?: string };
+  };
+  expect(event).toMatchObject({ type: 'AgentEnrolled', aggregate: { type: 'agent' } });
+
+  await screenshot(page, 'event-log-json');
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'hidden' });
+  expect(new URL(page.url()).searchParams.get('open')).toBeNull();
+  expect(errors()).toEqual([]);
+});
+
+test('the live indicator shows when the connection drops, and changes flow again after it reconnects', async () => {
+  // While the API is down the browser logs the refused connections: those are expected.
+  const { page, errors } = await open([/net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|EMPTY_RESPONSE)/]);
+  await signIn(page, e2e.stack.baseUrl, e2e.admin);
+  await waitLive(page);
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Agents' }).click();
+  await page.getByRole('heading', { name: 'Agents', level: 1 }).waitFor();
+  await markDocument(page);
+
+  await e2e.stack.stopService('api');
+  const indicator = page.locator('[data-live-status="reconnecting"]');
+  await indicator.waitFor({ timeout: 30_000 });
+  expect(await indicator.textContent()).toMatch(/Reconnecting/);
+  e2e.stack.startService('api');
+  await e2e.stack.ready();
+  // The client retries with a growing delay (at most 30 s): give it that long to come back.
+  await waitLive(page, 60_000);
+  // A change made after the reconnection arrives without a reload.
+  await e2e.stack.enroll('dash-late', {}, '127.0.0.4');
+  await page.locator('tr[data-agent="dash-late"]').waitFor({ timeout: 30_000 });
+  expect(await stillSameDocument(page)).toBe(true);
+
+  await screenshot(page, 'live-reconnected');
   expect(errors()).toEqual([]);
 });
