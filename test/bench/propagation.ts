@@ -460,6 +460,7 @@ export async function run(): Promise<Figures> {
       max_ms: round(latencies.at(-1)!),
       burst_1000_ms: round(burstMs),
       burst_requests_ms: round(burstRequestsMs),
+      burst_after_last_request_ms: round(burstMs - burstRequestsMs),
       reloads_for_route_changes: reloads,
       haproxy_reloads_for_route_changes: haproxyCounted,
       rps_1_route: Math.round(rps1Median),

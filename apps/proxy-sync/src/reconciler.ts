@@ -80,6 +80,8 @@ class NotVerified extends Error {}
 
 const MAP_NAMES: MapName[] = [MAPS.hosts, MAPS.sni];
 const ATOMIC_REPLACE_BYTES = 8192;
+/** A version and pid read before a source read that took longer than this are read again. */
+const STALE_READ_MS = 100;
 
 async function inParallel<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>) {
   let next = 0;
@@ -141,8 +143,8 @@ export class Reconciler {
   /** What HAProxy was verified to hold, for the worker `pid`. */
   private cache: { pid: number; maps: Record<MapName, Map<string, string>> } | undefined;
   private verifiedVersion: number | undefined;
-  /** `routeId@revision` → when this process first saw it. */
-  private firstSeen = new Map<string, number>();
+  /** routeId → the revision this process saw last, and when it first saw that revision. */
+  private readonly firstSeen = new Map<string, { revision: number; at: number }>();
   private readonly reportedApplied = new Map<string, number>();
   private readonly reportedFailed = new Map<string, string>();
   /** Drops reported that the source may still list (until its projection shows them). */
@@ -293,27 +295,42 @@ export class Reconciler {
       timings[phase] = (timings[phase] ?? 0) + (at - mark);
       mark = at;
     };
+    // The configuration version and the worker pid are read while the source is read (both are reads
+    // before any write of this pass), and again if the source kept the pass waiting.
+    const readVersionAndPid = () => Promise.all([this.gateway.version(), this.gateway.workerPid()]);
+    let versionAndPid = readVersionAndPid();
+    versionAndPid.catch(() => undefined);
+    const sourceStarted = performance.now();
     const sourced = await this.source.listRoutes({
       full,
       minSequence: this.wantedSequence > 0 ? this.wantedSequence : undefined,
     });
+    if (performance.now() - sourceStarted > STALE_READ_MS) versionAndPid = readVersionAndPid();
     lap('source');
     const seenAt = Date.now();
-    const seen = new Map<string, number>();
+    let live = 0;
     for (const route of sourced) {
       if (!route || typeof route !== 'object') continue;
-      const key = `${route.routeId}@${route.revision}`;
-      seen.set(key, this.firstSeen.get(key) ?? seenAt);
+      live++;
+      const known = this.firstSeen.get(route.routeId);
+      if (known === undefined || known.revision !== route.revision) {
+        this.firstSeen.set(route.routeId, { revision: route.revision, at: seenAt });
+      }
       if (typeof route.appliedRevision === 'number' && !this.reportedApplied.has(route.routeId)) {
         this.reportedApplied.set(route.routeId, route.appliedRevision);
       }
     }
-    this.firstSeen = seen;
+    // Every listed route has an entry now: more entries than routes means some left the source.
+    if (this.firstSeen.size > live) {
+      const listed = new Set<unknown>();
+      for (const route of sourced) if (route && typeof route === 'object') listed.add(route.routeId);
+      for (const routeId of this.firstSeen.keys()) if (!listed.has(routeId)) this.firstSeen.delete(routeId);
+    }
     const desired = desiredState(sourced.map(specOf), this.options.layout, this.checks);
     lap('desired');
 
     // Structure: only when the configuration version moved (a commit, a hand edit) or on a full pass.
-    const [currentVersion, pidBefore] = await Promise.all([this.gateway.version(), this.gateway.workerPid()]);
+    const [currentVersion, pidBefore] = await versionAndPid;
     let version = currentVersion;
     let structural: StructuralChange[] = [];
     if (full || version !== this.verifiedVersion) {
@@ -375,7 +392,7 @@ export class Reconciler {
         routeId: route.routeId,
         revision: route.revision,
         configVersion: version,
-        propagationMs: doneAt - (this.firstSeen.get(`${route.routeId}@${route.revision}`) ?? doneAt),
+        propagationMs: doneAt - this.firstSeenAt(route.routeId, route.revision, doneAt),
       }));
     const failed: RouteFailedReport[] = desired.rejected
       .filter(({ route }) => route && typeof route === 'object' && typeof route.routeId === 'string')
@@ -394,10 +411,13 @@ export class Reconciler {
       for (const report of failed)
         this.reportedFailed.set(report.routeId, `${report.revision}:${report.reason}`);
     }
-    const dropped = await this.reportDropped(sourced, version);
-    const present = new Set(desired.bindings.map(({ route }) => route.routeId));
-    for (const routeId of this.reportedApplied.keys())
-      if (!present.has(routeId)) this.reportedApplied.delete(routeId);
+    const dropped = await this.reportDropped(sourced, version, desired.bindings.length);
+    // Every rendered route is in reportedApplied now: more entries than rendered routes means stale ones.
+    if (this.reportedApplied.size > desired.bindings.length) {
+      const present = new Set(desired.bindings.map(({ route }) => route.routeId));
+      for (const routeId of this.reportedApplied.keys())
+        if (!present.has(routeId)) this.reportedApplied.delete(routeId);
+    }
 
     const result: ReconcileResult = {
       full,
@@ -414,7 +434,18 @@ export class Reconciler {
     lap('report');
     await this.recordSuccess(result, desired.rejected.length);
     lap('record');
+    this.logger.debug('reconcile pass', {
+      full,
+      routes: result.routes,
+      changes: mapChanges.hosts + mapChanges.sni,
+      timings,
+    });
     return result;
+  }
+
+  private firstSeenAt(routeId: string, revision: number, otherwise: number): number {
+    const known = this.firstSeen.get(routeId);
+    return known !== undefined && known.revision === revision ? known.at : otherwise;
   }
 
   /**
@@ -425,10 +456,17 @@ export class Reconciler {
   private async reportDropped(
     sourced: readonly SourcedRoute[],
     version: number,
+    rendered: number,
   ): Promise<RouteDroppedReport[]> {
+    const listed = this.source.removedRoutes?.() ?? [];
+    // Every rendered route is in reportedApplied: no more entries than that and nothing listed as
+    // removed means nothing to report (without building a set of 10,000 live ids on every pass).
+    if (listed.length === 0 && this.reportedApplied.size <= rendered) {
+      this.reportedDropped.clear();
+      return [];
+    }
     const live = new Set<string>();
     for (const route of sourced) if (route && typeof route === 'object') live.add(route.routeId);
-    const listed = this.source.removedRoutes?.() ?? [];
     const candidates = new Map<string, number>();
     for (const [routeId, revision] of this.reportedApplied)
       if (!live.has(routeId)) candidates.set(routeId, revision);

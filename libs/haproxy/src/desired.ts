@@ -129,6 +129,21 @@ function unchanged(route: RouteSpec, print: Fingerprint): boolean {
 export class RouteCheckCache {
   private entries = new Map<unknown, { fingerprint: Fingerprint; verdict: Checked }>();
   private next = new Map<unknown, { fingerprint: Fingerprint; verdict: Checked }>();
+  /**
+   * The binding made for a route object from a verdict, with its owner slot: the same objects pass after
+   * pass for an unchanged route, so a pass over 10,000 unchanged routes allocates nothing per route.
+   */
+  private bound = new WeakMap<object, { from: Checked; binding: RouteBinding; slot: string }>();
+
+  /** The route's binding (with the route) and its slot `<map> <key>`, for a verdict without a problem. */
+  bind(route: RouteSpec, verdict: Checked & { binding: Omit<RouteBinding, 'route'> }) {
+    const known = this.bound.get(route);
+    if (known && known.from === verdict) return known;
+    const binding = { route, ...verdict.binding };
+    const made = { from: verdict, binding, slot: `${binding.map} ${binding.key}` };
+    this.bound.set(route, made);
+    return made;
+  }
 
   check(route: RouteSpec): Checked {
     if (!route || typeof route !== 'object') {
@@ -175,8 +190,7 @@ export function desiredState(
       rejected.push({ route, reason: verdict.problem });
       continue;
     }
-    const binding = { route, ...verdict.binding };
-    const slot = `${binding.map} ${binding.key}`;
+    const { binding, slot } = cache.bind(route, verdict);
     const owner = owners.get(slot);
     if (!owner) {
       owners.set(slot, binding);
