@@ -44,7 +44,9 @@ async function describeTable(runner: Queryable, schema: string, table: string): 
 /**
  * Creates `schema` with empty copies of the live tables (same columns, defaults, checks, keys and index
  * names) and its own checkpoint table. Secondary indexes are left out until `finishShadowTables`: loading
- * first and indexing once is much faster than maintaining indexes row by row.
+ * first and indexing once is much faster than maintaining indexes row by row. The copies are UNLOGGED
+ * while they load (no WAL per row; a crash empties them, and a rebuild starts over anyway) and made
+ * logged by `finishShadowTables`, before anyone reads them.
  */
 export async function createShadowTables(
   dataSource: DataSource,
@@ -58,7 +60,7 @@ export async function createShadowTables(
       const live = qualifiedTable(liveSchema, table);
       const shadow = qualifiedTable(schema, table);
       await manager.query(
-        `CREATE TABLE ${shadow} (LIKE ${live} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED INCLUDING IDENTITY INCLUDING STORAGE)`,
+        `CREATE UNLOGGED TABLE ${shadow} (LIKE ${live} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED INCLUDING IDENTITY INCLUDING STORAGE)`,
       );
       const shape = await describeTable(manager, liveSchema, table);
       for (const constraint of shape.constraints) {
@@ -70,13 +72,19 @@ export async function createShadowTables(
   });
 }
 
-/** Adds the live tables' secondary indexes to the shadow tables, under the same names. */
+/**
+ * Makes the loaded shadow tables durable (one WAL write of each table instead of one record per row) and
+ * adds the live tables' secondary indexes, under the same names.
+ */
 export async function finishShadowTables(
   dataSource: DataSource,
   schema: string,
   tables: readonly string[],
   liveSchema = 'public',
 ): Promise<void> {
+  for (const table of [...tables, 'projection_checkpoints']) {
+    await dataSource.query(`ALTER TABLE ${qualifiedTable(schema, table)} SET LOGGED`);
+  }
   for (const table of tables) {
     const shape = await describeTable(dataSource, liveSchema, table);
     for (const index of shape.indexes) {
