@@ -7,7 +7,9 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type { Browser, Page } from 'playwright-core';
 import { TokenSigner } from '#auth';
+import { createCsr, generateRsaKeyPair } from '#pki-client';
 import { DOMAIN, E2eStack } from '../e2e/stack.js';
+import { waitFor } from '../harness/processes.js';
 import {
   launchBrowser,
   markDocument,
@@ -22,9 +24,15 @@ import {
 let e2e: E2eStack;
 let browser: Browser;
 let watched: WatchedPage | undefined;
+// Kept so that afterAll stops what started even when beforeAll failed or timed out half-way.
+let starting: Promise<E2eStack> | undefined;
+let launching: Promise<Browser> | undefined;
 
 beforeAll(async () => {
-  [e2e, browser] = await Promise.all([E2eStack.start({ reconcileIntervalMs: 1_000 }), launchBrowser()]);
+  // The certificates service's secrets and PKI directory are prepared; its test starts it.
+  starting = E2eStack.start({ reconcileIntervalMs: 1_000, stack: { certificates: true } });
+  launching = launchBrowser();
+  [e2e, browser] = await Promise.all([starting, launching]);
 }, 180_000);
 
 afterEach(async () => {
@@ -33,8 +41,8 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await browser?.close().catch(() => undefined);
-  await e2e?.stop();
+  await launching?.then((launched) => launched.close()).catch(() => undefined);
+  await starting?.then((started) => started.stop()).catch(() => undefined);
 });
 
 async function open(expected: RegExp[] = []): Promise<WatchedPage> {
@@ -267,8 +275,10 @@ test('the event log filters by type and opens an event as JSON', async () => {
 });
 
 test('the live indicator shows when the connection drops, and changes flow again after it reconnects', async () => {
-  // While the API is down the browser logs the refused connections: those are expected.
-  const { page, errors } = await open([/net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|EMPTY_RESPONSE)/]);
+  // The browser logs the cut stream and the refused connections while the API is down: those are expected.
+  const { page, errors } = await open([
+    /net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|EMPTY_RESPONSE|INCOMPLETE_CHUNKED_ENCODING)/,
+  ]);
   await signIn(page, e2e.stack.baseUrl, e2e.admin);
   await waitLive(page);
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Agents' }).click();
@@ -289,5 +299,47 @@ test('the live indicator shows when the connection drops, and changes flow again
   expect(await stillSameDocument(page)).toBe(true);
 
   await screenshot(page, 'live-reconnected');
+  expect(errors()).toEqual([]);
+});
+
+test('certificates show on the expiry timeline and are revoked from the Certificates page', async () => {
+  e2e.stack.startService('certificates');
+  await e2e.stack.enroll('dash-db', {}, '127.0.0.5');
+  const key = await generateRsaKeyPair(2048);
+  const csr = createCsr({ privateKey: key.privateKeyPem, names: [`dash-db.mongodb.${DOMAIN}`] });
+  const issued = await waitFor(
+    'the certificates service to issue',
+    async () => {
+      const answer = await e2e.request('POST', 'agents/dash-db/certificates', { body: { csr } });
+      if (answer.status === 503) return undefined;
+      if (answer.status !== 201) throw new Error(`issue: ${answer.status} ${JSON.stringify(answer.body)}`);
+      return answer.body as { certificate: { serial: string } };
+    },
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
+  const serial = issued.certificate.serial;
+
+  const { page, errors } = await open();
+  await signIn(page, e2e.stack.baseUrl, e2e.admin);
+  await page.keyboard.press('g');
+  await page.keyboard.press('c');
+  await page.getByRole('heading', { name: 'Certificates', level: 1 }).waitFor();
+  const timeline = page.getByRole('list', { name: /expiry timeline/ });
+  await timeline.getByText('dash-db').waitFor({ timeout: 20_000 });
+  const row = page.locator(`tr[data-serial="${serial}"]`);
+  await row.waitFor();
+  expect(await row.textContent()).toContain(`dash-db.mongodb.${DOMAIN}`);
+
+  await row.getByRole('button', { name: `Revoke certificate ${serial}` }).click();
+  const dialog = page.getByRole('dialog', { name: 'Revoke certificate' });
+  await dialog.getByLabel('Reason').selectOption('keyCompromise');
+  await dialog.getByRole('button', { name: 'Revoke', exact: true }).click();
+  await dialog.waitFor({ state: 'hidden', timeout: 20_000 });
+  await row.getByText('revoked', { exact: true }).waitFor({ timeout: 20_000 });
+  expect(await row.textContent()).toContain('keyCompromise');
+  const stored = await e2e.request('GET', `certificates/${serial}`);
+  expect(stored.body).toMatchObject({ status: 'revoked', revocationReason: 'keyCompromise' });
+
+  await screenshot(page, 'certificates-revoked');
   expect(errors()).toEqual([]);
 });
