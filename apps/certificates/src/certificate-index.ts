@@ -16,18 +16,34 @@ import {
 export class CertificateIndex {
   private lastSequence = 0;
   private readonly holders = new Map<string, HolderState>();
-  private refreshing?: Promise<void>;
+  private reading?: Promise<void>;
+  private revokedCount = 0;
 
   constructor(private readonly store: EventStore) {}
 
-  /** Reads what was appended since the last refresh. Concurrent callers share one read. */
-  refresh(): Promise<void> {
-    this.refreshing ??= this.read().finally(() => (this.refreshing = undefined));
-    return this.refreshing;
+  /** How many revocations were folded so far: a CRL built at another count is out of date. */
+  get revocations(): number {
+    return this.revokedCount;
   }
 
-  private async read(): Promise<void> {
-    const until = await this.store.lastSequence();
+  /**
+   * Brings the index up to at least the end of the log as it is when called (a read that began earlier
+   * is waited for, then the rest is read), so a caller always sees what was appended before it asked.
+   * One read at a time.
+   */
+  async refresh(): Promise<void> {
+    const target = await this.store.lastSequence();
+    while (this.lastSequence < target) {
+      if (this.reading) {
+        await this.reading;
+        continue;
+      }
+      this.reading = this.read(target).finally(() => (this.reading = undefined));
+      await this.reading;
+    }
+  }
+
+  private async read(until: number): Promise<void> {
     if (until <= this.lastSequence) return;
     for await (const event of this.store.readLog({
       filterSubject: aggregateTypeSubjects('certificate', this.store.subjectPrefix),
@@ -35,10 +51,10 @@ export class CertificateIndex {
       untilSequence: until,
     })) {
       const holder = event.aggregate.id;
-      this.holders.set(
-        holder,
-        evolveHolder(this.holders.get(holder) ?? initialHolderState, event as DomainEvent),
-      );
+      const before = this.holders.get(holder) ?? initialHolderState;
+      const after = evolveHolder(before, event as DomainEvent);
+      if (event.type === 'CertificateRevoked' && after !== before) this.revokedCount++;
+      this.holders.set(holder, after);
     }
     this.lastSequence = until;
   }

@@ -17,6 +17,8 @@ export class CrlPublisher {
   private builtAt = 0;
   private dirty = true;
   private building?: Promise<Crl>;
+  /** The index's revocation count the cached CRL was built from. */
+  private builtFrom = -1;
   private readonly refreshMs: number;
 
   constructor(
@@ -38,8 +40,14 @@ export class CrlPublisher {
     this.dirty = true;
   }
 
+  /**
+   * The CRL to publish. It lists every revocation in the log when asked, whoever appended it: the index
+   * is brought up to date first and a CRL built from fewer revocations (or being built) is not served.
+   */
   async current(): Promise<CrlResult> {
-    const fresh = this.cached && !this.dirty && Date.now() - this.builtAt < this.refreshMs;
+    await this.index.refresh();
+    if (this.index.revocations !== this.builtFrom) this.dirty = true;
+    const fresh = this.cached && !this.dirty && !this.building && Date.now() - this.builtAt < this.refreshMs;
     const crl = fresh ? this.cached! : await this.rebuild();
     return {
       pem: crl.pem,
@@ -61,6 +69,7 @@ export class CrlPublisher {
     this.dirty = false;
     try {
       await this.index.refresh();
+      const revocations = this.index.revocations;
       const now = new Date();
       const { settings, ca, store } = this.authority;
       const crl = createCrl(ca, {
@@ -72,6 +81,7 @@ export class CrlPublisher {
       await writeFileAtomic(this.path, crl.pem, { mode: 0o644 });
       this.cached = crl;
       this.builtAt = Date.now();
+      this.builtFrom = revocations;
       this.logger.info('CRL signed', {
         crlNumber: crl.crlNumber,
         revoked: crl.serials.length,
