@@ -9,7 +9,10 @@
  * - a burst of 1,000 routes sent at once (many requests in flight) until every one answers;
  * - HAProxy reloads during all route-level changes (seeding, singles, burst, removing the burst), from the
  *   emulator's reload list and from HAProxy's master (`show proc`);
- * - requests/s through the same HAProxy with 1 route and with 10,000 routes (wrk, median of rounds).
+ * - requests/s through the same HAProxy with 1 route and with 10,000 routes (wrk, median of rounds,
+ *   alternating proxy-sync running and paused);
+ * - where the time goes: the API's answer, when proxy-sync first saw the route and its pass (from the
+ *   projection's report), and the mean time of each phase of proxy-sync's passes (its debug log).
  *
  * The 10,000 routes are seeded through the same API (parallel requests): real events, real projection
  * rows, real map entries.
@@ -25,8 +28,9 @@ import { percentile, round, type Figures } from './report.js';
 const ROUTES_PRESENT = 10_000;
 const SINGLE_SAMPLES = 200;
 const BURST = 1_000;
-/** Route requests in flight while seeding and during the burst. */
+/** Route requests in flight while seeding, and during the burst. */
 const PARALLEL = 32;
+const BURST_PARALLEL = 32;
 const WRK_SECONDS = 4;
 const WRK_ROUNDS = 3;
 /** proxy-sync's full pass interval: its production default. */
@@ -65,12 +69,12 @@ const status = (port, host) => new Promise((resolve) => {
   req.end();
 });
 const pause = (ms) => new Promise((resolve) => (ms > 0 ? setTimeout(resolve, ms) : setImmediate(resolve)));
-parentPort.on('message', async ({ id, port, hosts, retryMs, timeoutMs }) => {
+parentPort.on('message', async ({ id, port, hosts, retryMs, timeoutMs, lanes: wanted }) => {
   let next = 0;
   let polls = 0;
   const at = {};
   const deadline = Date.now() + timeoutMs;
-  const lanes = Math.min(16, hosts.length);
+  const lanes = Math.min(wanted, hosts.length);
   let failed;
   await Promise.all(Array.from({ length: lanes }, async () => {
     for (let i = next++; i < hosts.length && !failed; i = next++) {
@@ -100,7 +104,12 @@ class Poller {
   private readonly worker = new Worker(POLLER, { eval: true });
   private next = 0;
 
-  allAnswer(port: number, hosts: string[], retryMs = 0, timeoutMs = 60_000): Promise<Answered> {
+  /** `lanes` hosts are polled at once, each miss retried after `retryMs`. */
+  allAnswer(
+    port: number,
+    hosts: string[],
+    { retryMs = 0, lanes = 16, timeoutMs = 60_000 } = {},
+  ): Promise<Answered> {
     const id = ++this.next;
     return new Promise((resolve, reject) => {
       const onMessage = (message: Answered & { id: number; error?: string }) => {
@@ -110,7 +119,7 @@ class Poller {
         else resolve(message);
       };
       this.worker.on('message', onMessage);
-      this.worker.postMessage({ id, port, hosts, retryMs, timeoutMs });
+      this.worker.postMessage({ id, port, hosts, retryMs, timeoutMs, lanes });
     });
   }
 
@@ -306,7 +315,11 @@ class PassLog {
 
   /** Mean time of each phase over the passes that changed exactly one entry (and were not full). */
   static singlePhases(lines: PassLine[]): { passes: number; phases: Record<string, number> } {
-    const single = lines.filter((line) => line.changes === 1 && !line.full);
+    return PassLog.phases(lines.filter((line) => line.changes === 1 && !line.full));
+  }
+
+  /** Mean time of each phase over these passes. */
+  static phases(single: PassLine[]): { passes: number; phases: Record<string, number> } {
     const phases: Record<string, number> = {};
     for (const line of single)
       for (const [phase, ms] of Object.entries(line.timings ?? {}))
@@ -406,7 +419,7 @@ export async function run(): Promise<Figures> {
     for (let index = 0; index < SINGLE_SAMPLES; index++) {
       const sub = `single-${index}`;
       const started = now();
-      const answered = poller.allAnswer(port, [hostOf(sub)], 1);
+      const answered = poller.allAnswer(port, [hostOf(sub)], { retryMs: 1 });
       const routeId = await createRoute(bench, sub);
       apiMs.push(now() - started);
       latencies.push((await answered).doneAt - started);
@@ -439,16 +452,27 @@ export async function run(): Promise<Figures> {
     const fullPasses = PassLog.fullPasses(passes.since(0), ROUTES_PRESENT);
 
     // A burst of 1,000 new routes, PARALLEL requests in flight.
-    log.info('burst', { routes: BURST, parallel: PARALLEL });
+    log.info('burst', { routes: BURST, parallel: BURST_PARALLEL });
     const burst = Array.from({ length: BURST }, (_, index) => `burst-${index}`);
     const burstIds: string[] = [];
+    const burstMark = passes.mark();
     const burstStarted = now();
-    const burstAnswered = poller.allAnswer(port, burst.map(hostOf), 2, 120_000);
-    await inParallel(burst, PARALLEL, async (sub) => {
+    // Few lanes and a 10 ms retry: polling 1,000 missing hosts hard would take the CPU the burst needs.
+    const burstAnswered = poller.allAnswer(port, burst.map(hostOf), {
+      retryMs: 10,
+      lanes: 4,
+      timeoutMs: 120_000,
+    });
+    await inParallel(burst, BURST_PARALLEL, async (sub) => {
       burstIds.push(await createRoute(bench, sub));
     });
     const burstRequestsMs = now() - burstStarted;
     const burstDone = await burstAnswered;
+    const burstLines = passes.since(burstMark).filter((line) => (line.changes ?? 0) > 0);
+    const burstPasses = burstLines.map((line) =>
+      Object.values(line.timings ?? {}).reduce((sum, ms) => sum + ms, 0),
+    );
+    const burstPhases = PassLog.phases(burstLines).phases;
     const burstMs = burstDone.doneAt - burstStarted;
     log.info('burst answered', { ms: Math.round(burstMs), requestsMs: Math.round(burstRequestsMs) });
 
@@ -490,6 +514,13 @@ export async function run(): Promise<Figures> {
       burst_1000_ms: round(burstMs),
       burst_requests_ms: round(burstRequestsMs),
       burst_after_last_request_ms: round(burstMs - burstRequestsMs),
+      burst_passes: burstPasses.length,
+      burst_pass_mean_ms: round(mean(burstPasses)),
+      burst_pass_max_ms: round(Math.max(...burstPasses)),
+      burst_pass_changes_mean: round(mean(burstLines.map((line) => line.changes ?? 0))),
+      ...Object.fromEntries(
+        Object.entries(burstPhases).map(([phase, ms]) => [`burst_pass_${phase}_mean_ms`, round(ms)]),
+      ),
       reloads_for_route_changes: reloads,
       haproxy_reloads_for_route_changes: haproxyCounted,
       rps_1_route: Math.round(rps1Median),
@@ -517,7 +548,8 @@ export async function run(): Promise<Figures> {
       seed_requests_ms: Math.round(seedRequestMs),
       seed_all_active_ms: Math.round(seedActiveMs),
       full_pass_interval_ms: FULL_PASS_MS,
-      parallel_requests: PARALLEL,
+      parallel_requests_seeding: PARALLEL,
+      parallel_requests_burst: BURST_PARALLEL,
       wrk: `-t1 -c16 -d${WRK_SECONDS}s, median of ${WRK_ROUNDS} rounds per mode, alternating`,
       loadavg_1m: load.map((value) => round(value, 2)).join(' '),
       target_p50_ms: TARGETS.p50_ms,

@@ -26,6 +26,8 @@ export interface StructuralOutcome {
 }
 
 const asText = (body: string) => body;
+/** Payload bytes per append: well under the 8,192 above which dataplaneapi replaces the map instead. */
+const APPEND_PAYLOAD_BYTES = 6144;
 
 export class DataplaneGateway {
   constructor(private readonly client: DataplaneClient) {}
@@ -209,6 +211,32 @@ export class DataplaneGateway {
         body: entries,
       }),
     );
+  }
+
+  /**
+   * Appends entries to the runtime map with `PUT /runtime/maps/{name}` in payloads well under 8 KiB:
+   * dataplaneapi appends a payload up to 8,192 bytes with one `add map <map> <<payload` (above, it
+   * replaces the whole map). Nothing is de-duplicated: only for keys known to be absent.
+   */
+  async appendEntries(name: MapName, entries: readonly MapEntry[]): Promise<void> {
+    let chunk: MapEntry[] = [];
+    let bytes = 0;
+    const send = async () => {
+      if (chunk.length === 0) return;
+      const body = chunk;
+      chunk = [];
+      bytes = 0;
+      await this.client.unwrap(
+        this.client.api.PUT('/services/haproxy/runtime/maps/{name}', { params: { path: { name } }, body }),
+      );
+    };
+    for (const entry of entries) {
+      const line = Buffer.byteLength(entry.key) + Buffer.byteLength(entry.value) + 2;
+      if (bytes + line > APPEND_PAYLOAD_BYTES) await send();
+      chunk.push(entry);
+      bytes += line;
+    }
+    await send();
   }
 
   async clearMap(name: MapName): Promise<void> {

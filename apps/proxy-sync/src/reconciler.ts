@@ -52,6 +52,8 @@ export interface ReconcilerOptions {
   bulkAbove?: number;
   /** Parallel runtime calls while applying entry by entry. */
   concurrency?: number;
+  /** Append new entries in payloads (not one call each) above this many (default: concurrency). */
+  appendAbove?: number;
   /** Delete transactions left open (by a killed proxy-sync) when starting. */
   abandonOpenTransactions?: boolean;
 }
@@ -139,6 +141,7 @@ export class Reconciler {
   private readonly verifyEachUpTo: number;
   private readonly bulkAbove: number;
   private readonly concurrency: number;
+  private readonly appendAbove: number;
 
   /** What HAProxy was verified to hold, for the worker `pid`. */
   private cache: { pid: number; maps: Record<MapName, Map<string, string>> } | undefined;
@@ -181,6 +184,7 @@ export class Reconciler {
     this.verifyEachUpTo = options.verifyEachUpTo ?? 64;
     this.bulkAbove = options.bulkAbove ?? 200;
     this.concurrency = options.concurrency ?? 8;
+    this.appendAbove = options.appendAbove ?? this.concurrency;
   }
 
   /**
@@ -503,6 +507,14 @@ export class Reconciler {
       return;
     }
     await inParallel(plan.del, this.concurrency, (key) => this.gateway.deleteEntry(name, key));
+    // More adds than one round of parallel calls: appended in a few payloads instead of one call each.
+    if (plan.add.length > this.appendAbove) {
+      await Promise.all([
+        this.gateway.appendEntries(name, plan.add),
+        inParallel(plan.set, this.concurrency, (entry) => this.gateway.setEntry(name, entry)),
+      ]);
+      return;
+    }
     await inParallel([...plan.add, ...plan.set], this.concurrency, (entry) =>
       plan.set.includes(entry) ? this.gateway.setEntry(name, entry) : this.gateway.addEntry(name, entry),
     );
