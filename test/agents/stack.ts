@@ -59,8 +59,8 @@ export interface StackOptions {
   processes?: boolean;
 }
 
-/** The services a stack in process mode runs, in start order. */
-export const STACK_SERVICES = ['registration', 'projector', 'routing', 'api'] as const;
+/** The services a stack in process mode runs, in start order (certificates only with `certificates`). */
+export const STACK_SERVICES = ['registration', 'projector', 'routing', 'certificates', 'api'] as const;
 export type StackService = (typeof STACK_SERVICES)[number];
 
 export interface AgentKeys {
@@ -133,7 +133,8 @@ export class AgentsStack {
     this.service = await this.nats.connectWithCreds(this.installation.layout.serviceCreds);
     this.baseUrl = `http://127.0.0.1:${port}`;
     if (this.options.processes) {
-      for (const service of STACK_SERVICES) this.startService(service);
+      for (const service of STACK_SERVICES)
+        if (service !== 'certificates' || this.options.certificates) this.startService(service);
       await this.ready();
       return;
     }
@@ -159,11 +160,17 @@ export class AgentsStack {
     await this.api.listen(port, '127.0.0.1');
   }
 
-  /** Starts a service as its own process with the stack's environment (process mode). */
+  /**
+   * Starts a service as its own process with the stack's environment (process mode). A service that runs
+   * already is returned as it is when no extra environment is asked for (the stack may have started it).
+   */
   startService(name: string, env: Record<string, string> = {}): RunningProcess {
-    const previous = this.processes.get(name)?.child;
-    if (previous && previous.exitCode === null && previous.signalCode === null)
+    const running = this.processes.get(name);
+    const previous = running?.child;
+    if (previous && previous.exitCode === null && previous.signalCode === null) {
+      if (Object.keys(env).length === 0) return running!;
       throw new Error(`${name} is running already`);
+    }
     const started = startApp(name, {
       ...this.env,
       CL_LOG_LEVEL: this.options.verbose ? 'info' : 'warn',
@@ -195,6 +202,9 @@ export class AgentsStack {
           token: admin,
         });
         if (probe.status !== 404) return undefined;
+        // The certificates service answers the public CA (503 while it is not there).
+        if (this.options.certificates && (await fetch(`${this.baseUrl}/api/v1/ca.pem`)).status !== 200)
+          return undefined;
         return (await this.request('POST', 'enrollment-tokens', { token: admin, body: {} })).status === 201;
       },
       { timeoutMs, intervalMs: 200 },

@@ -3,15 +3,18 @@
  * ports: nats-server with the installation's JWT auth, a Postgres database, registration, projector,
  * routing and API as their own processes (test/agents/stack.ts in process mode), a real HAProxy behind the
  * Data Plane API emulator (test/harness/haproxy.ts), proxy-sync as its own process reading the routes
- * projection, the CloudLunacy CA (#pki) with the front's certificate from ensureFrontCertificate, and real
- * agents (node dist/apps/agent/src/main.js) enrolled through the API.
+ * projection, the certificates service as its own process with the CloudLunacy CA (#pki, on disk), the
+ * front's certificate from ensureFrontCertificate, and real agents (node dist/apps/agent/src/main.js)
+ * enrolled through the API, which get their certificates from that service.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Kvm } from '@nats-io/kv';
 import {
-  createCertificateAuthority,
+  CaStore,
   ensureFrontCertificate,
+  generateCaEncryptionKey,
+  readCaEncryptionKey,
   issueCertificate,
   parseCsr,
   assertNamesAllowed,
@@ -81,7 +84,15 @@ export class E2eStack {
 
   private async boot(): Promise<void> {
     this.dir = await makeTempDir('e2e');
-    this.ca = await createCertificateAuthority({ installation: DOMAIN, permittedDomains: [DOMAIN] });
+    // The installation's CA, on disk as the certificates service keeps it: the service (started with the
+    // stack) loads this same CA, so agents' certificates, the front's and HAProxy's trust share one anchor.
+    const pkiDir = join(this.dir.path, 'pki');
+    const caKeyFile = join(this.dir.path, 'ca-encryption.key');
+    await writeFile(caKeyFile, generateCaEncryptionKey(), { mode: 0o600 });
+    ({ ca: this.ca } = await new CaStore({
+      dir: pkiDir,
+      encryptionKey: await readCaEncryptionKey(caKeyFile),
+    }).openOrCreate({ installation: DOMAIN, permittedDomains: [DOMAIN] }));
     this.caFile = join(this.dir.path, 'ca.pem');
     await writeFile(this.caFile, this.ca.certificatePem);
     this.frontFile = join(this.dir.path, 'front', 'front.pem');
@@ -95,8 +106,11 @@ export class E2eStack {
       AgentsStack.start({
         ...this.options.stack,
         processes: true,
+        certificates: true,
         env: {
           CL_DOMAIN: DOMAIN,
+          CL_PKI_DIR: pkiDir,
+          CL_PKI_CA_KEY_FILE: caKeyFile,
           CL_ROUTING_SNI_ZONES: 'mongodb',
           CL_PROJECTOR_BATCH_SIZE: '500',
           ...this.options.stack?.env,
