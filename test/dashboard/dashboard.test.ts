@@ -5,6 +5,7 @@
  * started from the Replay page, a refused token, an expired session. Any console error fails a test.
  */
 import { generateKeyPairSync } from 'node:crypto';
+import { jetstream } from '@nats-io/jetstream';
 import type { Browser, Page } from 'playwright-core';
 import { TokenSigner } from '#auth';
 import { createCsr, generateRsaKeyPair } from '#pki-client';
@@ -341,5 +342,26 @@ test('certificates show on the expiry timeline and are revoked from the Certific
   expect(stored.body).toMatchObject({ status: 'revoked', revocationReason: 'keyCompromise' });
 
   await screenshot(page, 'certificates-revoked');
+  expect(errors()).toEqual([]);
+});
+
+test('dead letters are listed on the Replay page and a retry says what happened', async () => {
+  // Not an event, on an agent subject: routing's consumer and the projector dead-letter it, for real.
+  const poison = await jetstream(e2e.stack.service).publish('events.agent.poison', '{"not": "an event"}');
+  const { page, errors } = await open();
+  await signIn(page, e2e.stack.baseUrl, e2e.admin);
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Replay' }).click();
+  await page.getByRole('heading', { name: 'Dead letters' }).waitFor();
+  // The list reads again every 10 s: the dead letter shows up without a reload.
+  const letter = page.locator(`tr[data-consumer="routing"][data-sequence="${poison.seq}"]`);
+  await letter.waitFor({ timeout: 60_000 });
+  expect(await letter.getAttribute('data-status')).toBe('open');
+
+  await letter.getByRole('button', { name: /^Retry dead letter/ }).click();
+  const outcome = page.locator('#dead-letters').getByRole('status');
+  await outcome.getByText('failed again').waitFor({ timeout: 30_000 });
+  expect(await letter.getAttribute('data-status')).toBe('open');
+
+  await screenshot(page, 'replay-dead-letters');
   expect(errors()).toEqual([]);
 });

@@ -110,7 +110,7 @@ export class DeadLetters implements OnApplicationShutdown {
       `SELECT ${COLUMNS} FROM dead_letters
         WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR consumer = $2)
           AND ($3::bigint IS NULL OR id < $3)
-        ORDER BY id DESC LIMIT $4`,
+        ORDER BY dead_letters.id DESC LIMIT $4`,
       [filters.status ?? null, filters.consumer ?? null, filters.before ?? null, filters.limit + 1],
     );
     const page = rows.slice(0, filters.limit).map(viewOf);

@@ -103,6 +103,15 @@ export function RouteTable({
   );
 }
 
+/**
+ * A fresh `Idempotency-Key` for each submission, so that a request sent twice on its way appends once.
+ * Made with getRandomValues, which (unlike randomUUID) also works on a page served over plain http.
+ */
+function newIdempotencyKey(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return `dashboard-${Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('')}`;
+}
+
 function fieldError(error: unknown, field: string): string | null {
   return error instanceof ApiError && error.field && error.field.split('.')[0] === field
     ? error.message
@@ -179,7 +188,7 @@ function RouteForm({
         saved = await api.post<Route>(
           '/routes',
           { agentId, kind, ...where, target, options: { tlsToTarget: tls } },
-          { idempotencyKey: crypto.randomUUID() },
+          { idempotencyKey: newIdempotencyKey() },
         );
       }
       onSaved(saved);

@@ -40,7 +40,6 @@ export function useResource<T>(key: string | null, load: (signal: AbortSignal) =
   useEffect(() => {
     if (key === null) return;
     const abort = new AbortController();
-    setState((previous) => (previous.running ? previous : { ...previous, running: true }));
     loader
       .current(abort.signal)
       .then((data) => {
@@ -55,7 +54,13 @@ export function useResource<T>(key: string | null, load: (signal: AbortSignal) =
     return () => abort.abort();
   }, [key, generation]);
 
-  const refresh = useCallback(() => setGeneration((value) => value + 1), []);
+  // A reload of the same key: mark it running here (a new key is marked while rendering, above).
+  const refresh = useCallback(() => {
+    setState((previous) =>
+      previous.key === null || previous.running ? previous : { ...previous, running: true },
+    );
+    setGeneration((value) => value + 1);
+  }, []);
   return {
     data: state.data,
     error: state.error,

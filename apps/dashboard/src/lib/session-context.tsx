@@ -48,13 +48,9 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     if (!session) return;
     const endsAt = session.expiresAt - EXPIRY_MARGIN_MS;
     const remaining = endsAt - Date.now();
-    if (remaining <= 0) {
-      signOut('expired');
-      return;
-    }
     const timer = window.setTimeout(
       () => (Date.now() >= endsAt ? signOut('expired') : setSession({ ...session })),
-      Math.min(remaining, MAX_TIMER_MS),
+      Math.max(0, Math.min(remaining, MAX_TIMER_MS)),
     );
     return () => window.clearTimeout(timer);
   }, [session, signOut]);

@@ -28,6 +28,11 @@ import { Link, useSearchParams } from '../lib/router';
 
 const FINISHED = new Set(['done', 'failed']);
 
+/** Long error texts (a schema's every complaint) cut for tables and notices; the whole text is one click away. */
+function shorten(text: string, length = 200): string {
+  return text.length > length ? `${text.slice(0, length)}…` : text;
+}
+
 function percentOf(rebuild: Rebuild): number {
   if (rebuild.phase === 'done') return 100;
   if (rebuild.target <= 0) return rebuild.phase === 'preparing' ? 0 : 100;
@@ -338,7 +343,7 @@ function DeadLetters() {
             ? `Dead letter ${letter.id} was handled this time.`
             : result.outcome === 'rebuilding'
               ? `Dead letter ${letter.id}: its projection is being rebuilt (${result.rebuild?.id ?? ''}).`
-              : `Dead letter ${letter.id} failed again: ${result.error ?? 'no reason given'}`,
+              : `Dead letter ${letter.id} failed again: ${shorten(result.error ?? 'no reason given')}`,
       });
     } catch (caught) {
       setOutcome({ id: letter.id, good: false, text: describeError(caught) });
@@ -390,7 +395,12 @@ function DeadLetters() {
             </thead>
             <tbody>
               {letters.data.deadLetters.map((letter) => (
-                <tr key={letter.id}>
+                <tr
+                  key={letter.id}
+                  data-consumer={letter.consumer}
+                  data-sequence={letter.sequence}
+                  data-status={letter.status}
+                >
                   <th scope="row">{letter.id}</th>
                   <td>{letter.consumer}</td>
                   <td>
@@ -399,7 +409,9 @@ function DeadLetters() {
                       {letter.stream} #{letter.sequence}
                     </div>
                   </td>
-                  <td className="wrap reason small">{letter.error}</td>
+                  <td className="wrap reason small" title={letter.error}>
+                    {shorten(letter.error, 160)}
+                  </td>
                   <td className="num">{letter.deliveries}</td>
                   <td>
                     <Time value={letter.createdAt} relative />
