@@ -83,6 +83,18 @@ test('agents and routes created through the API appear without a reload; the rou
   // Applied on the proxy node: a propagation time and the configuration version are shown.
   expect(await routeRow.textContent()).toMatch(/config v\d+/);
   expect(await stillSameDocument(page)).toBe(true);
+  await screenshot(page, 'live-routes');
+
+  // The agent's page: its routes and its own events.
+  await routeRow.getByRole('link', { name: 'dash-web' }).click();
+  await page.getByRole('heading', { name: 'Agent dash-web', level: 1 }).waitFor();
+  await page
+    .locator(`tr[data-route="dash.apps.${DOMAIN}"][data-status="active"]`)
+    .waitFor({ timeout: 20_000 });
+  const events = page.getByRole('table', { name: 'Events of dash-web' });
+  await events.getByText('AgentEnrolled').waitFor({ timeout: 20_000 });
+  await events.getByText('RouteRequested').waitFor();
+  expect(await stillSameDocument(page)).toBe(true);
 
   await screenshot(page, 'live-agents-and-routes');
   expect(errors()).toEqual([]);
@@ -161,6 +173,23 @@ test('a wrong token shows a clear error and does not sign in', async () => {
   expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
 
   await screenshot(page, 'wrong-token');
+  expect(errors()).toEqual([]);
+});
+
+test('signing out forgets the token', async () => {
+  const { page, errors } = await open();
+  await signIn(page, e2e.stack.baseUrl, e2e.admin);
+  expect(await page.evaluate(() => sessionStorage.length)).toBe(1);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await page.getByText('You signed out').waitFor();
+  expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+  // A reload or another page of the dashboard asks for the token again.
+  await page.goto(`${e2e.stack.baseUrl}/agents`);
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  expect(new URL(page.url()).searchParams.get('next')).toBe('/agents');
+
+  await screenshot(page, 'signed-out');
   expect(errors()).toEqual([]);
 });
 
