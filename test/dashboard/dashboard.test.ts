@@ -268,6 +268,18 @@ test(
     await page.locator(`tr[data-route="${hostname}"][data-status="active"]`).waitFor({ timeout: 45_000 });
     expect(await row.textContent()).toContain('127.0.0.3:9000');
 
+    // The host name filter takes a whole name: a part is refused before anything is sent.
+    const filters = page.getByRole('search');
+    await filters.getByLabel('Hostname').fill('ui');
+    await filters.getByRole('button', { name: 'Filter' }).click();
+    await filters.getByText('Give a whole host name').waitFor();
+    expect(new URL(page.url()).searchParams.get('hostname')).toBeNull();
+    await filters.getByLabel('Hostname').fill(hostname);
+    await filters.getByRole('button', { name: 'Filter' }).click();
+    await page.waitForURL((url) => url.searchParams.get('hostname') === hostname);
+    await row.waitFor();
+    expect(await page.locator('tbody tr').count()).toBe(1);
+
     await page.getByRole('button', { name: `Edit ${hostname}` }).click();
     const edit = page.getByRole('dialog', { name: `Edit ${hostname}` });
     await edit.getByLabel('Port').fill('9001');

@@ -8,6 +8,8 @@ import { useLiveRefresh } from '../lib/live-context';
 import { useSearchParams } from '../lib/router';
 
 const LIMIT = 50;
+/** The API filters by a whole host name (RFC 1123 labels): checked here rather than sent to fail. */
+const HOSTNAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/;
 
 export function RoutesPage() {
   useDocumentTitle('Routes');
@@ -35,6 +37,7 @@ export function RoutesPage() {
   const [editing, setEditing] = useState<Route | null>(null);
   const [removing, setRemoving] = useState<Route | null>(null);
   const [hostname, setHostname] = useState(params.hostname ?? '');
+  const [hostnameError, setHostnameError] = useState<string | null>(null);
 
   const filter = (changes: Record<string, string>) =>
     setParams({ ...changes, offset: undefined }, { replace: true });
@@ -52,7 +55,13 @@ export function RoutesPage() {
         role="search"
         onSubmit={(event) => {
           event.preventDefault();
-          filter({ hostname: hostname.trim().toLowerCase() });
+          const wanted = hostname.trim().toLowerCase();
+          if (wanted && !HOSTNAME.test(wanted)) {
+            setHostnameError('Give a whole host name, such as shop.apps.example.com.');
+            return;
+          }
+          setHostnameError(null);
+          filter({ hostname: wanted });
         }}
       >
         <Field label="Agent">
@@ -106,7 +115,7 @@ export function RoutesPage() {
             </select>
           )}
         </Field>
-        <Field label="Hostname">
+        <Field label="Hostname" error={hostnameError}>
           {(props) => (
             <input
               {...props}
