@@ -102,11 +102,11 @@ beforeAll(async () => {
   agent = startApp('agent', { CL_LOG_LEVEL: 'info' }, ['--config', configPath]);
   stack.processes.set(`agent-${AGENT}`, agent);
   agentPid = agent.child.pid;
-});
+}, 180_000);
 afterAll(async () => {
   await stack?.stop();
   await temp?.remove();
-});
+}, 60_000);
 
 const agentLog = () =>
   agent
@@ -173,7 +173,7 @@ test('the agent makes its key, gets its certificate, installs it 0600 and confir
   expect(hooks[0]).toEqual({ serial: first.serial, releases: [first.serial], fileSerial: first.serial });
   // Its TLS endpoint serves it, for its name, to a client that trusts only the CA.
   expect(await waitFor('the probe to serve the first certificate', () => probeSerial())).toBe(first.serial);
-});
+}, 180_000);
 
 test('the CA survives a restart of the certificates service: same certificate, same fingerprint', async () => {
   const pkiDir = stack.env.CL_PKI_DIR!;
@@ -207,7 +207,7 @@ test('the CA survives a restart of the certificates service: same certificate, s
   expect(BigInt(crlAfter.headers.get('x-crl-number')!)).toBeGreaterThan(
     BigInt(crlBefore.headers.get('x-crl-number')!),
   );
-});
+}, 90_000);
 
 test('renewal: the service asks, the running agent installs the new pair atomically, hooks and confirms', async () => {
   const renewal = await waitFor(
@@ -283,7 +283,7 @@ test('renewal: the service asks, the running agent installs the new pair atomica
   expect((await readdir(join(certsDir, 'releases'))).includes(liveSerial)).toBe(true);
   expect((await stat(join(certsDir, 'live', 'key.pem'))).mode & 0o777).toBe(0o600);
   await rememberLiveKey();
-});
+}, 180_000);
 
 test('deregistration revokes the agent’s certificates, and openssl finds them in the CRL', async () => {
   await rememberLiveKey();
@@ -360,7 +360,7 @@ test('deregistration revokes the agent’s certificates, and openssl finds them 
   });
   expect(again).toMatchObject({ status: 409, body: { field: 'agentId' } });
   await agent.stop();
-});
+}, 120_000);
 
 test('grep-proof: no private key in the event log, the projections or the logs after the whole run', async () => {
   // The agents' keys were real and are where they belong: on the agent's disk.

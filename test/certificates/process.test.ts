@@ -1,10 +1,19 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { IssueCertificateResult } from '#contracts';
+import { decodePem, encodePem } from '#pki-client';
 import { AgentsStack } from '../agents/stack.js';
 import { makeTempDir, waitFor } from '../harness/processes.js';
 import { openssl, put } from '../pki/helpers.js';
-import { databaseName, DOMAIN, eventsOfType, fetchText, keyAndCsr, type Enrolled } from './helpers.js';
+import {
+  databaseName,
+  DOMAIN,
+  eventsOfType,
+  fetchText,
+  keyAndCsr,
+  readWholeLog,
+  type Enrolled,
+} from './helpers.js';
 
 /**
  * The certificates service as production runs it: its own process (`node dist/apps/certificates/src/main.js`)
@@ -15,20 +24,24 @@ import { databaseName, DOMAIN, eventsOfType, fetchText, keyAndCsr, type Enrolled
 let stack: AgentsStack;
 let temp: { path: string; remove(): Promise<void> };
 let agent: Enrolled;
+let frontFile: string;
 
 beforeAll(async () => {
   temp = await makeTempDir('certs-process');
+  frontFile = join(temp.path, 'front', 'front.pem');
   stack = await AgentsStack.start({
     processes: true,
     certificates: true,
-    env: { CL_DOMAIN: DOMAIN, CL_PKI_CA_VALIDITY_DAYS: '30' },
+    // A CA of 30 days, shorter than the 30-day renewal window: the front's certificate ends with the CA and
+    // must still be kept (renewing it could not make it last longer).
+    env: { CL_DOMAIN: DOMAIN, CL_PKI_CA_VALIDITY_DAYS: '30', CL_FRONT_CERT_FILE: frontFile },
   });
   agent = await stack.enroll('proc-c');
-});
+}, 180_000);
 afterAll(async () => {
   await stack?.stop();
   await temp?.remove();
-});
+}, 60_000);
 
 async function issue(): Promise<IssueCertificateResult['certificate']> {
   const { csr } = await keyAndCsr([databaseName('proc-c')]);
@@ -78,7 +91,38 @@ test('killed and started again, the certificates service keeps its CA and signs 
   const crl = await fetchText(stack, 'crl.pem');
   const crlFile = await put(temp.path, 'crl.pem', crl.text);
   expect((await openssl(['crl', '-in', crlFile, '-CAfile', caFile, '-noout'])).stderr).toMatch(/verify OK/);
+  // The front's bundle was kept across the restart: still one certificate recorded for `_front`.
+  const front = (await readWholeLog(stack)).events.filter(
+    (event) => event.aggregate.id === '_front' && /^Certificate(Issued|Renewed)$/.test(event.type),
+  );
+  expect(front.map((event) => event.type)).toEqual(['CertificateIssued']);
   // Its log lines (JSON, from its own process) never carry a key.
   expect(started.output()).toContain('certificates ready');
   expect(started.output()).not.toMatch(/PRIVATE KEY/);
+}, 150_000);
+
+test('the front server’s bundle: issued by the service for *.apps and *.mongodb, the key only in its 0600 file', async () => {
+  const text = await readFile(frontFile, 'utf8');
+  expect((await stat(frontFile)).mode & 0o777).toBe(0o600);
+  const blocks = decodePem(text);
+  expect(blocks.map((block) => block.type)).toEqual(['CERTIFICATE', 'CERTIFICATE', 'PRIVATE KEY']);
+  const leaf = await put(temp.path, 'front-leaf.pem', encodePem('CERTIFICATE', blocks[0]!.der));
+  const caFile = await put(temp.path, 'ca-front.pem', (await fetchText(stack, 'ca.pem')).text);
+  expect((await openssl(['verify', '-CAfile', caFile, leaf])).stdout.trim()).toBe(`${leaf}: OK`);
+  const san = (await openssl(['x509', '-noout', '-ext', 'subjectAltName', '-in', leaf])).stdout;
+  expect(san).toContain(`DNS:*.apps.${DOMAIN}`);
+  expect(san).toContain(`DNS:*.mongodb.${DOMAIN}`);
+  // Recorded in the log as the `_front` holder's, installed; public data only.
+  const [issued] = (await eventsOfType(stack, 'CertificateIssued')).filter(
+    (event) => event.aggregate.id === '_front',
+  );
+  expect(issued!.data).toMatchObject({ agentId: null, names: [`*.apps.${DOMAIN}`, `*.mongodb.${DOMAIN}`] });
+  expect(issued!.data.certificatePem).toBe(encodePem('CERTIFICATE', blocks[0]!.der));
+  const installed = (await eventsOfType(stack, 'CertificateInstalled')).filter(
+    (event) => event.aggregate.id === '_front',
+  );
+  expect(installed.map((event) => event.data.serial)).toEqual([issued!.data.serial]);
+  const log = await readWholeLog(stack);
+  expect(log.raw.join('\n')).not.toMatch(/PRIVATE KEY/);
+  expect(log.raw.join('\n')).not.toContain(blocks[2]!.der.toString('base64').slice(64, 160));
 });

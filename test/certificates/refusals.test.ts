@@ -28,11 +28,11 @@ beforeAll(async () => {
   agent = await stack.enroll('ref-a');
   await stack.enroll('ref-b');
   nats = await connectAsAgent(stack, agent);
-});
+}, 180_000);
 afterAll(async () => {
   await nats?.close().catch(() => undefined);
   await stack?.stop();
-});
+}, 60_000);
 
 /** Everything a refusal must leave untouched: both streams' last sequences and the projection's rows. */
 async function footprint(): Promise<{ events: number; agents: number; certificates: number }> {

@@ -153,7 +153,12 @@ export class CertificatesModule {
         },
         {
           provide: RenewalScheduler,
-          useFactory: (dataSource: DataSource, channel: AgentChannel, commands: CertificateCommands) =>
+          useFactory: (
+            dataSource: DataSource,
+            channel: AgentChannel,
+            commands: CertificateCommands,
+            authority: Authority,
+          ) =>
             new RenewalScheduler(
               dataSource,
               channel,
@@ -161,10 +166,11 @@ export class CertificatesModule {
               {
                 renewBeforeSeconds: pki.renewBeforeSeconds,
                 retrySeconds: config.CL_CERTS_RENEW_RETRY_S,
+                caNotAfter: authority.ca.notAfter,
               },
               logger.child({ component: 'renewal' }),
             ),
-          inject: [DataSource, AgentChannel, CertificateCommands],
+          inject: [DataSource, AgentChannel, CertificateCommands, Authority],
         },
         CertificatesLifecycle,
       ],

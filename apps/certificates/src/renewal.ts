@@ -8,6 +8,11 @@ export interface RenewalOptions {
   renewBeforeSeconds: number;
   /** Ask again after this long when the agent has not renewed (CL_CERTS_RENEW_RETRY_S). */
   retrySeconds: number;
+  /**
+   * The CA's notAfter: a certificate that already ends with the CA is not renewed (a new one could not
+   * last longer); only a new CA helps then, and the agent is not asked again and again meanwhile.
+   */
+  caNotAfter: string;
 }
 
 interface DueRow {
@@ -44,9 +49,10 @@ export class RenewalScheduler {
          FROM certificates c JOIN agents a ON a.agent_id = c.agent_id
         WHERE c.status = 'installed' AND a.status <> 'deregistered'
           AND c.not_after > $1 AND c.not_after <= $1::timestamptz + make_interval(secs => $2)
+          AND c.not_after < $3::timestamptz - interval '1 second'
           AND NOT EXISTS (SELECT 1 FROM certificates n WHERE n.replaces = c.serial AND n.status = 'installed')
         ORDER BY c.not_after LIMIT 1000`,
-      [now.toISOString(), this.options.renewBeforeSeconds],
+      [now.toISOString(), this.options.renewBeforeSeconds, this.options.caNotAfter],
     );
     const retryMs = this.options.retrySeconds * 1000;
     const due = new Set(rows.map((row) => row.serial));

@@ -78,7 +78,12 @@ async function problemWith(
         missing: false,
         reason: `the certificate names ${info.names.join(', ')} instead of ${names.join(', ')}`,
       };
-    if (renewalDue(info.notAfter, renewBeforeSeconds, now))
+    // A certificate already ending with the CA cannot be extended by a new one: renewing it would only
+    // churn (every check, until the CA itself is replaced).
+    if (
+      renewalDue(info.notAfter, renewBeforeSeconds, now) &&
+      Date.parse(info.notAfter) + 1000 < Date.parse(ca.notAfter)
+    )
       return {
         missing: false,
         reason: `the certificate expires at ${info.notAfter}, inside the renewal window`,

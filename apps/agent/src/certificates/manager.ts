@@ -143,7 +143,9 @@ export class CertificateManager implements AgentExtension {
     }
     if (
       this.config.renewBeforeSeconds !== undefined &&
-      renewalDue(current.info.notAfter, this.config.renewBeforeSeconds)
+      renewalDue(current.info.notAfter, this.config.renewBeforeSeconds) &&
+      // A certificate that already ends with its CA cannot be outlived by a new one: no churn.
+      Date.parse(current.info.notAfter) + 1000 < Date.parse(inspectCertificate(current.chainPem).notAfter)
     ) {
       await this.obtain(wanted, current.serial, 'the certificate is due for renewal');
       return;
