@@ -33,8 +33,7 @@ let starting: Promise<E2eStack> | undefined;
 let launching: Promise<Browser> | undefined;
 
 beforeAll(async () => {
-  // The certificates service's secrets and PKI directory are prepared; its test starts it.
-  starting = E2eStack.start({ reconcileIntervalMs: 1_000, stack: { certificates: true } });
+  starting = E2eStack.start({ reconcileIntervalMs: 1_000 });
   launching = launchBrowser();
   [e2e, browser] = await Promise.all([starting, launching]);
 }, 180_000);
@@ -388,7 +387,6 @@ test(
 test(
   'certificates show on the expiry timeline and are revoked from the Certificates page',
   async () => {
-    e2e.stack.startService('certificates');
     await e2e.stack.enroll('dash-db', {}, '127.0.0.5');
     const key = await generateRsaKeyPair(2048);
     const csr = createCsr({ privateKey: key.privateKeyPem, names: [`dash-db.mongodb.${DOMAIN}`] });
