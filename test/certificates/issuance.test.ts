@@ -133,11 +133,16 @@ test('a TLS server with the agent key is accepted by Node and by openssl s_clien
       '-CAfile',
       caFile,
       '-verify_return_error',
+      // Keep reading after stdin's EOF until the server closes, so its greeting is printed.
+      '-ign_eof',
     ],
     { input: '' },
   );
+  // With -verify_return_error a failed verification aborts the handshake, so a verified handshake and the
+  // server's greeting are the judge. (Not the exit status: Node closes without a TLS close_notify, which
+  // OpenSSL 3 may report as "unexpected eof while reading" — seen on a loaded machine.)
   expect(sClient.stdout).toMatch(/Verify return code: 0 \(ok\)/);
-  expect(sClient.code).toBe(0);
+  expect(sClient.stdout).toMatch(/^hello$/m);
   // The same server for a name the certificate does not hold is refused.
   const other = await openssl(
     [
