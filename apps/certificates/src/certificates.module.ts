@@ -10,11 +10,12 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { DataSource } from 'typeorm';
 import { aggregateTypeSubjects, type DomainEvent } from '#contracts';
 import { EventStore, EventStoreModule, NATS_CONNECTION } from '#eventstore';
+import { AgentRequestServer } from '#messaging';
 import { DatabaseModule } from '#persistence';
 import type { PkiSettings } from '#pki';
 import { LOGGER, type Logger } from '#platform';
 import { AgentChannel } from './agent-channel.js';
-import { AgentCertificateRequests } from './agent-requests.js';
+import { agentCertificateRequests } from './agent-requests.js';
 import { Authority } from './authority.js';
 import { CertificateIndex } from './certificate-index.js';
 import { CertificateEventHandlers, CertificatesController } from './certificates.controller.js';
@@ -52,7 +53,7 @@ class CertificatesLifecycle implements OnApplicationBootstrap, BeforeApplication
     @Inject(Authority) private readonly authority: Authority,
     @Inject(CertificateCommands) private readonly commands: CertificateCommands,
     @Inject(CrlPublisher) private readonly crl: CrlPublisher,
-    @Inject(AgentCertificateRequests) private readonly requests: AgentCertificateRequests,
+    @Inject(AgentRequestServer) private readonly requests: AgentRequestServer,
     @Inject(RenewalScheduler) private readonly renewal: RenewalScheduler,
     @Inject(CONFIG) private readonly config: CertificatesConfig,
     @Inject(LOGGER) private readonly logger: Logger,
@@ -146,9 +147,9 @@ export class CertificatesModule {
           inject: [EventStore, DataSource, Authority, CertificateIndex, CrlPublisher, AgentChannel],
         },
         {
-          provide: AgentCertificateRequests,
+          provide: AgentRequestServer,
           useFactory: (connection: NatsConnection, commands: CertificateCommands) =>
-            new AgentCertificateRequests(connection, commands, logger.child({ component: 'agent-requests' })),
+            agentCertificateRequests(connection, commands, logger.child({ component: 'agent-requests' })),
           inject: [NATS_CONNECTION, CertificateCommands],
         },
         {
