@@ -257,7 +257,7 @@ async function rebuildInThisProcess(): Promise<void> {
       logger: createLogger('bench', { level: 'warn' }),
       mode: 'inspect',
       label: 'bench',
-      batchSize: Number(process.env.CL_BENCH_BATCH ?? 5000),
+      ...(process.env.CL_BENCH_BATCH ? { batchSize: Number(process.env.CL_BENCH_BATCH) } : {}),
       onChange: throttled((state) =>
         progress(
           `  ${state.phase} ${state.sequence.toLocaleString('en-US')}/${state.target.toLocaleString('en-US')} (${state.eventsPerSecond.toLocaleString('en-US')}/s, ETA ${state.etaSeconds ?? '--'}s)`,

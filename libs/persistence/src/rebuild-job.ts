@@ -55,6 +55,7 @@ export interface RebuildJobOptions {
   label?: string;
   /** Swap mode: the live projector to catch up with, pause and resume. */
   live?: LiveProjector;
+  /** Events per transaction (the runner's default when absent); larger batches cost memory, not speed. */
   batchSize?: number;
   onChange?: (status: RebuildStatus) => void;
 }
@@ -194,7 +195,7 @@ export class RebuildJob {
           filterSubject: group.filterSubject,
           logger: this.log,
           schema: this.status.schema,
-          batchSize: this.options.batchSize ?? 5_000,
+          batchSize: this.options.batchSize,
           untilSequence: target,
           onProgress: (progress) => {
             positions.set(index, progress.sequence);

@@ -99,7 +99,8 @@ export class ProjectionRunner {
         untilSequence: until,
         follow: until === undefined,
         signal,
-        bufferSize: this.batchSize * 2,
+        // One batch read ahead while one is applied: several runners of a rebuild stay within memory.
+        bufferSize: this.batchSize,
         filterSubject: this.options.filterSubject,
       }),
       until,
