@@ -70,7 +70,9 @@ export interface ProjectionGroup {
 
 /**
  * Groups projections by the one aggregate type they read, so each group reads only its subjects from the
- * server; projections reading several aggregate types (or all events) share one unfiltered read.
+ * server. Projections reading several aggregate types (or all events) need the whole log: then every
+ * projection shares that one read, since decoding the log is the rebuild's main cost and a second,
+ * filtered read would decode those events twice.
  */
 export function groupBySubject(projections: readonly Projection[], store: EventStore): ProjectionGroup[] {
   const groups = new Map<string, Projection[]>();
@@ -82,8 +84,9 @@ export function groupBySubject(projections: readonly Projection[], store: EventS
     const key = aggregates.size === 1 && only !== '?' ? `${store.subjectPrefix}.${only}.>` : '';
     groups.set(key, [...(groups.get(key) ?? []), projection]);
   }
+  if (groups.has('')) return [{ projections: [...projections] }];
   return [...groups.entries()].map(([key, members]) => ({
-    filterSubject: key || undefined,
+    filterSubject: key,
     projections: members,
   }));
 }
