@@ -8,7 +8,7 @@ const generateKeyPairAsync = promisify(generateKeyPair);
 export type RsaKeyBits = 2048 | 3072 | 4096;
 
 export interface GeneratedKeyPair {
-  /** PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`). Write it with mode 0600; it never leaves this machine. */
+  /** PKCS#8 PEM (a PEM block with BEGIN/END PRIVATE KEY lines). Write it with mode 0600; it never leaves this machine. */
   privateKeyPem: string;
   /** SubjectPublicKeyInfo PEM. */
   publicKeyPem: string;
