@@ -1,8 +1,9 @@
-import { useState, type FormEvent } from 'react';
-import { api, describeError, REVOCATION_REASONS, type Certificate } from '../lib/api';
+import { useState } from 'react';
+import { api, REVOCATION_REASONS, type Certificate } from '../lib/api';
 import { formatDateTime, formatRelative, shortId } from '../lib/format';
 import { useNow } from '../lib/hooks';
-import { Dialog, StatusBadge, Time } from './common';
+import { StatusBadge, Time } from './common';
+import { DangerDialog } from './danger-dialog';
 import { Field } from './field';
 
 const DAY = 86_400_000;
@@ -131,69 +132,40 @@ export function RevokeDialog({
   onRevoked: () => void;
 }) {
   const [reason, setReason] = useState('unspecified');
-  const [detail, setDetail] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
-    if (!certificate) return;
-    setBusy(true);
-    setError(null);
-    try {
-      await api.post(`/certificates/${certificate.serial}/revoke`, {
-        reason,
-        ...(detail.trim() ? { detail: detail.trim() } : {}),
-      });
-      setDetail('');
-      onRevoked();
-    } catch (caught) {
-      setError(caught);
-    } finally {
-      setBusy(false);
-    }
-  };
   return (
-    <Dialog open={certificate !== null} title="Revoke certificate" onClose={onClose}>
-      <form onSubmit={submit}>
-        <p>
+    <DangerDialog
+      open={certificate !== null}
+      title="Revoke certificate"
+      description={
+        <>
           Certificate <code>{certificate?.serial}</code> of <strong>{certificate?.holder}</strong> (
           {certificate?.names.join(', ')}) goes on the next revocation list. This cannot be undone.
-        </p>
-        {error !== null && (
-          <p className="notice notice-error" role="alert">
-            {describeError(error)}
-          </p>
+        </>
+      }
+      textLabel="Detail (optional)"
+      action="Revoke"
+      busyAction="Revoking…"
+      onClose={onClose}
+      run={async (detail) => {
+        if (!certificate) return;
+        await api.post(`/certificates/${certificate.serial}/revoke`, {
+          reason,
+          ...(detail ? { detail } : {}),
+        });
+        onRevoked();
+      }}
+    >
+      <Field label="Reason">
+        {(props) => (
+          <select {...props} value={reason} onChange={(event) => setReason(event.target.value)}>
+            {REVOCATION_REASONS.map((value) => (
+              <option key={value} value={value}>
+                {value}
+              </option>
+            ))}
+          </select>
         )}
-        <Field label="Reason">
-          {(props) => (
-            <select {...props} value={reason} onChange={(event) => setReason(event.target.value)}>
-              {REVOCATION_REASONS.map((value) => (
-                <option key={value} value={value}>
-                  {value}
-                </option>
-              ))}
-            </select>
-          )}
-        </Field>
-        <Field label="Detail (optional)">
-          {(props) => (
-            <input
-              {...props}
-              value={detail}
-              maxLength={200}
-              onChange={(event) => setDetail(event.target.value)}
-            />
-          )}
-        </Field>
-        <div className="form-actions">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="button-danger" disabled={busy}>
-            {busy ? 'Revoking…' : 'Revoke'}
-          </button>
-        </div>
-      </form>
-    </Dialog>
+      </Field>
+    </DangerDialog>
   );
 }

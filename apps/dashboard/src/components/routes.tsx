@@ -3,6 +3,7 @@ import { api, ApiError, describeError, type Agent, type Route, type RouteKind } 
 import { formatDuration } from '../lib/format';
 import { Link } from '../lib/router';
 import { Dialog, StatusBadge, Time } from './common';
+import { DangerDialog } from './danger-dialog';
 import { Field } from './field';
 
 /** Routes as a table: status with propagation time or failure reason; edit and remove when given. */
@@ -315,59 +316,24 @@ export function RemoveRouteDialog({
   onClose: () => void;
   onRemoved: () => void;
 }) {
-  const [reason, setReason] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-  const close = () => {
-    setReason('');
-    setError(null);
-    onClose();
-  };
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
-    if (!route) return;
-    setBusy(true);
-    setError(null);
-    try {
-      await api.delete(`/routes/${route.routeId}`, reason.trim() ? { reason: reason.trim() } : {});
-      setReason('');
-      onRemoved();
-    } catch (caught) {
-      setError(caught);
-    } finally {
-      setBusy(false);
-    }
-  };
   return (
-    <Dialog open={route !== null} title={`Remove ${route?.hostname ?? ''}`} onClose={close}>
-      <form onSubmit={submit}>
-        <p>
+    <DangerDialog
+      open={route !== null}
+      title={`Remove ${route?.hostname ?? ''}`}
+      description={
+        <>
           HAProxy stops routing <strong>{route?.hostname}</strong> and the host name becomes free again.
-        </p>
-        {error !== null && (
-          <p className="notice notice-error" role="alert">
-            {describeError(error)}
-          </p>
-        )}
-        <Field label="Reason (optional)">
-          {(props) => (
-            <input
-              {...props}
-              value={reason}
-              maxLength={200}
-              onChange={(event) => setReason(event.target.value)}
-            />
-          )}
-        </Field>
-        <div className="form-actions">
-          <button type="button" onClick={close}>
-            Cancel
-          </button>
-          <button type="submit" className="button-danger" disabled={busy}>
-            {busy ? 'Removing…' : 'Remove route'}
-          </button>
-        </div>
-      </form>
-    </Dialog>
+        </>
+      }
+      textLabel="Reason (optional)"
+      action="Remove route"
+      busyAction="Removing…"
+      onClose={onClose}
+      run={async (reason) => {
+        if (!route) return;
+        await api.delete(`/routes/${route.routeId}`, reason ? { reason } : {});
+        onRemoved();
+      }}
+    />
   );
 }

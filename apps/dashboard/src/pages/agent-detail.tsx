@@ -1,6 +1,5 @@
-import { useState, type FormEvent } from 'react';
+import { useState } from 'react';
 import {
-  Dialog,
   ErrorMessage,
   Loading,
   NotAvailable,
@@ -11,11 +10,10 @@ import {
 } from '../components/common';
 import { CertificateTable, RevokeDialog } from '../components/certificates';
 import { EventTable } from '../components/event-table';
-import { Field } from '../components/field';
+import { DangerDialog } from '../components/danger-dialog';
 import { RemoveRouteDialog, RouteFormDialog, RouteTable } from '../components/routes';
 import {
   api,
-  describeError,
   type Agent,
   type Certificate,
   type CertificateList,
@@ -144,57 +142,20 @@ function Events({ agentId }: { agentId: string }) {
 }
 
 function DeregisterDialog({ agent, open, onClose }: { agent: Agent; open: boolean; onClose: () => void }) {
-  const [reason, setReason] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await api.delete(
-        `/agents/${encodeURIComponent(agent.agentId)}`,
-        reason.trim() ? { reason: reason.trim() } : {},
-      );
-      onClose();
-    } catch (caught) {
-      setError(caught);
-    } finally {
-      setBusy(false);
-    }
-  };
   return (
-    <Dialog open={open} title={`Deregister ${agent.agentId}`} onClose={onClose}>
-      <form onSubmit={submit}>
-        <p>
-          The agent loses its credentials, its certificates are revoked and its routes removed. It must enroll
-          again with a new token.
-        </p>
-        {error !== null && (
-          <p className="notice notice-error" role="alert">
-            {describeError(error)}
-          </p>
-        )}
-        <Field label="Reason (optional)">
-          {(props) => (
-            <input
-              {...props}
-              value={reason}
-              maxLength={200}
-              onChange={(event) => setReason(event.target.value)}
-            />
-          )}
-        </Field>
-        <div className="form-actions">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="button-danger" disabled={busy}>
-            {busy ? 'Deregistering…' : 'Deregister'}
-          </button>
-        </div>
-      </form>
-    </Dialog>
+    <DangerDialog
+      open={open}
+      title={`Deregister ${agent.agentId}`}
+      description="The agent loses its credentials, its certificates are revoked and its routes removed. It must enroll again with a new token."
+      textLabel="Reason (optional)"
+      action="Deregister"
+      busyAction="Deregistering…"
+      onClose={onClose}
+      run={async (reason) => {
+        await api.delete(`/agents/${encodeURIComponent(agent.agentId)}`, reason ? { reason } : {});
+        onClose();
+      }}
+    />
   );
 }
 
