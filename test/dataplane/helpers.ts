@@ -1,8 +1,8 @@
 /** Small helpers shared by the Data Plane API tests: HTTP(S)/TLS probes and a tiny upstream server. */
-import { createServer, request as httpRequest, type Server } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { createServer, type Server } from 'node:http';
 import { connect as tlsConnect } from 'node:tls';
 import type { AddressInfo } from 'node:net';
+import { requestReply, type Reply } from '../harness/http.js';
 
 export interface Upstream {
   port: number;
@@ -31,57 +31,22 @@ export async function startUpstream(name: string): Promise<Upstream> {
   };
 }
 
-export interface Answer {
-  status: number;
-  body: string;
-  headers: Record<string, string | string[] | undefined>;
-}
+export type Answer = Reply;
 
 /** One HTTPS request to HAProxy with a Host header (certificate not verified: HAProxy's test certs). */
 export function httpsGet(port: number, host: string, path = '/'): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const request = httpsRequest(
-      {
-        host: '127.0.0.1',
-        port,
-        path,
-        servername: host,
-        headers: { host, connection: 'close' },
-        rejectUnauthorized: false,
-        agent: false,
-      },
-      (response) => {
-        let body = '';
-        response.setEncoding('utf8');
-        response.on('data', (chunk: string) => (body += chunk));
-        response.on('end', () =>
-          resolve({ status: response.statusCode ?? 0, body, headers: response.headers }),
-        );
-      },
-    );
-    request.setTimeout(5000, () => request.destroy(new Error('timeout')));
-    request.on('error', reject);
-    request.end();
+  return requestReply({
+    https: true,
+    port,
+    path,
+    servername: host,
+    headers: { host, connection: 'close' },
+    rejectUnauthorized: false,
   });
 }
 
 export function httpGet(port: number, host: string, path = '/'): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const request = httpRequest(
-      { host: '127.0.0.1', port, path, headers: { host, connection: 'close' }, agent: false },
-      (response) => {
-        let body = '';
-        response.setEncoding('utf8');
-        response.on('data', (chunk: string) => (body += chunk));
-        response.on('end', () =>
-          resolve({ status: response.statusCode ?? 0, body, headers: response.headers }),
-        );
-      },
-    );
-    request.setTimeout(5000, () => request.destroy(new Error('timeout')));
-    request.on('error', reject);
-    request.end();
-  });
+  return requestReply({ port, path, headers: { host, connection: 'close' } });
 }
 
 /** The SHA-256 fingerprint of the certificate HAProxy (or a backend behind it) presents for `servername`. */

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { promisify } from 'node:util';
 import type { DataplaneClient } from '#dataplane';
 import { desiredState, desiredStructure, diffStructure, renderMapFile } from '#haproxy';
 import { loadConfig } from '#platform';
+import { requestReply, type Reply } from '../harness/http.js';
 import { layoutOf, proxySyncConfigSchema, type ProxySyncConfig } from '../../apps/proxy-sync/src/config.js';
 import { DataplaneGateway } from '../../apps/proxy-sync/src/gateway.js';
 import type { SourcedRoute } from '../../apps/proxy-sync/src/route-source.js';
@@ -179,30 +180,14 @@ export async function tlsAgent(
   };
 }
 
-export interface Reply {
-  status: number;
-  body: string;
-  headers: Record<string, string | string[] | undefined>;
-}
+export type { Reply };
 
 /** HTTPS through HAProxy, with SNI and Host set to `hostname`, verified against `ca`. */
 export function getThrough(port: number, hostname: string, ca: string, path = '/'): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const request = httpsRequest(
-      { host: '127.0.0.1', port, path, servername: hostname, headers: { host: hostname }, ca, agent: false },
-      (response) => {
-        let body = '';
-        response.setEncoding('utf8');
-        response.on('data', (chunk: string) => (body += chunk));
-        response.on('end', () =>
-          resolve({ status: response.statusCode ?? 0, body, headers: response.headers }),
-        );
-      },
-    );
-    request.setTimeout(10_000, () => request.destroy(new Error('timeout')));
-    request.on('error', reject);
-    request.end();
-  });
+  return requestReply(
+    { https: true, port, path, servername: hostname, headers: { host: hostname }, ca },
+    10_000,
+  );
 }
 
 /** A TLS connection to the SNI port: the peer certificate's CN and the greeting, verified against `ca`. */
