@@ -121,6 +121,7 @@ async function startDetached(config: DemoConfig, name: string, command: string, 
 }
 
 const cliMain = fileURLToPath(new URL('../main.js', import.meta.url));
+const agentMain = fileURLToPath(new URL('../../../agent/src/main.js', import.meta.url));
 
 async function startAgent(config: DemoConfig, admin: string, agent: DemoAgent): Promise<void> {
   const files = paths(config, agent);
@@ -157,7 +158,7 @@ async function startAgent(config: DemoConfig, admin: string, agent: DemoAgent): 
   };
   await writeFile(files.config, `${JSON.stringify(agentConfig, null, 2)}\n`, { mode: 0o600 });
   await startDetached(config, `agent-${agent.agentId}`, process.execPath, [
-    cliMain.replace(/cli\/src\/main\.js$/, 'agent/src/main.js'),
+    agentMain,
     '--config',
     files.config,
   ]);
