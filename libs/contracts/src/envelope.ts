@@ -1,9 +1,13 @@
 import { z } from 'zod';
+import { regexes } from 'zod/v4/core';
 import { AGGREGATE_TYPES } from './subjects.js';
-import { isoTimestamp, label } from './fields.js';
+import { hasControlCharacter, isoTimestamp, label } from './fields.js';
+
+const ACTOR_KINDS = ['admin', 'agent', 'service', 'system'] as const;
+const EVENT_TYPE_NAME = /^[A-Z][A-Za-z0-9]{1,63}$/;
 
 export const actorSchema = z.strictObject({
-  kind: z.enum(['admin', 'agent', 'service', 'system']),
+  kind: z.enum(ACTOR_KINDS),
   id: label(128),
 });
 export type Actor = z.infer<typeof actorSchema>;
@@ -11,7 +15,7 @@ export type Actor = z.infer<typeof actorSchema>;
 /** The stored form of every event. `data` is checked against the event type's schema separately. */
 export const envelopeSchema = z.strictObject({
   id: z.string().min(1).max(64),
-  type: z.string().regex(/^[A-Z][A-Za-z0-9]{1,63}$/, 'must be an event type name in PascalCase'),
+  type: z.string().regex(EVENT_TYPE_NAME, 'must be an event type name in PascalCase'),
   schemaVersion: z.number().int().min(1),
   aggregate: z.strictObject({ type: z.enum(AGGREGATE_TYPES), id: z.string().min(1).max(253) }),
   occurredAt: isoTimestamp,
@@ -48,4 +52,61 @@ export interface EventContext {
   actor: Actor;
   correlationId: string;
   causationId?: string | null;
+}
+
+// The fast check below mirrors envelopeSchema field by field; envelope.spec.ts holds them to agreement.
+const ENVELOPE_KEYS = new Set(Object.keys(envelopeSchema.shape));
+const ISO_TIMESTAMP = regexes.datetime({ offset: true, local: false, precision: undefined });
+const aggregateTypes = new Set<string>(AGGREGATE_TYPES);
+const actorKinds = new Set<string>(ACTOR_KINDS);
+
+const isText = (value: unknown, max: number): value is string =>
+  typeof value === 'string' && value.length >= 1 && value.length <= max;
+
+/** True when every own key of `value` is one of `allowed` (a strict object's rule). */
+function onlyKeys(value: object, allowed: ReadonlySet<string>): boolean {
+  for (const key in value) if (!allowed.has(key)) return false;
+  return true;
+}
+const AGGREGATE_KEYS = new Set(['type', 'id']);
+const ACTOR_KEYS = new Set(['kind', 'id']);
+
+/**
+ * True when `raw` certainly matches envelopeSchema, checked without building a copy: reading the log
+ * decodes every event, and this spares the schema's allocations. False means "let the schema decide",
+ * which also names the offending field.
+ */
+export function isWellFormedEnvelope(raw: unknown): raw is EventEnvelope {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || !onlyKeys(raw, ENVELOPE_KEYS))
+    return false;
+  const envelope = raw as Record<string, unknown>;
+  const aggregate = envelope.aggregate as Record<string, unknown> | null;
+  const actor = envelope.actor as Record<string, unknown> | null;
+  return (
+    'data' in envelope &&
+    isText(envelope.id, 64) &&
+    typeof envelope.type === 'string' &&
+    EVENT_TYPE_NAME.test(envelope.type) &&
+    Number.isSafeInteger(envelope.schemaVersion) &&
+    (envelope.schemaVersion as number) >= 1 &&
+    typeof aggregate === 'object' &&
+    aggregate !== null &&
+    !Array.isArray(aggregate) &&
+    onlyKeys(aggregate, AGGREGATE_KEYS) &&
+    typeof aggregate.type === 'string' &&
+    aggregateTypes.has(aggregate.type) &&
+    isText(aggregate.id, 253) &&
+    typeof envelope.occurredAt === 'string' &&
+    ISO_TIMESTAMP.test(envelope.occurredAt) &&
+    typeof actor === 'object' &&
+    actor !== null &&
+    !Array.isArray(actor) &&
+    onlyKeys(actor, ACTOR_KEYS) &&
+    typeof actor.kind === 'string' &&
+    actorKinds.has(actor.kind) &&
+    isText(actor.id, 128) &&
+    !hasControlCharacter(actor.id) &&
+    isText(envelope.correlationId, 128) &&
+    (envelope.causationId === null || isText(envelope.causationId, 128))
+  );
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { AggregateType } from './subjects.js';
-import { envelopeSchema, type EventEnvelope } from './envelope.js';
+import { envelopeSchema, isWellFormedEnvelope, type EventEnvelope } from './envelope.js';
 import { parseOrThrow, ValidationError } from './validation.js';
 
 /** Converts the data of one schema version into the next (`from` → `from + 1`). */
@@ -82,19 +82,12 @@ export class EventRegistry {
   }
 
   /**
-   * Reads a stored envelope (already JSON-parsed) into its current form. With `data: false` only the
-   * envelope is checked and `data` is left out: for readers that never look at it (the event-log index).
+   * Reads a stored envelope (already JSON-parsed, and changed in place: the result may be `raw` itself)
+   * into its current form. With `data: false` only the envelope is checked and `data` is left out: for
+   * readers that never look at it (the event-log index).
    */
   decode(raw: unknown, options: { data?: boolean } = {}): EventEnvelope {
-    let envelope: z.infer<typeof envelopeSchema>;
-    try {
-      envelope = parseOrThrow(envelopeSchema, raw);
-    } catch (error) {
-      throw new UndecodableEventError(
-        `not an event envelope: ${(error as Error).message}`,
-        (error as ValidationError).field,
-      );
-    }
+    const envelope = isWellFormedEnvelope(raw) ? raw : this.parseEnvelope(raw);
     const definition = this.definitions.get(envelope.type);
     if (!definition) throw new UndecodableEventError(`unknown event type ${envelope.type}`, 'type');
     if (envelope.schemaVersion > definition.version) {
@@ -103,17 +96,34 @@ export class EventRegistry {
         'schemaVersion',
       );
     }
-    if (options.data === false) return { ...envelope, schemaVersion: definition.version, data: undefined };
-    let data = envelope.data;
-    for (let version = envelope.schemaVersion; version < definition.version; version++) {
-      data = definition.upcasters![version]!(data);
+    if (options.data === false) {
+      envelope.data = undefined;
+    } else {
+      let data = envelope.data;
+      for (let version = envelope.schemaVersion; version < definition.version; version++) {
+        data = definition.upcasters![version]!(data);
+      }
+      const parsed = definition.schema.safeParse(data);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        const field = ['data', ...(issue?.path ?? []).map(String)].join('.');
+        throw new UndecodableEventError(`${envelope.type}: ${field}: ${issue?.message}`, field);
+      }
+      envelope.data = parsed.data;
     }
-    const parsed = definition.schema.safeParse(data);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const field = ['data', ...(issue?.path ?? []).map(String)].join('.');
-      throw new UndecodableEventError(`${envelope.type}: ${field}: ${issue?.message}`, field);
+    envelope.schemaVersion = definition.version;
+    return envelope;
+  }
+
+  /** The schema's verdict on an envelope the fast check did not accept: a copy, or the field at fault. */
+  private parseEnvelope(raw: unknown): EventEnvelope {
+    try {
+      return parseOrThrow(envelopeSchema, raw);
+    } catch (error) {
+      throw new UndecodableEventError(
+        `not an event envelope: ${(error as Error).message}`,
+        (error as ValidationError).field,
+      );
     }
-    return { ...envelope, schemaVersion: definition.version, data: parsed.data };
   }
 }

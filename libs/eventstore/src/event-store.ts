@@ -242,8 +242,10 @@ export class EventStore {
     const type = (raw as { type?: unknown } | null)?.type;
     const data =
       typeof options.data === 'function' ? typeof type !== 'string' || options.data(type) : options.data;
-    const envelope = this.registry.decode(raw, { data });
-    return { ...envelope, sequence: entry.sequence, subject: entry.subject };
+    const event = this.registry.decode(raw, { data }) as StoredEvent;
+    event.sequence = entry.sequence;
+    event.subject = entry.subject;
+    return event;
   }
 
   /** Decoded events of the log, streamed in order with bounded memory. */
