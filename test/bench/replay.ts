@@ -225,7 +225,9 @@ const REBUILD_CHILD_FLAG = '--rebuild-child';
 /** Runs the rebuild in a child process (this file with REBUILD_CHILD_FLAG); its progress goes to stderr. */
 function runRebuildProcess(target: { natsUrl: string; databaseUrl: string }): Promise<RebuildOutcome> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), REBUILD_CHILD_FLAG], {
+    // CL_BENCH_NODE_ARGS passes node options to the rebuild, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+    const nodeArgs = process.env.CL_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+    const child = spawn(process.execPath, [...nodeArgs, fileURLToPath(import.meta.url), REBUILD_CHILD_FLAG], {
       env: { ...process.env, CL_BENCH_NATS_URL: target.natsUrl, CL_BENCH_DATABASE_URL: target.databaseUrl },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -235,7 +237,9 @@ function runRebuildProcess(target: { natsUrl: string; databaseUrl: string }): Pr
     child.on('exit', (code) => {
       if (code !== 0) return reject(new Error(`the rebuild process exited with ${code}`));
       try {
+        // The outcome is the last line; options like --trace-gc may print before it.
         resolve(JSON.parse(output.trim().split('\n').at(-1) ?? '') as RebuildOutcome);
+        if (nodeArgs.length > 0) process.stderr.write(output);
       } catch {
         reject(new Error(`the rebuild process printed no result: ${output.slice(-500)}`));
       }
@@ -258,6 +262,7 @@ async function rebuildInThisProcess(): Promise<void> {
       mode: 'inspect',
       label: 'bench',
       ...(process.env.CL_BENCH_BATCH ? { batchSize: Number(process.env.CL_BENCH_BATCH) } : {}),
+      ...(process.env.CL_BENCH_ROW_BUDGET ? { bulkRowBudget: Number(process.env.CL_BENCH_ROW_BUDGET) } : {}),
       onChange: throttled((state) =>
         progress(
           `  ${state.phase} ${state.sequence.toLocaleString('en-US')}/${state.target.toLocaleString('en-US')} (${state.eventsPerSecond.toLocaleString('en-US')}/s, ETA ${state.etaSeconds ?? '--'}s)`,

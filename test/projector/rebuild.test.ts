@@ -28,6 +28,7 @@ beforeAll(async () => {
     CL_NATS_URL: nats.url,
     CL_DATABASE_URL: db.url,
     CL_PROJECTOR_BATCH_SIZE: '100',
+    CL_PROJECTOR_REBUILD_ROW_BUDGET: '25',
   });
   commands = testCommandBus(nats.url);
 });

@@ -19,6 +19,8 @@ export function startRoutesStack(options: StackOptions = {}): Promise<AgentsStac
       CL_ROUTING_SNI_ZONES: 'mongodb,redis',
       CL_ROUTING_CLAIM_GRACE_MS: '1500',
       CL_PROJECTOR_BATCH_SIZE: '500',
+      // Rebuilds write and forget their rows many times over, so the tests cover reading them back.
+      CL_PROJECTOR_REBUILD_ROW_BUDGET: '40',
       ...options.env,
     },
   });

@@ -126,6 +126,8 @@ export class ProjectorService implements OnApplicationBootstrap, OnApplicationSh
       projections: selected,
       logger: this.logger,
       mode: request.mode,
+      batchSize: this.config.CL_PROJECTOR_BATCH_SIZE,
+      bulkRowBudget: this.config.CL_PROJECTOR_REBUILD_ROW_BUDGET,
       asOfSequence,
       label: request.label,
       live:

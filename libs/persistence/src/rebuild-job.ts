@@ -57,6 +57,8 @@ export interface RebuildJobOptions {
   live?: LiveProjector;
   /** Events per transaction (the runner's default when absent); larger batches cost memory, not speed. */
   batchSize?: number;
+  /** Rows a rebuild holds in memory before writing them (the runner's default when absent). */
+  bulkRowBudget?: number;
   onChange?: (status: RebuildStatus) => void;
 }
 
@@ -200,6 +202,9 @@ export class RebuildJob {
           schema: this.status.schema,
           batchSize: this.options.batchSize,
           untilSequence: target,
+          // The rebuild's schema is its own: rows fold in memory and are written once per flush.
+          bulk: true,
+          bulkRowBudget: this.options.bulkRowBudget,
           onProgress: (progress) => {
             positions.set(index, progress.sequence);
             const sequence = Math.min(

@@ -74,7 +74,8 @@ export async function createShadowTables(
 
 /**
  * Makes the loaded shadow tables durable (one WAL write of each table instead of one record per row) and
- * adds the live tables' secondary indexes, under the same names.
+ * adds the live tables' secondary indexes, under the same names. Tables (and then each table's
+ * indexes) are finished concurrently on their own connections, so Postgres uses every core it has.
  */
 export async function finishShadowTables(
   dataSource: DataSource,
@@ -82,18 +83,24 @@ export async function finishShadowTables(
   tables: readonly string[],
   liveSchema = 'public',
 ): Promise<void> {
-  for (const table of [...tables, 'projection_checkpoints']) {
+  const finishTable = async (table: string, indexed: boolean) => {
     await dataSource.query(`ALTER TABLE ${qualifiedTable(schema, table)} SET LOGGED`);
-  }
-  for (const table of tables) {
+    if (!indexed) return;
     const shape = await describeTable(dataSource, liveSchema, table);
-    for (const index of shape.indexes) {
-      const statement = retarget(index.definition, liveSchema, schema, table);
-      if (statement === index.definition)
-        throw new Error(`cannot retarget index ${index.name}: ${index.definition}`);
-      await dataSource.query(statement);
-    }
-  }
+    // Index builds share the table's lock, so one table's indexes build side by side too.
+    await Promise.all(
+      shape.indexes.map(async (index) => {
+        const statement = retarget(index.definition, liveSchema, schema, table);
+        if (statement === index.definition)
+          throw new Error(`cannot retarget index ${index.name}: ${index.definition}`);
+        await dataSource.query(statement);
+      }),
+    );
+  };
+  await Promise.all([
+    ...tables.map((table) => finishTable(table, true)),
+    finishTable('projection_checkpoints', false),
+  ]);
 }
 
 /** `CREATE INDEX x ON public.t USING …` → `CREATE INDEX x ON shadow.t USING …`. */

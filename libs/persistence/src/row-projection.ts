@@ -1,5 +1,12 @@
 import type { StoredEvent } from '#contracts';
-import { quoteIdentifier, type Projection, type ProjectionContext } from './projection.js';
+import { StringBloomFilter } from './bloom-filter.js';
+import {
+  quoteIdentifier,
+  type BulkLoader,
+  type FoldFailure,
+  type Projection,
+  type ProjectionContext,
+} from './projection.js';
 
 /** Postgres column types the row projection can round-trip through JSON. */
 export type ColumnType = 'text' | 'integer' | 'bigint' | 'boolean' | 'timestamptz' | 'jsonb' | 'text[]';
@@ -67,35 +74,69 @@ export class RowProjection<R extends Row> implements Projection {
       if (key !== undefined) keys.add(key);
     }
     if (keys.size === 0) return;
-    const table = context.table(this.spec.table);
-    const keyColumn = quoteIdentifier(this.spec.key);
+    const rows = await this.loadRows(keys, context);
+    const existed = new Set(rows.keys());
+    this.fold(events, rows);
+    await this.upsert([...rows.values()], context);
+    await this.delete(
+      [...existed].filter((key) => !rows.has(key)),
+      context,
+    );
+  }
+
+  bulkLoader(options: { tableEmpty: boolean }): BulkLoader {
+    return new RowBulkLoader(this, options.tableEmpty);
+  }
+
+  /** The stored rows with these keys. */
+  async loadRows(keys: Iterable<string>, context: ProjectionContext): Promise<Map<string, R>> {
     const loaded = await context.query<{ row: Record<string, unknown> }>(
-      `SELECT to_jsonb(t) AS row FROM ${table} t WHERE ${keyColumn} = ANY($1::text[])`,
+      `SELECT to_jsonb(t) AS row FROM ${context.table(this.spec.table)} t WHERE ${quoteIdentifier(this.spec.key)} = ANY($1::text[])`,
       [[...keys]],
     );
     const rows = new Map<string, R>();
     for (const { row } of loaded) rows.set(String(row[this.spec.key]), this.normalise(row));
-    const existed = new Set(rows.keys());
-    this.fold(events, rows);
+    return rows;
+  }
 
-    const upserts = [...rows.values()];
-    const deletes = [...existed].filter((key) => !rows.has(key));
-    if (upserts.length > 0) {
-      const columns = this.columnNames.map(quoteIdentifier).join(', ');
-      const updates = this.columnNames
-        .filter((column) => column !== this.spec.key)
-        .map((column) => `${quoteIdentifier(column)} = EXCLUDED.${quoteIdentifier(column)}`)
-        .join(', ');
-      await context.query(
-        `INSERT INTO ${table} (${columns})
-         SELECT ${columns} FROM jsonb_to_recordset($1::jsonb) AS x(${this.recordsetColumns})
-         ON CONFLICT (${keyColumn}) DO ${updates ? `UPDATE SET ${updates}` : 'NOTHING'}`,
-        [JSON.stringify(upserts)],
-      );
-    }
-    if (deletes.length > 0) {
-      await context.query(`DELETE FROM ${table} WHERE ${keyColumn} = ANY($1::text[])`, [deletes]);
-    }
+  /** Inserts or replaces rows in one statement. */
+  async upsert(rows: readonly R[], context: ProjectionContext): Promise<void> {
+    if (rows.length === 0) return;
+    const columns = this.columnNames.map(quoteIdentifier).join(', ');
+    const updates = this.columnNames
+      .filter((column) => column !== this.spec.key)
+      .map((column) => `${quoteIdentifier(column)} = EXCLUDED.${quoteIdentifier(column)}`)
+      .join(', ');
+    // json, not jsonb: Postgres only checks the text instead of building a binary document first.
+    await context.query(
+      `INSERT INTO ${context.table(this.spec.table)} (${columns})
+       SELECT ${columns} FROM json_to_recordset($1::json) AS x(${this.recordsetColumns})
+       ON CONFLICT (${quoteIdentifier(this.spec.key)}) DO ${updates ? `UPDATE SET ${updates}` : 'NOTHING'}`,
+      [JSON.stringify(rows)],
+    );
+  }
+
+  /** Appends rows whose keys the table does not hold yet, with COPY. */
+  async insertNew(rows: readonly R[], context: ProjectionContext): Promise<void> {
+    await context.copyRows(
+      this.spec.table,
+      this.columnNames,
+      rows.map((row) =>
+        this.columnNames.map((column) =>
+          this.spec.columns[column as keyof R & string] === 'text[]'
+            ? textArrayLiteral(row[column] as readonly string[] | null)
+            : row[column],
+        ),
+      ),
+    );
+  }
+
+  async delete(keys: readonly string[], context: ProjectionContext): Promise<void> {
+    if (keys.length === 0) return;
+    await context.query(
+      `DELETE FROM ${context.table(this.spec.table)} WHERE ${quoteIdentifier(this.spec.key)} = ANY($1::text[])`,
+      [keys],
+    );
   }
 
   /** Rows read back through to_jsonb carry Postgres timestamp text; rows from evolve carry toISOString. */
@@ -108,5 +149,101 @@ export class RowProjection<R extends Row> implements Projection {
         type === 'timestamptz' && typeof value === 'string' ? new Date(value).toISOString() : (value ?? null);
     }
     return result as R;
+  }
+}
+
+/** A Postgres array literal (`{"a","b"}`) for a text[] value. */
+export function textArrayLiteral(values: readonly string[] | null): string | null {
+  if (values === null) return null;
+  return `{${values.map((value) => `"${value.replace(/[\\"]/g, (character) => `\\${character}`)}"`).join(',')}}`;
+}
+
+/**
+ * The rows of one RowProjection while a private schema loads. `rows` holds what memory knows about a key:
+ * its current row, or undefined for none. `inTable` says which of those keys the table holds, and
+ * `written` remembers, in fixed memory, every key a flush wrote. A key memory does not know is read
+ * back only if `written` says it may be in the table (or the table was not empty at the start), so a
+ * fresh load hardly reads at all, and memory is bounded by what is held between flushes.
+ */
+class RowBulkLoader<R extends Row> implements BulkLoader {
+  private readonly rows = new Map<string, R | undefined>();
+  private readonly inTable = new Set<string>();
+  private readonly changed = new Set<string>();
+  private readonly written = new StringBloomFilter();
+
+  constructor(
+    private readonly projection: RowProjection<R>,
+    private readonly tableEmpty: boolean,
+  ) {}
+
+  get rowsInMemory(): number {
+    return this.rows.size;
+  }
+
+  async prefetch(events: readonly StoredEvent[], context: ProjectionContext): Promise<void> {
+    const unknown = new Set<string>();
+    for (const event of events) {
+      const key = this.projection.spec.keyOf(event);
+      if (key !== undefined && !this.rows.has(key) && (!this.tableEmpty || this.written.mayContain(key)))
+        unknown.add(key);
+    }
+    if (unknown.size === 0) return;
+    const found = await this.projection.loadRows(unknown, context);
+    for (const key of unknown) {
+      const row = found.get(key);
+      this.rows.set(key, row);
+      if (row) this.inTable.add(key);
+    }
+  }
+
+  fold(events: readonly StoredEvent[]): FoldFailure[] {
+    const failures: FoldFailure[] = [];
+    const { spec } = this.projection;
+    for (const event of events) {
+      try {
+        const key = spec.keyOf(event);
+        if (key === undefined) continue;
+        const row = this.rows.get(key);
+        const next = spec.evolve(row, event);
+        if (next === row) continue;
+        this.rows.set(key, next);
+        this.changed.add(key);
+      } catch (error) {
+        failures.push({ event, error });
+      }
+    }
+    return failures;
+  }
+
+  async flush(context: ProjectionContext): Promise<void> {
+    const inserts: R[] = [];
+    const updates: R[] = [];
+    const deletes: string[] = [];
+    for (const key of this.changed) {
+      const row = this.rows.get(key);
+      if (row === undefined) {
+        if (this.inTable.has(key)) deletes.push(key);
+      } else if (this.inTable.has(key)) updates.push(row);
+      else inserts.push(row);
+    }
+    await this.projection.insertNew(inserts, context);
+    await this.projection.upsert(updates, context);
+    await this.projection.delete(deletes, context);
+  }
+
+  flushed({ evict }: { evict: boolean }): void {
+    for (const key of this.changed) {
+      if (this.rows.get(key) === undefined) {
+        this.inTable.delete(key);
+      } else {
+        this.inTable.add(key);
+        this.written.add(key);
+      }
+    }
+    this.changed.clear();
+    if (evict) {
+      this.rows.clear();
+      this.inTable.clear();
+    }
   }
 }

@@ -7,7 +7,13 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { qualifiedTable, quoteIdentifier, type Projection, type ProjectionContext } from './projection.js';
+import {
+  qualifiedTable,
+  quoteIdentifier,
+  type BulkLoader,
+  type Projection,
+  type ProjectionContext,
+} from './projection.js';
 import { isTransientDatabaseError } from './transient.js';
 
 export interface ProjectionProgress {
@@ -39,6 +45,27 @@ export interface ProjectionRunnerOptions {
    */
   filterSubject?: string;
   onProgress?: (progress: ProjectionProgress) => void;
+  /**
+   * Only this runner writes the schema (a rebuild): projections with a bulk loader fold in memory and
+   * write their rows with their checkpoints when the rows held pass `bulkRowBudget`, and at the end.
+   */
+  bulk?: boolean;
+  /** Rows held in memory across bulk loaders before they are written (bounds memory). */
+  bulkRowBudget?: number;
+}
+
+/** A bulk flush that Postgres refused for a reason other than availability (e.g. a row breaks a CHECK). */
+class BulkFlushRefused extends Error {
+  constructor(readonly reason: unknown) {
+    super(`bulk flush refused: ${(reason as Error)?.message ?? String(reason)}`);
+  }
+}
+
+interface PendingDeadLetter {
+  projection: Projection;
+  entry: RawLogEntry;
+  event: StoredEvent | null;
+  error: unknown;
 }
 
 /**
@@ -54,15 +81,43 @@ export class ProjectionRunner {
   private readonly checkpoints = new Map<string, number>();
   private readonly dataNeeded = new Map<string, boolean>();
   private readonly log: Logger;
+  private readonly bulkRowBudget: number;
+  /** Bulk loaders by projection name, and the sequence each has folded (ahead of its checkpoint). */
+  private readonly loaders = new Map<string, BulkLoader>();
+  private readonly folded = new Map<string, number>();
+  private pendingDeadLetters: PendingDeadLetter[] = [];
   private eventsApplied = 0;
   private startedAt = 0;
 
-  constructor(private readonly options: ProjectionRunnerOptions) {
+  constructor(private options: ProjectionRunnerOptions) {
     this.schema = options.schema ?? 'public';
     this.batchSize = options.batchSize ?? 1_000;
     this.maxAttempts = options.maxAttempts ?? 5;
     this.backoffMs = options.backoffMs ?? [100, 500, 2_000, 5_000];
     this.log = options.logger.child({ schema: this.schema });
+    this.bulkRowBudget = options.bulkRowBudget ?? 10_000;
+  }
+
+  /** After loading the checkpoints: a projection at checkpoint 0 has written no rows yet. */
+  private startBulkLoaders(): void {
+    this.loaders.clear();
+    this.folded.clear();
+    this.pendingDeadLetters = [];
+    if (!this.options.bulk) return;
+    for (const projection of this.options.projections) {
+      const tableEmpty = (this.checkpoints.get(projection.name) ?? 0) === 0;
+      const loader = projection.bulkLoader?.({ tableEmpty });
+      if (loader) this.loaders.set(projection.name, loader);
+    }
+  }
+
+  /** How far every projection has got, counting events folded in memory and not yet written. */
+  private get reached(): number {
+    return Math.min(
+      ...this.options.projections.map((projection) =>
+        Math.max(this.checkpoints.get(projection.name) ?? 0, this.folded.get(projection.name) ?? 0),
+      ),
+    );
   }
 
   /** The sequence every projection has reached. */
@@ -82,7 +137,23 @@ export class ProjectionRunner {
 
   /** Runs until `signal` aborts, or until `untilSequence` has been applied. */
   async run(signal?: AbortSignal): Promise<void> {
+    try {
+      await this.runFromCheckpoints(signal);
+    } catch (error) {
+      if (!(error instanceof BulkFlushRefused)) throw error;
+      // Rows folded in memory cannot tell which event made them unwritable: replay from the checkpoints
+      // batch by batch, where a failing event is isolated and dead-lettered.
+      this.log.warn('bulk load refused by the database; replaying batch by batch from the checkpoints', {
+        error: error.reason,
+      });
+      this.options = { ...this.options, bulk: false };
+      await this.runFromCheckpoints(signal);
+    }
+  }
+
+  private async runFromCheckpoints(signal?: AbortSignal): Promise<void> {
     await this.retryWhileUnavailable('load checkpoints', () => this.loadCheckpoints(), signal);
+    this.startBulkLoaders();
     const until = this.options.untilSequence;
     const target = until ?? (await this.options.store.lastSequence());
     this.startedAt = Date.now();
@@ -112,8 +183,9 @@ export class ProjectionRunner {
       if (done) break;
       next = batches.next();
       await this.retryWhileUnavailable('apply batch', () => this.applyBatch(batch), signal);
-      this.options.onProgress?.(this.progress(Math.max(target, this.position)));
+      this.options.onProgress?.(this.progress(Math.max(target, this.reached)));
     }
+    await this.retryWhileUnavailable('write folded rows', () => this.flushBulk(false), signal);
     // A filtered read ends at the last matching event; nothing else up to `until` concerns these projections.
     if (until !== undefined && !signal?.aborted && this.position < until) {
       await this.retryWhileUnavailable('finish checkpoints', () => this.advanceCheckpoints(until), signal);
@@ -172,7 +244,7 @@ export class ProjectionRunner {
   private progress(target: number): ProjectionProgress {
     const seconds = Math.max((Date.now() - this.startedAt) / 1000, 0.001);
     return {
-      sequence: this.position,
+      sequence: this.reached,
       target,
       eventsApplied: this.eventsApplied,
       eventsPerSecond: Math.round(this.eventsApplied / seconds),
@@ -180,28 +252,149 @@ export class ProjectionRunner {
   }
 
   /**
-   * Applies one batch to every projection in one transaction with their checkpoints. The fast path has
-   * no savepoints; if a projection throws, the batch is applied again with each event isolated, so the
-   * poison one can be retried and dead-lettered without losing the others.
+   * Applies one batch: projections without a bulk loader in one transaction with their checkpoints (the
+   * fast path has no savepoints; if a projection throws, the batch is applied again with each event
+   * isolated, so the poison one can be retried and dead-lettered without losing the others), while the
+   * bulk loaders fold it in memory. Safe to retry: each projection skips what it already has.
    */
   async applyBatch(batch: DecodedBatch): Promise<void> {
     if (batch.size === 0) return;
+    const perBatch = this.options.projections.filter(
+      (projection) =>
+        !this.loaders.has(projection.name) &&
+        batch.lastSequence > (this.checkpoints.get(projection.name) ?? 0),
+    );
+    // The transaction's round trips and the in-memory fold overlap.
+    await Promise.all([this.applyPerBatch(batch, perBatch), this.foldInMemory(batch)]);
+    this.eventsApplied += batch.size;
+    if (this.rowsInMemory() > this.bulkRowBudget) await this.flushBulk(true);
+  }
+
+  private async applyPerBatch(batch: DecodedBatch, projections: readonly Projection[]): Promise<void> {
+    if (projections.length === 0) return;
     try {
-      await this.applyInTransaction(batch, false);
+      await this.applyInTransaction(batch, projections, false);
     } catch (error) {
       if (isTransientDatabaseError(error)) throw error;
-      await this.applyInTransaction(batch, true);
+      await this.applyInTransaction(batch, projections, true);
     }
-    for (const projection of this.options.projections) {
+    for (const projection of projections) {
       this.checkpoints.set(
         projection.name,
         Math.max(this.checkpoints.get(projection.name) ?? 0, batch.lastSequence),
       );
     }
-    this.eventsApplied += batch.size;
   }
 
-  private async applyInTransaction(batch: DecodedBatch, isolateEvents: boolean): Promise<void> {
+  private relevantEvents(
+    projection: Projection,
+    events: readonly StoredEvent[],
+    after: number,
+  ): StoredEvent[] {
+    const accepts = projection.eventTypes ? new Set(projection.eventTypes) : undefined;
+    return events.filter((event) => event.sequence > after && (!accepts || accepts.has(event.type)));
+  }
+
+  /**
+   * Folds the batch into each bulk loader. A pure fold that throws would throw again, so the event is
+   * dead-lettered (at the next flush) without retries.
+   */
+  private async foldInMemory(batch: DecodedBatch): Promise<void> {
+    for (const projection of this.options.projections) {
+      const loader = this.loaders.get(projection.name);
+      if (!loader) continue;
+      const after = Math.max(
+        this.checkpoints.get(projection.name) ?? 0,
+        this.folded.get(projection.name) ?? 0,
+      );
+      if (batch.lastSequence <= after) continue;
+      const relevant = this.relevantEvents(projection, batch.events, after);
+      if (relevant.length > 0) {
+        await this.withContext((context) => loader.prefetch(relevant, context));
+        for (const { event, error } of loader.fold(relevant)) {
+          this.pendingDeadLetters.push({ projection, entry: entryOf(event), event, error });
+        }
+      }
+      for (const { entry, error } of batch.undecodable) {
+        if (entry.sequence > after) this.pendingDeadLetters.push({ projection, entry, event: null, error });
+      }
+      this.folded.set(projection.name, batch.lastSequence);
+    }
+  }
+
+  private rowsInMemory(): number {
+    let rows = 0;
+    for (const loader of this.loaders.values()) rows += loader.rowsInMemory;
+    return rows;
+  }
+
+  /** Writes what the bulk loaders folded, their dead letters and their checkpoints in one transaction. */
+  private async flushBulk(evict: boolean): Promise<void> {
+    const due = [...this.loaders.keys()].filter(
+      (name) => (this.folded.get(name) ?? 0) > (this.checkpoints.get(name) ?? 0),
+    );
+    if (due.length === 0) return;
+    await this.withContext(async (context, runner) => {
+      await runner.startTransaction();
+      try {
+        await runner.query('SET LOCAL synchronous_commit = off');
+        try {
+          for (const name of due) await this.loaders.get(name)!.flush(context);
+        } catch (error) {
+          throw isTransientDatabaseError(error) ? error : new BulkFlushRefused(error);
+        }
+        for (const letter of this.pendingDeadLetters) {
+          await this.recordDeadLetter(runner, letter.projection, letter.entry, letter.event, letter.error, 1);
+        }
+        await this.writeCheckpoints(
+          runner,
+          due,
+          due.map((name) => this.folded.get(name)!),
+        );
+        await runner.commitTransaction();
+      } catch (error) {
+        if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+        throw error;
+      }
+    });
+    for (const name of due) {
+      this.loaders.get(name)!.flushed({ evict });
+      this.checkpoints.set(name, this.folded.get(name)!);
+    }
+    this.pendingDeadLetters = [];
+  }
+
+  private async writeCheckpoints(
+    runner: QueryRunner,
+    names: readonly string[],
+    sequences: readonly number[],
+  ) {
+    await runner.query(
+      `INSERT INTO ${qualifiedTable(this.schema, 'projection_checkpoints')} (projection, last_sequence, updated_at)
+       SELECT name, sequence, now() FROM unnest($1::text[], $2::bigint[]) AS c(name, sequence)
+       ON CONFLICT (projection) DO UPDATE SET last_sequence = EXCLUDED.last_sequence, updated_at = now()`,
+      [names, sequences],
+    );
+  }
+
+  /** Runs `work` on one pooled connection. */
+  private async withContext<T>(
+    work: (context: ProjectionContext, runner: QueryRunner) => Promise<T>,
+  ): Promise<T> {
+    const runner = this.options.dataSource.createQueryRunner();
+    await runner.connect();
+    try {
+      return await work(this.contextFor(runner), runner);
+    } finally {
+      await runner.release();
+    }
+  }
+
+  private async applyInTransaction(
+    batch: DecodedBatch,
+    projections: readonly Projection[],
+    isolateEvents: boolean,
+  ): Promise<void> {
     const { lastSequence, events, undecodable } = batch;
     const runner = this.options.dataSource.createQueryRunner();
     await runner.connect();
@@ -212,13 +405,10 @@ export class ProjectionRunner {
       await runner.query('SET LOCAL synchronous_commit = off');
       const context = this.contextFor(runner);
       const advanced: string[] = [];
-      for (const projection of this.options.projections) {
+      for (const projection of projections) {
         const from = this.checkpoints.get(projection.name) ?? 0;
         if (lastSequence <= from) continue;
-        const accepts = projection.eventTypes ? new Set(projection.eventTypes) : undefined;
-        const relevant = events.filter(
-          (event) => event.sequence > from && (!accepts || accepts.has(event.type)),
-        );
+        const relevant = this.relevantEvents(projection, events, from);
         if (relevant.length > 0) {
           if (isolateEvents) await this.applyEachEvent(runner, projection, relevant, context);
           else await projection.apply(relevant, context);
@@ -229,11 +419,10 @@ export class ProjectionRunner {
         advanced.push(projection.name);
       }
       if (advanced.length > 0) {
-        await runner.query(
-          `INSERT INTO ${qualifiedTable(this.schema, 'projection_checkpoints')} (projection, last_sequence, updated_at)
-           SELECT name, $2, now() FROM unnest($1::text[]) AS name
-           ON CONFLICT (projection) DO UPDATE SET last_sequence = EXCLUDED.last_sequence, updated_at = now()`,
-          [advanced, lastSequence],
+        await this.writeCheckpoints(
+          runner,
+          advanced,
+          advanced.map(() => lastSequence),
         );
       }
       await runner.commitTransaction();
@@ -266,13 +455,7 @@ export class ProjectionRunner {
           await runner.query('ROLLBACK TO SAVEPOINT projection_event');
           if (isTransientDatabaseError(error)) throw error;
           if (attempt >= this.maxAttempts) {
-            const entry = {
-              sequence: event.sequence,
-              subject: event.subject,
-              data: new Uint8Array(),
-              pending: 0,
-            };
-            await this.recordDeadLetter(runner, projection, entry, event, error, attempt);
+            await this.recordDeadLetter(runner, projection, entryOf(event), event, error, attempt);
             break;
           }
           this.log.warn('projection failed on an event; retrying', {
@@ -381,6 +564,11 @@ export interface DecodedBatch {
 
 function emptyBatch(): DecodedBatch {
   return { lastSequence: 0, size: 0, events: [], undecodable: [] };
+}
+
+/** The log entry of a decoded event, for a dead letter (its payload is re-encoded from the event). */
+function entryOf(event: StoredEvent): RawLogEntry {
+  return { sequence: event.sequence, subject: event.subject, data: new Uint8Array(), pending: 0 };
 }
 
 function sleep(ms: number): Promise<void> {
