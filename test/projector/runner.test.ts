@@ -41,6 +41,17 @@ async function readAll(): Promise<StoredEvent[]> {
   return events;
 }
 
+function deadLetters(): Promise<unknown[]> {
+  return db.dataSource.query(
+    'SELECT consumer, sequence::int AS sequence, deliveries, event_type, error FROM dead_letters',
+  );
+}
+
+/** A logger that keeps warnings and errors, to assert on what a run reported. */
+function capturingLogger(lines: string[]) {
+  return createLogger('test', { level: 'warn', write: (line) => lines.push(line) });
+}
+
 async function statsRows() {
   return db.dataSource.query(
     'SELECT type, count::int AS count, last_sequence::int AS last_sequence FROM event_stats ORDER BY type',
@@ -132,9 +143,7 @@ test('a poison event is retried, then dead-lettered, and later events are still 
 
   // Once in the whole batch, then three single attempts.
   expect(attempts).toEqual(Array(4).fill(poison.lastSequence));
-  const letters = await db.dataSource.query(
-    'SELECT consumer, sequence::int AS sequence, deliveries, event_type, error FROM dead_letters',
-  );
+  const letters = await deadLetters();
   expect(letters).toEqual([
     {
       consumer: 'projection:poison_sensitive_stats',
@@ -234,7 +243,7 @@ test('a bulk load that writes and forgets its rows many times equals the batch-b
     dataSource: db.dataSource,
     store,
     projections: [eventLogProjection, eventStatsProjection, agentsProjection, hostnamesProjection],
-    logger: createLogger('test', { level: 'warn', write: (line) => warnings.push(line) }),
+    logger: capturingLogger(warnings),
     batchSize: 4,
     bulk: true,
     // Tiny: rows are flushed and evicted every few batches, then read back (or known absent) when touched.
@@ -289,15 +298,13 @@ test('a bulk load dead-letters an event its fold cannot take, and the rest still
     dataSource: db.dataSource,
     store,
     projections: [picky],
-    logger: createLogger('test', { level: 'warn', write: (line) => warnings.push(line) }),
+    logger: capturingLogger(warnings),
     batchSize: 3,
     bulk: true,
     bulkRowBudget: 2,
     untilSequence: last,
   }).run();
-  const letters = await db.dataSource.query(
-    'SELECT consumer, sequence::int AS sequence, deliveries, event_type, error FROM dead_letters',
-  );
+  const letters = await deadLetters();
   expect(letters).toEqual([
     {
       consumer: 'projection:picky_agents',
