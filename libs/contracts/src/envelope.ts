@@ -63,8 +63,9 @@ const actorKinds = new Set<string>(ACTOR_KINDS);
 const isText = (value: unknown, max: number): value is string =>
   typeof value === 'string' && value.length >= 1 && value.length <= max;
 
-/** True when every own key of `value` is one of `allowed` (a strict object's rule). */
-function onlyKeys(value: object, allowed: ReadonlySet<string>): boolean {
+/** A plain object whose own keys are all in `allowed` (a strict object's rule). */
+function isStrictRecord(value: unknown, allowed: ReadonlySet<string>): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   for (const key in value) if (!allowed.has(key)) return false;
   return true;
 }
@@ -77,36 +78,27 @@ const ACTOR_KEYS = new Set(['kind', 'id']);
  * which also names the offending field.
  */
 export function isWellFormedEnvelope(raw: unknown): raw is EventEnvelope {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || !onlyKeys(raw, ENVELOPE_KEYS))
-    return false;
-  const envelope = raw as Record<string, unknown>;
-  const aggregate = envelope.aggregate as Record<string, unknown> | null;
-  const actor = envelope.actor as Record<string, unknown> | null;
+  if (!isStrictRecord(raw, ENVELOPE_KEYS)) return false;
+  const { aggregate, actor } = raw;
   return (
-    'data' in envelope &&
-    isText(envelope.id, 64) &&
-    typeof envelope.type === 'string' &&
-    EVENT_TYPE_NAME.test(envelope.type) &&
-    Number.isSafeInteger(envelope.schemaVersion) &&
-    (envelope.schemaVersion as number) >= 1 &&
-    typeof aggregate === 'object' &&
-    aggregate !== null &&
-    !Array.isArray(aggregate) &&
-    onlyKeys(aggregate, AGGREGATE_KEYS) &&
+    'data' in raw &&
+    isText(raw.id, 64) &&
+    typeof raw.type === 'string' &&
+    EVENT_TYPE_NAME.test(raw.type) &&
+    Number.isSafeInteger(raw.schemaVersion) &&
+    (raw.schemaVersion as number) >= 1 &&
+    isStrictRecord(aggregate, AGGREGATE_KEYS) &&
     typeof aggregate.type === 'string' &&
     aggregateTypes.has(aggregate.type) &&
     isText(aggregate.id, 253) &&
-    typeof envelope.occurredAt === 'string' &&
-    ISO_TIMESTAMP.test(envelope.occurredAt) &&
-    typeof actor === 'object' &&
-    actor !== null &&
-    !Array.isArray(actor) &&
-    onlyKeys(actor, ACTOR_KEYS) &&
+    typeof raw.occurredAt === 'string' &&
+    ISO_TIMESTAMP.test(raw.occurredAt) &&
+    isStrictRecord(actor, ACTOR_KEYS) &&
     typeof actor.kind === 'string' &&
     actorKinds.has(actor.kind) &&
     isText(actor.id, 128) &&
     !hasControlCharacter(actor.id) &&
-    isText(envelope.correlationId, 128) &&
-    (envelope.causationId === null || isText(envelope.causationId, 128))
+    isText(raw.correlationId, 128) &&
+    (raw.causationId === null || isText(raw.causationId, 128))
   );
 }

@@ -80,6 +80,7 @@ export class ProjectionRunner {
   private readonly backoffMs: number[];
   private readonly checkpoints = new Map<string, number>();
   private readonly dataNeeded = new Map<string, boolean>();
+  private readonly acceptedTypes = new Map<Projection, ReadonlySet<string>>();
   private readonly log: Logger;
   private readonly bulkRowBudget: number;
   /** Bulk loaders by projection name, and the sequence each has folded (ahead of its checkpoint). */
@@ -291,7 +292,11 @@ export class ProjectionRunner {
     events: readonly StoredEvent[],
     after: number,
   ): StoredEvent[] {
-    const accepts = projection.eventTypes ? new Set(projection.eventTypes) : undefined;
+    let accepts = this.acceptedTypes.get(projection);
+    if (accepts === undefined && projection.eventTypes) {
+      accepts = new Set(projection.eventTypes);
+      this.acceptedTypes.set(projection, accepts);
+    }
     return events.filter((event) => event.sequence > after && (!accepts || accepts.has(event.type)));
   }
 
@@ -334,28 +339,20 @@ export class ProjectionRunner {
       (name) => (this.folded.get(name) ?? 0) > (this.checkpoints.get(name) ?? 0),
     );
     if (due.length === 0) return;
-    await this.withContext(async (context, runner) => {
-      await runner.startTransaction();
+    await this.inTransaction(async (context, runner) => {
       try {
-        await runner.query('SET LOCAL synchronous_commit = off');
-        try {
-          for (const name of due) await this.loaders.get(name)!.flush(context);
-        } catch (error) {
-          throw isTransientDatabaseError(error) ? error : new BulkFlushRefused(error);
-        }
-        for (const letter of this.pendingDeadLetters) {
-          await this.recordDeadLetter(runner, letter.projection, letter.entry, letter.event, letter.error, 1);
-        }
-        await this.writeCheckpoints(
-          runner,
-          due,
-          due.map((name) => this.folded.get(name)!),
-        );
-        await runner.commitTransaction();
+        for (const name of due) await this.loaders.get(name)!.flush(context);
       } catch (error) {
-        if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
-        throw error;
+        throw isTransientDatabaseError(error) ? error : new BulkFlushRefused(error);
       }
+      for (const letter of this.pendingDeadLetters) {
+        await this.recordDeadLetter(runner, letter.projection, letter.entry, letter.event, letter.error, 1);
+      }
+      await this.writeCheckpoints(
+        runner,
+        due,
+        due.map((name) => this.folded.get(name)!),
+      );
     });
     for (const name of due) {
       this.loaders.get(name)!.flushed({ evict });
@@ -390,20 +387,32 @@ export class ProjectionRunner {
     }
   }
 
+  /**
+   * Runs `work` in one transaction, where rows and checkpoints commit together. So losing the last
+   * commits in a database crash only makes the projector re-apply those batches: durability of each
+   * commit is not needed for exactly-once effect.
+   */
+  private inTransaction(work: (context: ProjectionContext, runner: QueryRunner) => Promise<void>) {
+    return this.withContext(async (context, runner) => {
+      await runner.startTransaction();
+      try {
+        await runner.query('SET LOCAL synchronous_commit = off');
+        await work(context, runner);
+        await runner.commitTransaction();
+      } catch (error) {
+        if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+        throw error;
+      }
+    });
+  }
+
   private async applyInTransaction(
     batch: DecodedBatch,
     projections: readonly Projection[],
     isolateEvents: boolean,
   ): Promise<void> {
     const { lastSequence, events, undecodable } = batch;
-    const runner = this.options.dataSource.createQueryRunner();
-    await runner.connect();
-    try {
-      await runner.startTransaction();
-      // Rows and checkpoints commit together, so losing the last commits in a database crash only makes the
-      // projector re-apply those batches: durability of each commit is not needed for exactly-once effect.
-      await runner.query('SET LOCAL synchronous_commit = off');
-      const context = this.contextFor(runner);
+    await this.inTransaction(async (context, runner) => {
       const advanced: string[] = [];
       for (const projection of projections) {
         const from = this.checkpoints.get(projection.name) ?? 0;
@@ -425,13 +434,7 @@ export class ProjectionRunner {
           advanced.map(() => lastSequence),
         );
       }
-      await runner.commitTransaction();
-    } catch (error) {
-      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
-      throw error;
-    } finally {
-      await runner.release();
-    }
+    });
   }
 
   /**
