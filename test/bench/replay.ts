@@ -182,7 +182,7 @@ export async function run(): Promise<Figures> {
       replicas: 1,
       duplicateWindowMs: 60_000,
     });
-    const store = new EventStore(js, jsm, { registry });
+    const store = new EventStore(nc, jsm, { registry });
 
     progress(`generating ${TOTAL.toLocaleString('en-US')} events into a fresh stream`);
     await fill(js, TOTAL);
@@ -252,7 +252,7 @@ async function rebuildInThisProcess(): Promise<void> {
   const dataSource = createDataSource({ url: process.env.CL_BENCH_DATABASE_URL!, poolSize: 10 });
   await dataSource.initialize();
   try {
-    const store = new EventStore(jetstream(nc), await jetstreamManager(nc), { registry });
+    const store = new EventStore(nc, await jetstreamManager(nc), { registry });
     const started = performance.now();
     const status = await new RebuildJob({
       dataSource,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { defineEvent, EventRegistry, type EventContext } from '#contracts';
 import { EventStore, provisionAppendOnlyStream } from '#eventstore';
@@ -25,5 +25,5 @@ export async function openTestStore(nc: NatsConnection, registry = new EventRegi
     replicas: 1,
     duplicateWindowMs: 60_000,
   });
-  return { store: new EventStore(jetstream(nc), jsm, { registry }), jsm };
+  return { store: new EventStore(nc, jsm, { registry }), jsm };
 }

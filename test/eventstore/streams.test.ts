@@ -3,7 +3,6 @@ import { jetstreamManager, StorageType, type JetStreamManager } from '@nats-io/j
 import type { NatsConnection } from '@nats-io/transport-node';
 import { defineEvent, EventRegistry, UndecodableEventError } from '#contracts';
 import { EventStore, provisionAppendOnlyStream, UnsafeStreamError } from '#eventstore';
-import { jetstream } from '@nats-io/jetstream';
 import { startNats, type TestNats } from '../harness/nats.js';
 import { CounterIncremented, openTestStore, testContext } from './fixtures.js';
 
@@ -97,7 +96,7 @@ test('an event stored at schema version 1 is read as version 2 through its regis
       }),
     },
   });
-  const newStore = new EventStore(jetstream(nc), jsm, {
+  const newStore = new EventStore(nc, jsm, {
     registry: new EventRegistry([CounterIncrementedV2]),
   });
   const [event] = (await newStore.readAggregate('agent', 'upcast')).events;

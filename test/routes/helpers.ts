@@ -1,4 +1,4 @@
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { createDomainRegistry, type EventContext, type NewEvent } from '#contracts';
 import { EventStore } from '#eventstore';
 import { ownedTables } from '#persistence';
@@ -49,7 +49,7 @@ export async function enrollAll(
 
 /** The event store over the stack's NATS (service credentials), as proxy-sync would append its reports. */
 export async function openStore(stack: AgentsStack): Promise<EventStore> {
-  return new EventStore(jetstream(stack.service), await jetstreamManager(stack.service), {
+  return new EventStore(stack.service, await jetstreamManager(stack.service), {
     registry: createDomainRegistry(),
   });
 }

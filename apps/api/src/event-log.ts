@@ -1,5 +1,5 @@
 import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createDomainRegistry } from '#contracts';
 import { EventStore } from '#eventstore';
@@ -30,7 +30,7 @@ export class EventLogModule {
         {
           provide: EventStore,
           useFactory: async (connection: NatsConnection) =>
-            new EventStore(jetstream(connection), await jetstreamManager(connection), {
+            new EventStore(connection, await jetstreamManager(connection), {
               registry: createDomainRegistry(),
             }),
           inject: [API_NATS],

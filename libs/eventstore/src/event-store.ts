@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import {
   AckPolicy,
   DeliverPolicy,
+  jetstream,
   JetStreamApiCodes,
   JetStreamApiError,
   type JetStreamClient,
@@ -9,7 +10,7 @@ import {
   type MsgRequest,
   type OrderedConsumerOptions,
 } from '@nats-io/jetstream';
-import { nanos } from '@nats-io/transport-node';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import {
   aggregateSubject,
   EVENTS_STREAM,
@@ -20,6 +21,7 @@ import {
   type EventRegistry,
   type StoredEvent,
 } from '#contracts';
+import { AckedPublisher } from './acked-publisher.js';
 import { ConcurrencyError } from './errors.js';
 
 export interface EventStoreOptions {
@@ -91,17 +93,19 @@ export class EventStore {
   readonly stream: string;
   readonly subjectPrefix: string;
   readonly registry: EventRegistry;
-  private readonly publishTimeoutMs: number;
+  private readonly js: JetStreamClient;
+  private readonly publisher: AckedPublisher;
 
   constructor(
-    private readonly js: JetStreamClient,
+    nc: NatsConnection,
     private readonly jsm: JetStreamManager,
     options: EventStoreOptions,
   ) {
     this.registry = options.registry;
     this.stream = options.stream ?? EVENTS_STREAM;
     this.subjectPrefix = options.subjectPrefix ?? EVENTS_SUBJECT_PREFIX;
-    this.publishTimeoutMs = options.publishTimeoutMs ?? 5_000;
+    this.js = jetstream(nc);
+    this.publisher = new AckedPublisher(nc, options.publishTimeoutMs ?? 5_000);
   }
 
   subjectOf(type: AggregateType, id: string): string {
@@ -146,10 +150,9 @@ export class EventStore {
         : envelope.id;
       let ack;
       try {
-        ack = await this.js.publish(subject, textEncoder.encode(JSON.stringify(envelope)), {
-          msgID,
-          timeout: this.publishTimeoutMs,
-          expect: expected === undefined ? {} : { lastSubjectSequence: expected },
+        ack = await this.publisher.publish(subject, textEncoder.encode(JSON.stringify(envelope)), {
+          msgId: msgID,
+          expectedLastSubjectSequence: expected,
         });
       } catch (error) {
         if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamWrongLastSequence) {

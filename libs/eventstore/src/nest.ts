@@ -1,5 +1,5 @@
 import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { createDomainRegistry, EVENTS_STREAM, EVENTS_SUBJECT_PREFIX, type EventRegistry } from '#contracts';
@@ -29,7 +29,7 @@ export async function openEventStore(
     duplicateWindowMs: config.CL_EVENTS_DUPLICATE_WINDOW_MS,
     description: 'CloudLunacy event log (append-only)',
   });
-  return new EventStore(jetstream(connection), jsm, { registry });
+  return new EventStore(connection, jsm, { registry });
 }
 
 export const NATS_CONNECTION = Symbol('NATS_CONNECTION');

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { z } from 'zod';
 import { adminName, secretsLayout, TokenSigner } from '#auth';
 import {
@@ -34,7 +34,7 @@ async function withStore<T>(cfg: AdminConfig, work: (store: EventStore) => Promi
   const connection = await connectNats({ ...cfg }, 'cli');
   try {
     // The log is provisioned by the services; the CLI only appends to it.
-    const store = new EventStore(jetstream(connection), await jetstreamManager(connection), {
+    const store = new EventStore(connection, await jetstreamManager(connection), {
       registry: createDomainRegistry(),
     });
     return await work(store);
