@@ -97,7 +97,9 @@ test("replies come back under the connection's own inbox prefix", async () => {
   const scoped = await nats.connect({ inboxPrefix: '_INBOX_scoped' });
   const replySubjects: string[] = [];
   const watcher = nc.subscribe('published.scoped', {
-    callback: (_error, message) => replySubjects.push(message.reply ?? ''),
+    callback: (_error, message) => {
+      replySubjects.push(message.reply ?? '');
+    },
   });
   await nc.flush();
   const publisher = new AckedPublisher(scoped, 2_000);

@@ -337,11 +337,11 @@ test('when Postgres refuses a bulk write, the load starts again batch by batch a
       rowsInMemory: 0,
       prefetch: async () => undefined,
       fold: () => [],
-      flush: async (context) => {
+      takeChanges: () => async (context) => {
         refusals++;
         await context.query('SELECT 1 / 0');
       },
-      flushed: () => undefined,
+      evict: () => undefined,
     }),
   };
   await new ProjectionRunner({

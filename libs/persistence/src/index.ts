@@ -3,6 +3,7 @@ export * from './data-source.js';
 export * from './dead-letters.js';
 export * from './projection.js';
 export * from './row-projection.js';
+export * from './append-only-projection.js';
 export * from './runner.js';
 export * from './transient.js';
 export * from './nest.js';

@@ -40,21 +40,29 @@ export interface FoldFailure {
   error: unknown;
 }
 
+/** Writes one set of changes taken from a bulk loader, inside the runner's transaction. */
+export type BulkWrite = (context: ProjectionContext) => Promise<void>;
+
 /**
- * Holds a projection's changed rows in memory between flushes. The runner writes them, with the
+ * Holds a projection's changed rows in memory between writes. The runner writes them, with the
  * projection's checkpoint, in one transaction, so a crash still leaves rows and checkpoint together.
+ * A write runs while the runner folds the next events: writes commit one at a time and in order, and
+ * when one cannot be written the runner throws the loader away and starts again from the checkpoints.
  */
 export interface BulkLoader {
-  /** Rows held in memory: the runner flushes when the total passes its budget. */
+  /** Rows held in memory: the runner writes when the total passes its budget. */
   readonly rowsInMemory: number;
-  /** Loads the rows these events touch that an earlier flush wrote and memory no longer holds. */
+  /** Loads the rows these events touch that an earlier write stored and memory no longer holds. */
   prefetch(events: readonly StoredEvent[], context: ProjectionContext): Promise<void>;
   /** Folds events (after `prefetch`); an event that fails changes nothing and is returned. */
   fold(events: readonly StoredEvent[]): FoldFailure[];
-  /** Writes every row changed since the last flush (inside the runner's transaction). */
-  flush(context: ProjectionContext): Promise<void>;
-  /** After the flush committed: the written rows are clean; `evict` drops them from memory. */
-  flushed(options: { evict: boolean }): void;
+  /**
+   * Takes every row changed since the last call, as one write; from now on the loader counts them as
+   * stored (no other write of this loader starts before this one commits).
+   */
+  takeChanges(): BulkWrite;
+  /** After the last write committed: drops the rows not changed since, as `prefetch` can read them back. */
+  evict(): void;
 }
 
 export function quoteIdentifier(name: string): string {

@@ -3,6 +3,7 @@ import { StringBloomFilter } from './bloom-filter.js';
 import {
   quoteIdentifier,
   type BulkLoader,
+  type BulkWrite,
   type FoldFailure,
   type Projection,
   type ProjectionContext,
@@ -161,9 +162,10 @@ export function textArrayLiteral(values: readonly string[] | null): string | nul
 /**
  * The rows of one RowProjection while a private schema loads. `rows` holds what memory knows about a key:
  * its current row, or undefined for none. `inTable` says which of those keys the table holds, and
- * `written` remembers, in fixed memory, every key a flush wrote. A key memory does not know is read
+ * `written` remembers, in fixed memory, every key a write stored. A key memory does not know is read
  * back only if `written` says it may be in the table (or the table was not empty at the start), so a
- * fresh load hardly reads at all, and memory is bounded by what is held between flushes.
+ * fresh load hardly reads at all, and memory is bounded by what is held between writes. `inTable` and
+ * `written` already count the changes of a write in flight: it commits before the next one starts.
  */
 class RowBulkLoader<R extends Row> implements BulkLoader {
   private readonly rows = new Map<string, R | undefined>();
@@ -215,7 +217,7 @@ class RowBulkLoader<R extends Row> implements BulkLoader {
     return failures;
   }
 
-  async flush(context: ProjectionContext): Promise<void> {
+  takeChanges(): BulkWrite {
     const inserts: R[] = [];
     const updates: R[] = [];
     const deletes: string[] = [];
@@ -223,27 +225,28 @@ class RowBulkLoader<R extends Row> implements BulkLoader {
       const row = this.rows.get(key);
       if (row === undefined) {
         if (this.inTable.has(key)) deletes.push(key);
-      } else if (this.inTable.has(key)) updates.push(row);
-      else inserts.push(row);
-    }
-    await this.projection.insertNew(inserts, context);
-    await this.projection.upsert(updates, context);
-    await this.projection.delete(deletes, context);
-  }
-
-  flushed({ evict }: { evict: boolean }): void {
-    for (const key of this.changed) {
-      if (this.rows.get(key) === undefined) {
         this.inTable.delete(key);
       } else {
+        if (this.inTable.has(key)) updates.push(row);
+        else inserts.push(row);
         this.inTable.add(key);
         this.written.add(key);
       }
     }
     this.changed.clear();
-    if (evict) {
-      this.rows.clear();
-      this.inTable.clear();
+    // Rows are immutable (evolve returns new ones), so later folds cannot change what this write holds.
+    return async (context) => {
+      await this.projection.insertNew(inserts, context);
+      await this.projection.upsert(updates, context);
+      await this.projection.delete(deletes, context);
+    };
+  }
+
+  evict(): void {
+    for (const key of this.rows.keys()) {
+      if (this.changed.has(key)) continue;
+      this.rows.delete(key);
+      this.inTable.delete(key);
     }
   }
 }

@@ -61,6 +61,16 @@ class BulkFlushRefused extends Error {
   }
 }
 
+/** The bulk write in flight: rows and checkpoints that commit while the runner folds on. */
+interface BulkWriteInFlight {
+  projections: string[];
+  sequences: number[];
+  evict: boolean;
+  done: Promise<void>;
+  settled: boolean;
+  error?: unknown;
+}
+
 interface PendingDeadLetter {
   projection: Projection;
   entry: RawLogEntry;
@@ -87,6 +97,8 @@ export class ProjectionRunner {
   private readonly loaders = new Map<string, BulkLoader>();
   private readonly folded = new Map<string, number>();
   private pendingDeadLetters: PendingDeadLetter[] = [];
+  private bulkWrite: BulkWriteInFlight | undefined;
+  private signal: AbortSignal | undefined;
   private eventsApplied = 0;
   private startedAt = 0;
 
@@ -104,6 +116,7 @@ export class ProjectionRunner {
     this.loaders.clear();
     this.folded.clear();
     this.pendingDeadLetters = [];
+    this.bulkWrite = undefined;
     if (!this.options.bulk) return;
     for (const projection of this.options.projections) {
       const tableEmpty = (this.checkpoints.get(projection.name) ?? 0) === 0;
@@ -138,6 +151,7 @@ export class ProjectionRunner {
 
   /** Runs until `signal` aborts, or until `untilSequence` has been applied. */
   async run(signal?: AbortSignal): Promise<void> {
+    this.signal = signal;
     try {
       await this.runFromCheckpoints(signal);
     } catch (error) {
@@ -179,14 +193,21 @@ export class ProjectionRunner {
     );
     // Ask for the next batch before applying this one: reading and decoding proceed while Postgres works.
     let next = batches.next();
-    for (;;) {
-      const { value: batch, done } = await next;
-      if (done) break;
-      next = batches.next();
-      await this.retryWhileUnavailable('apply batch', () => this.applyBatch(batch), signal);
-      this.options.onProgress?.(this.progress(Math.max(target, this.reached)));
+    try {
+      for (;;) {
+        const { value: batch, done } = await next;
+        if (done) break;
+        next = batches.next();
+        await this.retryWhileUnavailable('apply batch', () => this.applyBatch(batch), signal);
+        this.options.onProgress?.(this.progress(Math.max(target, this.reached)));
+      }
+      await this.finishBulkWrite();
+      this.startBulkWrite(false);
+      await this.finishBulkWrite();
+    } finally {
+      // A failure elsewhere must not leave a transaction running behind the caller's back.
+      await this.bulkWrite?.done;
     }
-    await this.retryWhileUnavailable('write folded rows', () => this.flushBulk(false), signal);
     // A filtered read ends at the last matching event; nothing else up to `until` concerns these projections.
     if (until !== undefined && !signal?.aborted && this.position < until) {
       await this.retryWhileUnavailable('finish checkpoints', () => this.advanceCheckpoints(until), signal);
@@ -260,6 +281,8 @@ export class ProjectionRunner {
    */
   async applyBatch(batch: DecodedBatch): Promise<void> {
     if (batch.size === 0) return;
+    // Between batches, never between a prefetch and its fold: eviction must not drop a row just read.
+    if (this.bulkWrite?.settled) await this.finishBulkWrite();
     const perBatch = this.options.projections.filter(
       (projection) =>
         !this.loaders.has(projection.name) &&
@@ -268,7 +291,11 @@ export class ProjectionRunner {
     // The transaction's round trips and the in-memory fold overlap.
     await Promise.all([this.applyPerBatch(batch, perBatch), this.foldInMemory(batch)]);
     this.eventsApplied += batch.size;
-    if (this.rowsInMemory() > this.bulkRowBudget) await this.flushBulk(true);
+    const rows = this.rowsInMemory();
+    if (rows <= this.bulkRowBudget) return;
+    // One write at a time; memory may hold a second budget's worth while it runs, then folding waits.
+    if (this.bulkWrite && rows > 2 * this.bulkRowBudget) await this.finishBulkWrite();
+    if (!this.bulkWrite) this.startBulkWrite(true);
   }
 
   private async applyPerBatch(batch: DecodedBatch, projections: readonly Projection[]): Promise<void> {
@@ -333,32 +360,59 @@ export class ProjectionRunner {
     return rows;
   }
 
-  /** Writes what the bulk loaders folded, their dead letters and their checkpoints in one transaction. */
-  private async flushBulk(evict: boolean): Promise<void> {
-    const due = [...this.loaders.keys()].filter(
+  /**
+   * Starts writing what the bulk loaders folded, their dead letters and their checkpoints in one
+   * transaction, and returns at once: the caller folds on while Postgres works.
+   */
+  private startBulkWrite(evict: boolean): void {
+    const projections = [...this.loaders.keys()].filter(
       (name) => (this.folded.get(name) ?? 0) > (this.checkpoints.get(name) ?? 0),
     );
-    if (due.length === 0) return;
-    await this.inTransaction(async (context, runner) => {
-      try {
-        for (const name of due) await this.loaders.get(name)!.flush(context);
-      } catch (error) {
-        throw isTransientDatabaseError(error) ? error : new BulkFlushRefused(error);
-      }
-      for (const letter of this.pendingDeadLetters) {
-        await this.recordDeadLetter(runner, letter.projection, letter.entry, letter.event, letter.error, 1);
-      }
-      await this.writeCheckpoints(
-        runner,
-        due,
-        due.map((name) => this.folded.get(name)!),
-      );
-    });
-    for (const name of due) {
-      this.loaders.get(name)!.flushed({ evict });
-      this.checkpoints.set(name, this.folded.get(name)!);
-    }
+    if (projections.length === 0) return;
+    const writes = projections.map((name) => this.loaders.get(name)!.takeChanges());
+    const sequences = projections.map((name) => this.folded.get(name)!);
+    const deadLetters = this.pendingDeadLetters;
     this.pendingDeadLetters = [];
+    const write = () =>
+      this.inTransaction(async (context, runner) => {
+        try {
+          for (const bulkWrite of writes) await bulkWrite(context);
+        } catch (error) {
+          throw isTransientDatabaseError(error) ? error : new BulkFlushRefused(error);
+        }
+        for (const letter of deadLetters) {
+          await this.recordDeadLetter(runner, letter.projection, letter.entry, letter.event, letter.error, 1);
+        }
+        await this.writeCheckpoints(runner, projections, sequences);
+      });
+    const inFlight: BulkWriteInFlight = {
+      projections,
+      sequences,
+      evict,
+      settled: false,
+      done: Promise.resolve(),
+    };
+    inFlight.done = this.retryWhileUnavailable('write folded rows', write, this.signal).then(
+      () => void (inFlight.settled = true),
+      (error: unknown) => {
+        inFlight.settled = true;
+        inFlight.error = error;
+      },
+    );
+    this.bulkWrite = inFlight;
+  }
+
+  /** Waits for the write in flight; once committed, moves its checkpoints and lets loaders evict. */
+  private async finishBulkWrite(): Promise<void> {
+    const inFlight = this.bulkWrite;
+    if (!inFlight) return;
+    await inFlight.done;
+    this.bulkWrite = undefined;
+    if (inFlight.error !== undefined) throw inFlight.error;
+    inFlight.projections.forEach((name, index) => {
+      this.checkpoints.set(name, inFlight.sequences[index]!);
+      if (inFlight.evict) this.loaders.get(name)!.evict();
+    });
   }
 
   private async writeCheckpoints(

@@ -1,41 +1,32 @@
-import type { StoredEvent } from '#contracts';
-import type { Projection, ProjectionContext } from '#persistence';
-
-const COLUMNS = [
-  'sequence',
-  'event_id',
-  'type',
-  'aggregate_type',
-  'aggregate_id',
-  'actor_kind',
-  'actor_id',
-  'occurred_at',
-  'correlation_id',
-  'causation_id',
-] as const;
+import { AppendOnlyProjection } from '#persistence';
 
 /** One row per event: the index the dashboard pages and filters (the event's data stays in the log). */
-export const eventLogProjection: Projection = {
+export const eventLogProjection = new AppendOnlyProjection({
   name: 'event_log',
-  tables: ['event_log'],
+  table: 'event_log',
+  columns: [
+    'sequence',
+    'event_id',
+    'type',
+    'aggregate_type',
+    'aggregate_id',
+    'actor_kind',
+    'actor_id',
+    'occurred_at',
+    'correlation_id',
+    'causation_id',
+  ],
   readsData: false,
-  async apply(events: readonly StoredEvent[], context: ProjectionContext): Promise<void> {
-    // Append-only, so COPY: a replay of the whole log is mostly this table.
-    await context.copyRows(
-      'event_log',
-      COLUMNS,
-      events.map((event) => [
-        event.sequence,
-        event.id,
-        event.type,
-        event.aggregate.type,
-        event.aggregate.id,
-        event.actor.kind,
-        event.actor.id,
-        event.occurredAt,
-        event.correlationId,
-        event.causationId,
-      ]),
-    );
-  },
-};
+  rowOf: (event) => [
+    event.sequence,
+    event.id,
+    event.type,
+    event.aggregate.type,
+    event.aggregate.id,
+    event.actor.kind,
+    event.actor.id,
+    event.occurredAt,
+    event.correlationId,
+    event.causationId,
+  ],
+});
