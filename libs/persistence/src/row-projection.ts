@@ -34,8 +34,8 @@ export interface RowProjectionSpec<R extends Row> {
 
 /**
  * A projection where each event changes at most one row through a pure `evolve`. A batch loads the rows
- * it touches in one query, folds the events in memory, then writes all changes with one upsert and one
- * delete, so thousands of events cost a handful of round trips.
+ * it touches in one query, folds the events in memory, then writes all changes with one COPY of new
+ * rows, one upsert and one delete, so thousands of events cost a handful of round trips.
  */
 export class RowProjection<R extends Row> implements Projection {
   readonly name: string;
@@ -78,7 +78,13 @@ export class RowProjection<R extends Row> implements Projection {
     const rows = await this.loadRows(keys, context);
     const existed = new Set(rows.keys());
     this.fold(events, rows);
-    await this.upsert([...rows.values()], context);
+    // Keys the table did not hold are appended with COPY, the rest upserted. Should another writer insert
+    // one of those keys meanwhile, COPY fails on the key and the runner applies the events one by one.
+    const inserts: R[] = [];
+    const updates: R[] = [];
+    for (const [key, row] of rows) (existed.has(key) ? updates : inserts).push(row);
+    await this.insertNew(inserts, context);
+    await this.upsert(updates, context);
     await this.delete(
       [...existed].filter((key) => !rows.has(key)),
       context,
