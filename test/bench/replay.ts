@@ -6,7 +6,7 @@ import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { aggregateSubject, createDomainRegistry, type AggregateType, type EventEnvelope } from '#contracts';
 import { EventStore, provisionAppendOnlyStream } from '#eventstore';
-import { createDataSource, RebuildJob } from '#persistence';
+import { createDataSource, RebuildJob, type RebuildStatus } from '#persistence';
 import { createLogger } from '#platform';
 import { projections } from '../../apps/projector/src/projections/index.js';
 import { startNats } from '../harness/nats.js';
@@ -206,6 +206,9 @@ export async function run(): Promise<Figures> {
       rebuild_ratio: round(rebuildPerSecond / rawReadPerSecond, 2),
       peak_rss_mb: Math.round(rebuild.peakRssKb / 1024),
       rebuild_seconds: round(rebuild.seconds, 1),
+      ...Object.fromEntries(
+        Object.entries(rebuild.phases).map(([phase, seconds]) => [`${phase}_seconds`, seconds]),
+      ),
     };
   } finally {
     await nc.close();
@@ -216,6 +219,8 @@ export async function run(): Promise<Figures> {
 
 interface RebuildOutcome {
   seconds: number;
+  /** Seconds spent in each phase of the rebuild job (replaying, indexing, ...). */
+  phases: Record<string, number>;
   /** The rebuild process's own high-water mark (getrusage), in KiB. */
   peakRssKb: number;
 }
@@ -254,6 +259,13 @@ async function rebuildInThisProcess(): Promise<void> {
   try {
     const store = new EventStore(nc, await jetstreamManager(nc), { registry });
     const started = performance.now();
+    const phases: Record<string, number> = {};
+    let phase = { name: 'preparing', since: started };
+    const report = throttled((state: RebuildStatus) =>
+      progress(
+        `  ${state.phase} ${state.sequence.toLocaleString('en-US')}/${state.target.toLocaleString('en-US')} (${state.eventsPerSecond.toLocaleString('en-US')}/s, ETA ${state.etaSeconds ?? '--'}s)`,
+      ),
+    );
     const status = await new RebuildJob({
       dataSource,
       store,
@@ -263,15 +275,18 @@ async function rebuildInThisProcess(): Promise<void> {
       label: 'bench',
       ...(process.env.CL_BENCH_BATCH ? { batchSize: Number(process.env.CL_BENCH_BATCH) } : {}),
       ...(process.env.CL_BENCH_ROW_BUDGET ? { bulkRowBudget: Number(process.env.CL_BENCH_ROW_BUDGET) } : {}),
-      onChange: throttled((state) =>
-        progress(
-          `  ${state.phase} ${state.sequence.toLocaleString('en-US')}/${state.target.toLocaleString('en-US')} (${state.eventsPerSecond.toLocaleString('en-US')}/s, ETA ${state.etaSeconds ?? '--'}s)`,
-        ),
-      ),
+      onChange: (state) => {
+        if (state.phase !== phase.name) {
+          const now = performance.now();
+          phases[phase.name] = round((now - phase.since) / 1000, 1);
+          phase = { name: state.phase, since: now };
+        }
+        report(state);
+      },
     }).run();
     const seconds = (performance.now() - started) / 1000;
     if (status.phase !== 'done') throw new Error(`rebuild failed: ${status.error}`);
-    const outcome: RebuildOutcome = { seconds, peakRssKb: process.resourceUsage().maxRSS };
+    const outcome: RebuildOutcome = { seconds, phases, peakRssKb: process.resourceUsage().maxRSS };
     process.stdout.write(`${JSON.stringify(outcome)}\n`);
   } finally {
     await dataSource.destroy();
