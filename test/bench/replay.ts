@@ -11,7 +11,7 @@ import { createLogger } from '#platform';
 import { projections } from '../../apps/projector/src/projections/index.js';
 import { startNats } from '../harness/nats.js';
 import { createTestDatabase } from '../harness/postgres.js';
-import { progress, round, throttled, type Figures } from './report.js';
+import { cpuSecondsOf, progress, round, throttled, type Figures } from './report.js';
 
 const TOTAL = Number(process.env.CL_BENCH_REPLAY_EVENTS ?? 1_000_000);
 const AGENTS = 5_000;
@@ -194,9 +194,17 @@ export async function run(): Promise<Figures> {
     for await (const _entry of store.readRaw({ bufferSize: 4_000 })) read++;
     const rawReadPerSecond = read / ((performance.now() - started) / 1000);
 
+    // The rebuild's floor in this process: reading and decoding every event, with no database at all.
+    progress('read and decode of the same events, without Postgres');
+    const decodeStarted = performance.now();
+    for await (const entry of store.readRaw({ bufferSize: 4_000 })) store.decode(entry);
+    const readDecodePerSecond = read / ((performance.now() - decodeStarted) / 1000);
+
     progress(`rebuilding all projections (${projections.map((projection) => projection.name).join(', ')})`);
     // In a process of its own, as the projector runs it: its peak RSS is the rebuild's, not the generator's.
+    const postgresCpuBefore = await cpuSecondsOf('postgres');
     const rebuild = await runRebuildProcess({ natsUrl: nats.url, databaseUrl: db.url });
+    const postgresCpu = (await cpuSecondsOf('postgres')) - postgresCpuBefore;
     const rebuildPerSecond = events / rebuild.seconds;
     return {
       events,
@@ -204,6 +212,10 @@ export async function run(): Promise<Figures> {
       rebuild_per_s: Math.round(rebuildPerSecond),
       raw_read_per_s: Math.round(rawReadPerSecond),
       rebuild_ratio: round(rebuildPerSecond / rawReadPerSecond, 2),
+      read_decode_per_s: Math.round(readDecodePerSecond),
+      // Where the CPU went: 2 cores give at most 2 CPU seconds per second of rebuild.
+      rebuild_process_cpu_seconds: round(rebuild.cpuSeconds, 1),
+      postgres_cpu_seconds: round(postgresCpu, 1),
       peak_rss_mb: Math.round(rebuild.peakRssKb / 1024),
       rebuild_seconds: round(rebuild.seconds, 1),
       ...Object.fromEntries(
@@ -221,6 +233,8 @@ interface RebuildOutcome {
   seconds: number;
   /** Seconds spent in each phase of the rebuild job (replaying, indexing, ...). */
   phases: Record<string, number>;
+  /** User + system CPU of the rebuild process. */
+  cpuSeconds: number;
   /** The rebuild process's own high-water mark (getrusage), in KiB. */
   peakRssKb: number;
 }
@@ -286,7 +300,13 @@ async function rebuildInThisProcess(): Promise<void> {
     }).run();
     const seconds = (performance.now() - started) / 1000;
     if (status.phase !== 'done') throw new Error(`rebuild failed: ${status.error}`);
-    const outcome: RebuildOutcome = { seconds, phases, peakRssKb: process.resourceUsage().maxRSS };
+    const usage = process.resourceUsage();
+    const outcome: RebuildOutcome = {
+      seconds,
+      phases,
+      cpuSeconds: (usage.userCPUTime + usage.systemCPUTime) / 1e6,
+      peakRssKb: usage.maxRSS,
+    };
     process.stdout.write(`${JSON.stringify(outcome)}\n`);
   } finally {
     await dataSource.destroy();

@@ -46,3 +46,23 @@ export function throttled<T>(report: (value: T) => void, intervalMs = 1_000): (v
     report(value);
   };
 }
+
+/**
+ * CPU seconds (user + system) used so far by every process whose command name is `name` and by its
+ * children that have exited, from /proc (Linux): e.g. Postgres, whose backends come and go.
+ */
+export async function cpuSecondsOf(name: string): Promise<number> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  let ticks = 0;
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // pid (comm) state ...: utime, stime, cutime, cstime are fields 14-17, counted after the comm's ')'.
+    const close = stat.lastIndexOf(')');
+    if (close < 0 || stat.slice(stat.indexOf('(') + 1, close) !== name) continue;
+    const fields = stat.slice(close + 2).split(' ');
+    for (const field of fields.slice(11, 15)) ticks += Number(field);
+  }
+  return ticks / ticksPerSecond;
+}
