@@ -108,7 +108,7 @@ export class ProjectionRunner {
     this.maxAttempts = options.maxAttempts ?? 5;
     this.backoffMs = options.backoffMs ?? [100, 500, 2_000, 5_000];
     this.log = options.logger.child({ schema: this.schema });
-    this.bulkRowBudget = options.bulkRowBudget ?? 10_000;
+    this.bulkRowBudget = options.bulkRowBudget ?? 5_000;
   }
 
   /** After loading the checkpoints: a projection at checkpoint 0 has written no rows yet. */
