@@ -298,30 +298,20 @@ export class ProjectionRunner {
     if (!this.bulkWrite) this.startBulkWrite(true);
   }
 
-  /**
-   * Each projection's rows commit with its own checkpoint, so projections need not share a transaction:
-   * each gets its own, on its own connection, and Postgres works on them at the same time.
-   */
   private async applyPerBatch(batch: DecodedBatch, projections: readonly Projection[]): Promise<void> {
-    const outcomes = await Promise.allSettled(
-      projections.map((projection) => this.applyProjectionBatch(batch, projection)),
-    );
-    // Settled, not raced: a retry must not start while another projection's transaction still runs.
-    const failed = outcomes.find((outcome) => outcome.status === 'rejected');
-    if (failed) throw failed.reason;
-  }
-
-  private async applyProjectionBatch(batch: DecodedBatch, projection: Projection): Promise<void> {
+    if (projections.length === 0) return;
     try {
-      await this.applyInTransaction(batch, [projection], false);
+      await this.applyInTransaction(batch, projections, false);
     } catch (error) {
       if (isTransientDatabaseError(error)) throw error;
-      await this.applyInTransaction(batch, [projection], true);
+      await this.applyInTransaction(batch, projections, true);
     }
-    this.checkpoints.set(
-      projection.name,
-      Math.max(this.checkpoints.get(projection.name) ?? 0, batch.lastSequence),
-    );
+    for (const projection of projections) {
+      this.checkpoints.set(
+        projection.name,
+        Math.max(this.checkpoints.get(projection.name) ?? 0, batch.lastSequence),
+      );
+    }
   }
 
   private relevantEvents(
