@@ -8,7 +8,7 @@ export interface ProjectionContext {
   table(name: string): string;
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
   /**
-   * Appends rows with COPY (about twice as fast as a multi-row INSERT for append-only tables).
+   * Appends rows with COPY (about twice as fast as a multi-row INSERT for many rows; a few go in one INSERT).
    * Values: strings, numbers, booleans, null; objects are written as JSON (for jsonb columns).
    */
   copyRows(table: string, columns: readonly string[], rows: readonly (readonly unknown[])[]): Promise<void>;

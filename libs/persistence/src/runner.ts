@@ -448,13 +448,14 @@ export class ProjectionRunner {
    */
   private inTransaction(work: (context: ProjectionContext, runner: QueryRunner) => Promise<void>) {
     return this.withContext(async (context, runner) => {
-      await runner.startTransaction();
+      // One round trip for both statements: a live batch is often one event, and every message to the
+      // server costs the projector more CPU than the rows do.
+      await runner.query('BEGIN; SET LOCAL synchronous_commit = off');
       try {
-        await runner.query('SET LOCAL synchronous_commit = off');
         await work(context, runner);
-        await runner.commitTransaction();
+        await runner.query('COMMIT');
       } catch (error) {
-        if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+        await runner.query('ROLLBACK').catch(() => undefined);
         throw error;
       }
     });
@@ -566,9 +567,14 @@ export class ProjectionRunner {
       query: (sql, params) => runner.query(sql, params),
       copyRows: async (table, columns, rows) => {
         if (rows.length === 0) return;
+        const target = `${qualifiedTable(this.schema, table)} (${columns.map(quoteIdentifier).join(', ')})`;
+        if (rows.length < COPY_MIN_ROWS) {
+          const { sql, parameters } = insertValues(target, columns.length, rows);
+          await runner.query(sql, parameters);
+          return;
+        }
         const client = (await runner.connect()) as pg.PoolClient;
-        const statement = `COPY ${qualifiedTable(this.schema, table)} (${columns.map(quoteIdentifier).join(', ')}) FROM STDIN`;
-        await pipeline(Readable.from([copyText(rows)]), client.query(copyFrom(statement)));
+        await pipeline(Readable.from([copyText(rows)]), client.query(copyFrom(`COPY ${target} FROM STDIN`)));
       },
     };
   }
@@ -591,6 +597,30 @@ export class ProjectionRunner {
       }
     }
   }
+}
+
+/**
+ * Below this many rows an INSERT is cheaper than COPY: COPY takes three messages to the server (the
+ * statement, the data, its end), which for the live projector's one-event batches cost more than the rows.
+ */
+const COPY_MIN_ROWS = 32;
+
+/** One multi-row INSERT with a parameter per value, typed by the target columns; values as for COPY. */
+export function insertValues(
+  target: string,
+  width: number,
+  rows: readonly (readonly unknown[])[],
+): { sql: string; parameters: unknown[] } {
+  const parameters: unknown[] = [];
+  const tuples = rows.map((row) => {
+    if (row.length !== width) throw new Error(`a row has ${row.length} values for ${width} columns`);
+    const placeholders = row.map((value) => {
+      parameters.push(value !== null && typeof value === 'object' ? JSON.stringify(value) : (value ?? null));
+      return `$${parameters.length}`;
+    });
+    return `(${placeholders.join(', ')})`;
+  });
+  return { sql: `INSERT INTO ${target} VALUES ${tuples.join(', ')}`, parameters };
 }
 
 const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
