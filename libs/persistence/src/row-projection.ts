@@ -78,8 +78,9 @@ export class RowProjection<R extends Row> implements Projection {
     const rows = await this.loadRows(keys, context);
     const existed = new Set(rows.keys());
     this.fold(events, rows);
-    // Keys the table did not hold are appended with COPY, the rest upserted. Should another writer insert
-    // one of those keys meanwhile, COPY fails on the key and the runner applies the events one by one.
+    // Keys the table did not hold are appended (COPY, or one INSERT for a few), the rest upserted. Should
+    // another writer insert one of those keys meanwhile, the append fails on the key and the runner applies
+    // the events one by one.
     const inserts: R[] = [];
     const updates: R[] = [];
     for (const [key, row] of rows) (existed.has(key) ? updates : inserts).push(row);
