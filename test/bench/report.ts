@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -52,7 +52,6 @@ export function throttled<T>(report: (value: T) => void, intervalMs = 1_000): (v
  * children that have exited, from /proc (Linux): e.g. Postgres, whose backends come and go.
  */
 export async function cpuSecondsOf(name: string): Promise<number> {
-  const { readdir, readFile } = await import('node:fs/promises');
   const ticksPerSecond = 100; // USER_HZ on Linux
   let ticks = 0;
   for (const entry of await readdir('/proc')) {

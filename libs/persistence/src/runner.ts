@@ -98,6 +98,7 @@ export class ProjectionRunner {
   private readonly folded = new Map<string, number>();
   private pendingDeadLetters: PendingDeadLetter[] = [];
   private bulkWrite: BulkWriteInFlight | undefined;
+  /** The signal of the current `run`: background bulk writes stop retrying when it aborts. */
   private signal: AbortSignal | undefined;
   private eventsApplied = 0;
   private startedAt = 0;
@@ -153,7 +154,7 @@ export class ProjectionRunner {
   async run(signal?: AbortSignal): Promise<void> {
     this.signal = signal;
     try {
-      await this.runFromCheckpoints(signal);
+      await this.runFromCheckpoints();
     } catch (error) {
       if (!(error instanceof BulkFlushRefused)) throw error;
       // Rows folded in memory cannot tell which event made them unwritable: replay from the checkpoints
@@ -162,11 +163,12 @@ export class ProjectionRunner {
         error: error.reason,
       });
       this.options = { ...this.options, bulk: false };
-      await this.runFromCheckpoints(signal);
+      await this.runFromCheckpoints();
     }
   }
 
-  private async runFromCheckpoints(signal?: AbortSignal): Promise<void> {
+  private async runFromCheckpoints(): Promise<void> {
+    const signal = this.signal;
     await this.retryWhileUnavailable('load checkpoints', () => this.loadCheckpoints(), signal);
     this.startBulkLoaders();
     const until = this.options.untilSequence;
