@@ -4,9 +4,12 @@ import { waitFor } from '../harness/processes.js';
 import { AgentsStack } from './stack.js';
 
 /**
- * The broker enforces who sees what: agent A's own user JWT (signed by registration for A's own key)
- * is refused by nats-server on everything of B's, and on the JetStream API beyond its own consumer.
+ * The broker enforces who sees what: agent A's own user JWT (signed by registration for A's own key, a
+ * user of A's own account) is refused by nats-server on everything of B's, and on the JetStream API
+ * beyond its own consumer. What A may publish reaches the services only through its account's imports
+ * (test/agents/reply-injection.test.ts shows that no reply subject can lead anywhere else).
  */
+const JS_API = { apiPrefix: '$CL.JS.API' };
 let stack: AgentsStack;
 let a: Awaited<ReturnType<AgentsStack['enroll']>>;
 let b: Awaited<ReturnType<AgentsStack['enroll']>>;
@@ -41,7 +44,7 @@ test('A reads its own consumer: what was published to agents.agent-a.in.* arrive
   const js = jetstream(stack.service);
   await js.publish('agents.agent-a.in.hello', JSON.stringify({ to: 'a' }));
   await js.publish('agents.agent-b.in.hello', JSON.stringify({ to: 'b' }));
-  const consumer = await jetstream(connection).consumers.get('AGENTS', 'agent-agent-a');
+  const consumer = await jetstream(connection, JS_API).consumers.get('AGENTS', 'agent-agent-a');
   const message = await consumer.next({ expires: 5_000 });
   expect(message?.subject).toBe('agents.agent-a.in.hello');
   expect(message?.json()).toEqual({ to: 'a' });
@@ -67,13 +70,19 @@ test('A cannot subscribe to B subjects, nor to B inbox, nor to the AGENTS stream
 });
 
 test("A cannot read B's consumer: info, pull and ack are refused by the server", async () => {
+  await expect(jetstream(connection, JS_API).consumers.get('AGENTS', 'agent-agent-b')).rejects.toThrow(
+    /Permissions Violation for Publish to "\$CL\.JS\.API\.CONSUMER\.INFO\.AGENTS\.agent-agent-b"/,
+  );
   await expect(jetstream(connection).consumers.get('AGENTS', 'agent-agent-b')).rejects.toThrow(
     /Permissions Violation for Publish to "\$JS\.API\.CONSUMER\.INFO\.AGENTS\.agent-agent-b"/,
   );
-  connection.publish('$JS.API.CONSUMER.MSG.NEXT.AGENTS.agent-agent-b', JSON.stringify({ batch: 1 }), {
-    reply: '_INBOX_agent-a.steal',
-  });
-  await violation('Publish', '$JS.API.CONSUMER.MSG.NEXT.AGENTS.agent-agent-b');
+  for (const subject of [
+    '$CL.JS.API.CONSUMER.MSG.NEXT.AGENTS.agent-agent-b',
+    '$JS.API.CONSUMER.MSG.NEXT.AGENTS.agent-agent-b',
+  ]) {
+    connection.publish(subject, JSON.stringify({ batch: 1 }), { reply: '_INBOX_agent-a.steal' });
+    await violation('Publish', subject);
+  }
   connection.publish('$JS.ACK.AGENTS.agent-agent-b.1.2.2.0.0');
   await violation('Publish', '$JS.ACK.AGENTS.agent-agent-b.1.2.2.0.0');
 });
@@ -86,6 +95,8 @@ test('A cannot create consumers (not even on its own subjects), nor touch stream
     '$JS.API.STREAM.INFO.AGENTS',
     '$JS.API.STREAM.PURGE.AGENTS',
     '$JS.API.INFO',
+    '$CL.JS.API.CONSUMER.CREATE.AGENTS',
+    '$CL.JS.API.STREAM.DELETE.EVENTS',
   ]) {
     connection.publish(
       subject,
@@ -119,7 +130,7 @@ test("B's stored messages were never delivered to anyone but B", async () => {
   });
   try {
     const message = await (
-      await jetstream(bConnection).consumers.get('AGENTS', 'agent-agent-b')
+      await jetstream(bConnection, JS_API).consumers.get('AGENTS', 'agent-agent-b')
     ).next({ expires: 5_000 });
     expect(message?.subject).toBe('agents.agent-b.in.hello');
     expect(message?.info.deliveryCount).toBe(1);

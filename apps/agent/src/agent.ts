@@ -80,6 +80,16 @@ export class Agent {
     this.logger.info('agent stopped');
   }
 
+  private unlessStopped<T>(pending: Promise<T>): Promise<T> {
+    const signal = this.stopSignal.signal;
+    if (signal.aborted) return Promise.reject(new Error('the agent is stopping'));
+    return new Promise<T>((resolve, reject) => {
+      const onStop = () => reject(new Error('the agent is stopping'));
+      signal.addEventListener('abort', onStop, { once: true });
+      pending.then(resolve, reject).finally(() => signal.removeEventListener('abort', onStop));
+    });
+  }
+
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, ms);
@@ -231,10 +241,12 @@ export class Agent {
       publish: (outTopic, body) =>
         connection.publish(agentSubjects.outbound(identity.agentId, outTopic), JSON.stringify(body)),
       request: async <T>(command: string, body: unknown, timeoutMs = 15_000): Promise<T> => {
-        const message = await connection.request(
-          agentSubjects.request(identity.agentId, command),
-          JSON.stringify(body),
-          { timeout: timeoutMs },
+        // Across the account boundary a request nobody serves gets no "no responders" answer, only
+        // its timeout: stopping must not wait for that, so a stop rejects what is still asked.
+        const message = await this.unlessStopped(
+          connection.request(agentSubjects.request(identity.agentId, command), JSON.stringify(body), {
+            timeout: timeoutMs,
+          }),
         );
         const reply = message.json<CommandReply<T>>();
         if (reply.ok) return reply.result;
@@ -276,7 +288,7 @@ export class Agent {
 
   /** Pulls from the agent's own durable consumer; on any failure starts again after a backoff. */
   private async consumeLoop(connection: NatsConnection, identity: Identity): Promise<void> {
-    const js = jetstream(connection);
+    const js = jetstream(connection, { apiPrefix: identity.subjects.jsApiPrefix });
     for (let attempt = 0; !this.stopping; attempt++) {
       try {
         const consumer = await js.consumers.get(identity.subjects.stream, identity.subjects.consumer);

@@ -1,7 +1,7 @@
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { dnsLabel } from '#contracts';
+import { agentSubjects, dnsLabel } from '#contracts';
 
 /** What the agent keeps between runs. The NATS seed is made here and never sent anywhere. */
 export const identitySchema = z.strictObject({
@@ -21,6 +21,8 @@ export const identitySchema = z.strictObject({
     outbound: z.string(),
     heartbeat: z.string(),
     inboxPrefix: z.string(),
+    // Identities stored before agents had accounts of their own lack it: the default is the same prefix.
+    jsApiPrefix: z.string().default(agentSubjects.jsApiPrefix),
   }),
 });
 export type Identity = z.output<typeof identitySchema>;

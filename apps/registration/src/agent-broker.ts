@@ -10,27 +10,21 @@ import {
   type JetStreamManager,
 } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
-import {
-  AccountClaims,
-  agentUserJwt,
-  readNatsKeys,
-  secretsLayout,
-  type NatsKeys,
-  type Revocations,
-} from '#auth';
+import { agentUserJwt, BrokerAccounts, readNatsKeys, secretsLayout, type NatsKeys } from '#auth';
 import { AGENTS_STREAM, agentSubjects } from '#contracts';
 import type { Logger } from '#platform';
 import type { RegistrationConfig } from './config.js';
 
 /**
- * Everything registration does on the broker for agents: the AGENTS stream, each agent's durable
- * consumer (created here, never by the agent), its user JWT, and revocation through the account JWT.
+ * Everything registration does on the broker for agents: the AGENTS stream, each agent's own account
+ * (imports of its own subjects only) and durable consumer (both made here, never by the agent), its
+ * user JWT, and revocation through its account JWT.
  */
 export class AgentBroker {
   private constructor(
     private readonly jsm: JetStreamManager,
     private readonly keys: NatsKeys,
-    private readonly claims: AccountClaims,
+    private readonly accounts: BrokerAccounts,
     private readonly config: RegistrationConfig,
     private readonly logger: Logger,
   ) {}
@@ -42,7 +36,7 @@ export class AgentBroker {
     logger: Logger,
   ): Promise<AgentBroker> {
     const keys = await readNatsKeys(secretsLayout(config.CL_SECRETS_DIR));
-    const broker = new AgentBroker(jsm, keys, new AccountClaims(system, keys), config, logger);
+    const broker = new AgentBroker(jsm, keys, new BrokerAccounts(system, keys), config, logger);
     await broker.provisionStream();
     return broker;
   }
@@ -121,11 +115,35 @@ export class AgentBroker {
     });
   }
 
-  /** Revokes agents' user keys in the account JWT on the server: connections drop, reconnects fail. */
-  async revoke(revocations: Revocations): Promise<void> {
-    if (Object.keys(revocations).length === 0) return;
-    const { pushed } = await this.claims.revoke(revocations);
-    if (pushed)
-      this.logger.info('agent credentials revoked on the broker', { keys: Object.keys(revocations).length });
+  /** The services' account as this release defines it (its exports to agents' accounts). */
+  async ensureServicesAccount(): Promise<void> {
+    const { pushed } = await this.accounts.ensureServicesAccount();
+    if (pushed) this.logger.info("the services' account was updated on the broker");
   }
+
+  /**
+   * The agent's own account on the broker: active, or revoked as of `deregisteredAt`. `isNew` for an
+   * agent enrolled just now (its account cannot be on the server yet).
+   */
+  async ensureAccount(
+    agentId: string,
+    options: { deregisteredAt?: Date; isNew?: boolean } = {},
+  ): Promise<void> {
+    const revokedAt = options.deregisteredAt ? revocationTime(options.deregisteredAt) : undefined;
+    const { pushed } = await this.accounts.ensureAgentAccount(agentId, {
+      isNew: options.isNew ?? false,
+      ...(revokedAt === undefined ? {} : { revokedAt }),
+    });
+    if (pushed && revokedAt !== undefined) {
+      this.logger.info('agent revoked on the broker', { agentId });
+    }
+  }
+}
+
+/**
+ * A revocation covers JWTs issued at or before this second. One second later than the deregistration,
+ * so a JWT signed in the same second is covered too (none is signed after: the agent is deregistered).
+ */
+export function revocationTime(at: Date): number {
+  return Math.floor(at.getTime() / 1000) + 1;
 }

@@ -24,7 +24,7 @@ import { LOGGER, type Logger } from '#platform';
 import { AgentBroker } from './agent-broker.js';
 import type { RegistrationConfig } from './config.js';
 import { Liveness } from './liveness.js';
-import { RegistrationCommands, revocationTime } from './registration.service.js';
+import { RegistrationCommands } from './registration.service.js';
 import { foldAgentsFromLog } from './startup.js';
 
 const SYSTEM_CONNECTION = Symbol('SYSTEM_CONNECTION');
@@ -63,9 +63,10 @@ export class RegistrationController {
 }
 
 /**
- * At start: folds every agent from the log, repairs the broker (revocations of deregistered agents,
- * consumers of enrolled ones — whatever a crash between an append and a broker step left undone), then
- * starts liveness tracking.
+ * At start: makes sure the services' account has this release's exports, folds every agent from the
+ * log and repairs the broker (each agent's own account, revoked for deregistered agents; consumers of
+ * enrolled ones — whatever a crash between an append and a broker step left undone), then starts
+ * liveness tracking.
  */
 @Injectable()
 export class RegistrationLifecycle
@@ -80,28 +81,32 @@ export class RegistrationLifecycle
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
+    await this.broker.ensureServicesAccount();
     const agents = await foldAgentsFromLog(this.store);
-    const revocations: Record<string, number> = {};
     const active: string[] = [];
+    let revoked = 0;
+    const repairs: (() => Promise<void>)[] = [];
     for (const [agentId, state] of agents) {
       if (state.status === 'deregistered') {
-        revocations[state.natsPublicKey] = revocationTime(new Date(state.deregisteredAt ?? Date.now()));
-        await this.broker.deleteConsumer(agentId);
+        revoked++;
+        const at = new Date(state.deregisteredAt ?? Date.now());
+        repairs.push(async () => {
+          await this.broker.ensureAccount(agentId, { deregisteredAt: at });
+          await this.broker.deleteConsumer(agentId);
+        });
       } else if (state.status !== 'absent') {
         active.push(agentId);
+        repairs.push(async () => {
+          await this.broker.ensureAccount(agentId);
+          await this.broker.ensureConsumer(agentId);
+        });
       }
     }
-    await this.broker.revoke(revocations);
-    for (let index = 0; index < active.length; index += 50) {
-      await Promise.all(
-        active.slice(index, index + 50).map((agentId) => this.broker.ensureConsumer(agentId)),
-      );
+    for (let index = 0; index < repairs.length; index += 50) {
+      await Promise.all(repairs.slice(index, index + 50).map((repair) => repair()));
     }
     this.liveness.start(agents);
-    this.logger.info('registration ready', {
-      agents: active.length,
-      revoked: Object.keys(revocations).length,
-    });
+    this.logger.info('registration ready', { agents: active.length, revoked });
   }
 
   async beforeApplicationShutdown(): Promise<void> {

@@ -166,6 +166,7 @@ export class RegistrationCommands {
       throw error;
     }
     this.hooks.enrolled(agentId);
+    await this.broker.ensureAccount(agentId, { isNew: true });
     await this.broker.ensureConsumer(agentId);
     const natsJwt = await this.broker.userJwt(agentId, natsPublicKey);
     this.logger.info('agent enrolled', { agentId, publicAddress });
@@ -173,7 +174,7 @@ export class RegistrationCommands {
   }
 
   /**
-   * Appends AgentDeregistered, then revokes the agent's user key on the broker (its connections are
+   * Appends AgentDeregistered, then revokes the agent's own account on the broker (its connections are
    * dropped and it cannot connect again) and deletes its consumer. Repeating it repeats only the broker
    * steps, so a failure after the append is repaired by retrying (and at every start).
    */
@@ -189,7 +190,7 @@ export class RegistrationCommands {
     const state = outcome.state as Extract<AgentState, { agentId: string }>;
     const deregisteredAt =
       outcome.events.length > 0 ? new Date() : new Date(state.deregisteredAt ?? Date.now());
-    await this.broker.revoke({ [state.natsPublicKey]: revocationTime(deregisteredAt) });
+    await this.broker.ensureAccount(agentId, { deregisteredAt });
     await this.broker.deleteConsumer(agentId);
     this.hooks.deregistered(agentId);
     this.logger.info('agent deregistered', { agentId, by: command.actor });
@@ -201,6 +202,7 @@ export class RegistrationCommands {
     const { agentId } = command.payload;
     const state = foldAgent((await this.store.readAggregate('agent', agentId)).events);
     checkActive(state, agentId);
+    await this.broker.ensureAccount(agentId);
     await this.broker.ensureConsumer(agentId);
     return { natsJwt: await this.broker.userJwt(agentId, state.natsPublicKey) };
   }
@@ -208,12 +210,4 @@ export class RegistrationCommands {
 
 function contextOf(command: CommandEnvelope): EventContext {
   return { actor: command.actor, correlationId: command.correlationId, causationId: command.commandId };
-}
-
-/**
- * A revocation covers JWTs issued at or before this second. One second later than the deregistration,
- * so a JWT signed in the same second is covered too (none is signed after: the agent is deregistered).
- */
-export function revocationTime(at: Date): number {
-  return Math.floor(at.getTime() / 1000) + 1;
 }

@@ -7,12 +7,12 @@ import type { RoutingCommands } from './routing.service.js';
 const routeId = '11111111-1111-5111-8111-111111111111';
 
 /** A request as NATS delivers it; the reply is captured. */
-function message(subject: string, body: unknown, replies: CommandReply[]): Msg {
+function message(subject: string, body: unknown, replies: CommandReply[], reply = '_R_.abc.def'): Msg {
   return {
     subject,
     data: new TextEncoder().encode(JSON.stringify(body)),
     headers: undefined,
-    reply: '_INBOX_a.1',
+    reply,
     respond: (data: string) => {
       replies.push(JSON.parse(data) as CommandReply);
       return true;
@@ -61,4 +61,32 @@ test('a subject that is not an agent request, or an unknown command, is refused 
     { ok: false, error: expect.objectContaining({ error: 'invalid', field: '(subject)' }) },
     { ok: false, error: expect.objectContaining({ error: 'not_found', field: '(subject)' }) },
   ]);
+});
+
+test('a request whose reply subject is not the sender’s own is neither run nor answered', async () => {
+  const seen: string[] = [];
+  const commands = {
+    get: async (actor: { id: string }) => {
+      seen.push(actor.id);
+      return { routeId };
+    },
+  } as unknown as RoutingCommands;
+  const requests = agentRouteRequests({} as never, commands, createLogger('test', { level: 'error' }));
+  const replies: CommandReply[] = [];
+  for (const reply of [
+    '_INBOX_b.1',
+    '_INBOX.1',
+    'events.agent.b',
+    '$JS.API.STREAM.DELETE.EVENTS',
+    '_INBOX_ab.1',
+  ]) {
+    await requests.handle(message('agents.a.out.req.routes.get', { routeId }, replies, reply));
+  }
+  expect(seen).toEqual([]);
+  expect(replies).toEqual([]);
+  // Its own inbox and the server's cross-account response subjects are answered.
+  await requests.handle(message('agents.a.out.req.routes.get', { routeId }, replies, '_INBOX_a.7'));
+  await requests.handle(message('agents.a.out.req.routes.get', { routeId }, replies, '_R_.x.y'));
+  expect(seen).toEqual(['a', 'a']);
+  expect(replies).toHaveLength(2);
 });

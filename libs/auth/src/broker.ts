@@ -1,64 +1,101 @@
+import { isDeepStrictEqual } from 'node:util';
+import { decode, type Account, type ClaimsData } from '@nats-io/jwt';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { accountJwt, revocationsOf, type NatsKeys, type Revocations } from './nats-claims.js';
+import {
+  accountJwt,
+  agentAccountJwt,
+  agentAccountKey,
+  revocationsOf,
+  type NatsKeys,
+  type Revocations,
+} from './nats-claims.js';
 
 const decoder = new TextDecoder();
 
 /**
- * Pushes the application account's JWT to nats-server through the system account
- * (`$SYS.REQ.CLAIMS.UPDATE`, full resolver). A revocation in it takes effect at once: the server
- * disconnects the revoked user's connections ("User Authentication Revoked") and refuses new ones.
- *
- * Updates are read-modify-write: the revocations already on the server are kept and merged with the
- * new ones, one update at a time in this process, and each update is checked by reading it back.
+ * Account JWTs on nats-server, through the system account (`$SYS.REQ.CLAIMS.UPDATE`, full resolver):
+ * the services' account with its exports, and one account per agent with its imports. Pushes are
+ * level-triggered: each `ensure…` reads what the server holds and pushes only when its claims differ
+ * from the wanted ones, then reads it back. A revoked agent account takes effect at once: the server
+ * disconnects its users ("User Authentication Revoked") and refuses new ones.
  */
-export class AccountClaims {
-  private queue: Promise<unknown> = Promise.resolve();
+export class BrokerAccounts {
+  /** One update of the services' account at a time in this process (read-modify-write of revocations). */
+  private servicesQueue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly system: NatsConnection,
-    private readonly keys: Pick<NatsKeys, 'operatorSigning' | 'account' | 'accountSigning'>,
+    private readonly keys: Pick<
+      NatsKeys,
+      'operatorSigning' | 'account' | 'accountSigning' | 'agentSigning' | 'agentAccounts'
+    >,
     private readonly timeoutMs = 5_000,
   ) {}
 
-  get accountPublicKey(): string {
+  get servicesAccountPublicKey(): string {
     return this.keys.account.getPublicKey();
   }
 
-  /** The account JWT the server uses now. */
-  async current(): Promise<string> {
-    const reply = await this.system.request(
-      `$SYS.REQ.ACCOUNT.${this.accountPublicKey}.CLAIMS.LOOKUP`,
-      new Uint8Array(),
-      { timeout: this.timeoutMs },
-    );
-    const text = decoder.decode(reply.data).trim();
-    if (!text.startsWith('eyJ'))
-      throw new Error(`account lookup answered ${text.slice(0, 200) || 'nothing'}`);
-    return text;
+  agentAccountPublicKey(agentId: string): string {
+    return agentAccountKey(agentId, this.keys.agentAccounts).getPublicKey();
   }
 
-  async currentRevocations(): Promise<Revocations> {
-    return revocationsOf(await this.current());
+  /**
+   * The account JWT the server uses now, or undefined when it has none for that account. A full
+   * resolver does not answer a lookup of an account it does not hold (in a cluster another node may),
+   * so a lookup that times out means "not there"; pushing it then is harmless.
+   */
+  async lookup(accountPublicKey: string, timeoutMs = this.timeoutMs): Promise<string | undefined> {
+    try {
+      const reply = await this.system.request(
+        `$SYS.REQ.ACCOUNT.${accountPublicKey}.CLAIMS.LOOKUP`,
+        new Uint8Array(),
+        { timeout: timeoutMs },
+      );
+      const text = decoder.decode(reply.data).trim();
+      return text.startsWith('eyJ') ? text : undefined;
+    } catch (error) {
+      if ((error as { name?: string }).name === 'TimeoutError') return undefined;
+      throw error;
+    }
   }
 
-  /** Makes sure every given user key is revoked (at the given time or later); pushes only when needed. */
-  revoke(revocations: Revocations): Promise<{ pushed: boolean }> {
-    const run = this.queue.then(() => this.revokeNow(revocations));
-    this.queue = run.catch(() => undefined);
+  /** Makes the server hold the services' account with its exports, keeping the revocations it has. */
+  ensureServicesAccount(): Promise<{ pushed: boolean }> {
+    const run = this.servicesQueue.then(async () => {
+      const onServer = await this.lookup(this.servicesAccountPublicKey);
+      const revocations: Revocations = onServer ? revocationsOf(onServer) : {};
+      return this.ensure(await accountJwt(this.keys, revocations), onServer);
+    });
+    this.servicesQueue = run.catch(() => undefined);
     return run;
   }
 
-  private async revokeNow(wanted: Revocations): Promise<{ pushed: boolean }> {
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const onServer = await this.currentRevocations();
-      const missing = Object.entries(wanted).filter(([key, at]) => (onServer[key] ?? -1) < at);
-      // Read back after every push: done only when the server itself shows the revocation.
-      if (missing.length === 0) return { pushed: attempt > 0 };
-      const merged: Revocations = { ...onServer };
-      for (const [key, at] of missing) merged[key] = at;
-      await this.push(await accountJwt(this.keys, merged));
+  /**
+   * Makes the server hold an agent's own account: active, or revoked as of `revokedAt` (unix seconds).
+   * `isNew`: the account cannot exist yet (a new enrollment), so it is pushed without asking first.
+   */
+  async ensureAgentAccount(
+    agentId: string,
+    options: { revokedAt?: number; isNew?: boolean } = {},
+  ): Promise<{ pushed: boolean }> {
+    const wanted = await agentAccountJwt(agentId, this.keys, options.revokedAt);
+    const onServer = options.isNew
+      ? undefined
+      : await this.lookup(this.agentAccountPublicKey(agentId), Math.min(this.timeoutMs, 1_000));
+    return this.ensure(wanted, onServer);
+  }
+
+  private async ensure(wanted: string, onServer: string | undefined): Promise<{ pushed: boolean }> {
+    if (onServer && sameClaims(onServer, wanted)) return { pushed: false };
+    await this.push(wanted);
+    const after = await this.lookup(decode(wanted).sub);
+    if (!after || !sameClaims(after, wanted)) {
+      throw new Error(
+        `the account update for ${decode(wanted).name} did not stick; check the nats-server log`,
+      );
     }
-    throw new Error('the account update with the revocation did not stick; check the nats-server log');
+    return { pushed: true };
   }
 
   /** Sends an account JWT to the server; throws with the server's reason when it refuses. */
@@ -76,4 +113,13 @@ export class AccountClaims {
       );
     }
   }
+}
+
+/** Whether two account JWTs say the same thing (ignoring when they were signed and their ids). */
+export function sameClaims(a: string, b: string): boolean {
+  const meaning = (token: string) => {
+    const claims = decode<Account>(token) as ClaimsData<Account>;
+    return { sub: claims.sub, name: claims.name, nats: claims.nats };
+  };
+  return isDeepStrictEqual(meaning(a), meaning(b));
 }

@@ -5,8 +5,9 @@ import { join } from 'node:path';
  * `cli init --secrets <dir>` (mode 0600, never overwritten) and read by the services that need it:
  *
  * - the API and the CLI sign access/admin tokens with `auth/jwt-signing-key.pem`;
- * - registration signs agent user JWTs with `nats/account-signing.nk` and pushes account updates
- *   (revocations) with `nats/operator-signing.nk` over `nats/system.creds`;
+ * - registration makes each agent's own account (its identity derived from `nats/agent-accounts.key`),
+ *   signs it with `nats/operator-signing.nk` and pushes it over `nats/system.creds`, and signs agent
+ *   users with `nats/agent-signing.nk`; service users are signed with `nats/account-signing.nk`;
  * - every service connects to NATS with `nats/service.creds`;
  * - nats-server includes `nats/auth.conf`.
  */
@@ -22,6 +23,8 @@ export function secretsLayout(dir: string) {
     systemAccountSeed: join(dir, 'nats', 'system-account.nk'),
     accountSeed: join(dir, 'nats', 'account.nk'),
     accountSigningSeed: join(dir, 'nats', 'account-signing.nk'),
+    agentSigningSeed: join(dir, 'nats', 'agent-signing.nk'),
+    agentAccountsKey: join(dir, 'nats', 'agent-accounts.key'),
     operatorJwt: join(dir, 'nats', 'operator.jwt'),
     systemAccountJwt: join(dir, 'nats', 'system-account.jwt'),
     accountJwt: join(dir, 'nats', 'account.jwt'),

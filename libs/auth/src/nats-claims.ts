@@ -7,15 +7,18 @@ import {
   fmtCreds,
   type Account,
   type ClaimsData,
+  type Export,
   type KeyPair,
   type OperatorLimits,
   type Permissions,
 } from '@nats-io/jwt';
-import { createPrivateKey, sign } from 'node:crypto';
-import { fromPublic, fromSeed } from '@nats-io/nkeys';
+import { createHmac, createPrivateKey, sign } from 'node:crypto';
+import { fromPublic, fromSeed, Prefix } from '@nats-io/nkeys';
+// The library's own seed encoder: nkeys makes seeds only from random bytes in its public API.
+import { Codec } from '@nats-io/nkeys/lib/codec.js';
 import { AGENTS_STREAM, agentSubjects } from '#contracts';
 
-/** The application account every service and agent lives in. */
+/** The services' account: JetStream (the EVENTS and AGENTS streams) and every service user live here. */
 export const ACCOUNT_NAME = 'CLOUDLUNACY';
 export const SYSTEM_ACCOUNT_NAME = 'SYS';
 export const OPERATOR_NAME = 'CLOUDLUNACY';
@@ -45,8 +48,13 @@ export interface NatsKeys {
   operator: KeyPair;
   operatorSigning: KeyPair;
   systemAccount: KeyPair;
+  /** The services' account and the key that signs service users. */
   account: KeyPair;
   accountSigning: KeyPair;
+  /** Signs agent users; listed as a signing key of every agent's own account. */
+  agentSigning: KeyPair;
+  /** Secret from which each agent's account identity is derived (see `agentAccountKey`). */
+  agentAccounts: Uint8Array;
 }
 
 function bindAll(pair: KeyPair): KeyPair {
@@ -116,6 +124,7 @@ export function accountClaims(keys: Pick<NatsKeys, 'accountSigning'>, revocation
   const claims: Partial<Account> = {
     limits: ACCOUNT_LIMITS,
     signing_keys: [keys.accountSigning.getPublicKey()],
+    exports: servicesAccountExports(),
   };
   if (Object.keys(revocations).length > 0) claims.revocations = { ...revocations };
   return claims;
@@ -140,14 +149,135 @@ export function revocationsOf(accountToken: string): Revocations {
 }
 
 /**
- * What an agent may do on the broker, and nothing else (nats-server 2.9):
+ * What the services' account offers agents' accounts. Every agent lives in an account of its own
+ * (`agentAccountClaims`) and reaches the services only through these exports, imported for its own
+ * subjects alone. They are service exports on purpose: the server rewrites the reply subject of a
+ * request that crosses into this account to a one-off `_R_.…` subject that leads back to the
+ * requester's account only, so nothing an agent names as a reply can make JetStream or a service
+ * publish into this account (the EVENTS and AGENTS streams, `cmd.>`) or into another agent's account.
+ */
+export function servicesAccountExports(): Export[] {
+  return [
+    {
+      name: 'agents-out',
+      subject: agentSubjects.allOutbound(),
+      type: 'service',
+      response_type: 'Singleton',
+      description: 'what agents publish: heartbeats, reports and requests, each from its own account',
+    },
+    {
+      name: 'agents-consumer-info',
+      subject: `$JS.API.CONSUMER.INFO.${AGENTS_STREAM}.*`,
+      type: 'service',
+      response_type: 'Singleton',
+    },
+    {
+      name: 'agents-consumer-next',
+      subject: `$JS.API.CONSUMER.MSG.NEXT.${AGENTS_STREAM}.*`,
+      type: 'service',
+      // A pull answers with many messages (and status messages) to one reply subject.
+      response_type: 'Stream',
+    },
+    {
+      name: 'agents-consumer-ack',
+      subject: `$JS.ACK.${AGENTS_STREAM}.*.>`,
+      type: 'service',
+      response_type: 'Singleton',
+    },
+  ];
+}
+
+/** Connections, subscriptions and message size one agent's account may use: a hostile agent's reach. */
+export const AGENT_ACCOUNT_LIMITS: OperatorLimits = {
+  conn: 8,
+  subs: 256,
+  payload: 256 * 1024,
+  data: -1,
+  leaf: 0,
+  imports: 8,
+  exports: 0,
+  wildcards: false,
+  disallow_bearer: true,
+};
+
+/**
+ * The identity of an agent's own account, derived from the installation's `agent-accounts` secret and
+ * the agent id: registration can (re)make any agent's account at any time without keeping a key per
+ * agent. Only the public key is ever used (the operator signs account JWTs).
+ */
+export function agentAccountKey(agentId: string, secret: Uint8Array): KeyPair {
+  const raw = createHmac('sha256', secret).update(`agent-account:${agentId}`).digest();
+  return fromSeed(Codec.encodeSeed(Prefix.Account, new Uint8Array(raw)));
+}
+
+export interface AgentAccountOptions {
+  servicesAccountPublicKey: string;
+  agentSigningPublicKey: string;
+  /** Deregistered at (unix seconds): every user of the account is revoked and no connection is allowed. */
+  revokedAt?: number;
+}
+
+/**
+ * An agent's own account: no JetStream of its own, no exports, and four imports from the services'
+ * account, each for this agent's subjects only — its outbound subjects, and the info, pull and ack
+ * subjects of its own durable consumer. The JetStream API is imported under a local prefix
+ * (`agentSubjects.jsApiPrefix`) because an account's own `$JS.API` is answered by the server itself.
+ */
+export function agentAccountClaims(agentId: string, options: AgentAccountOptions): Partial<Account> {
+  const consumer = agentSubjects.consumer(agentId);
+  const account = options.servicesAccountPublicKey;
+  const claims: Partial<Account> = {
+    limits: options.revokedAt === undefined ? AGENT_ACCOUNT_LIMITS : { ...AGENT_ACCOUNT_LIMITS, conn: 0 },
+    signing_keys: [options.agentSigningPublicKey],
+    imports: [
+      { name: 'out', type: 'service', account, subject: agentSubjects.outbound(agentId) },
+      {
+        name: 'consumer-info',
+        type: 'service',
+        account,
+        subject: `$JS.API.CONSUMER.INFO.${AGENTS_STREAM}.${consumer}`,
+        local_subject: `${agentSubjects.jsApiPrefix}.CONSUMER.INFO.${AGENTS_STREAM}.${consumer}`,
+      },
+      {
+        name: 'consumer-next',
+        type: 'service',
+        account,
+        subject: `$JS.API.CONSUMER.MSG.NEXT.${AGENTS_STREAM}.${consumer}`,
+        local_subject: `${agentSubjects.jsApiPrefix}.CONSUMER.MSG.NEXT.${AGENTS_STREAM}.${consumer}`,
+      },
+      { name: 'consumer-ack', type: 'service', account, subject: `$JS.ACK.${AGENTS_STREAM}.${consumer}.>` },
+    ],
+  };
+  if (options.revokedAt !== undefined) claims.revocations = { '*': options.revokedAt };
+  return claims;
+}
+
+export function agentAccountJwt(
+  agentId: string,
+  keys: Pick<NatsKeys, 'operatorSigning' | 'account' | 'agentSigning' | 'agentAccounts'>,
+  revokedAt?: number,
+): Promise<string> {
+  const subject = fromPublic(agentAccountKey(agentId, keys.agentAccounts).getPublicKey());
+  return encodeAccount(
+    `agent-${agentId}`,
+    subject,
+    agentAccountClaims(agentId, {
+      servicesAccountPublicKey: keys.account.getPublicKey(),
+      agentSigningPublicKey: keys.agentSigning.getPublicKey(),
+      ...(revokedAt === undefined ? {} : { revokedAt }),
+    }),
+    { signer: keys.operatorSigning, algorithm: Algorithms.v2 },
+  );
+}
+
+/**
+ * What an agent user may do inside its own account (defence in depth: the account holds nothing but
+ * the agent's own imports anyway):
  * - publish under its own `agents.<id>.out.>` (heartbeats, reports, requests);
- * - look up its own durable consumer (`CONSUMER.INFO`), pull from it (`CONSUMER.MSG.NEXT`) and
+ * - look up its own durable consumer, pull from it (through the local JetStream API prefix) and
  *   acknowledge what it got (`$JS.ACK.AGENTS.agent-<id>.>`, the reply subject of each delivery);
  * - subscribe only to its own inbox prefix `_INBOX_<id>.>`, where pulled messages, request replies and
  *   JetStream API answers arrive.
- * No CONSUMER.CREATE/DURABLE.CREATE (it could make a consumer filtering another agent's subjects), no
- * STREAM.* and no direct subscription to `agents.>`: what it receives comes through its own consumer.
  */
 export function agentPermissions(agentId: string): Permissions {
   const consumer = agentSubjects.consumer(agentId);
@@ -155,8 +285,8 @@ export function agentPermissions(agentId: string): Permissions {
     pub: {
       allow: [
         agentSubjects.outbound(agentId),
-        `$JS.API.CONSUMER.INFO.${AGENTS_STREAM}.${consumer}`,
-        `$JS.API.CONSUMER.MSG.NEXT.${AGENTS_STREAM}.${consumer}`,
+        `${agentSubjects.jsApiPrefix}.CONSUMER.INFO.${AGENTS_STREAM}.${consumer}`,
+        `${agentSubjects.jsApiPrefix}.CONSUMER.MSG.NEXT.${AGENTS_STREAM}.${consumer}`,
         `$JS.ACK.${AGENTS_STREAM}.${consumer}.>`,
       ],
     },
@@ -170,20 +300,21 @@ export interface AgentUserOptions {
   publicKey: string;
   /** Lifetime in seconds; 0 for none. */
   ttlSeconds: number;
-  keys: Pick<NatsKeys, 'account' | 'accountSigning'>;
+  keys: Pick<NatsKeys, 'agentSigning' | 'agentAccounts'>;
 }
 
-/** Signs the user JWT an agent connects with, scoped to its own subjects. */
+/** Signs the user JWT an agent connects with: a user of the agent's own account. */
 export async function agentUserJwt(options: AgentUserOptions): Promise<string> {
   if (!/^U[A-Z2-7]{55}$/.test(options.publicKey)) throw new Error('not a NATS user public key');
   const now = Math.floor(Date.now() / 1000);
+  const account = agentAccountKey(options.agentId, options.keys.agentAccounts).getPublicKey();
   return encodeUser(
     `agent-${options.agentId}`,
     fromPublic(options.publicKey),
-    fromPublic(options.keys.account.getPublicKey()),
+    fromPublic(account),
     { ...agentPermissions(options.agentId), tags: [`agent:${options.agentId}`] },
     {
-      signer: options.keys.accountSigning,
+      signer: options.keys.agentSigning,
       algorithm: Algorithms.v2,
       ...(options.ttlSeconds > 0 ? { exp: now + options.ttlSeconds } : {}),
     },

@@ -1,4 +1,4 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -43,6 +43,8 @@ export async function readNatsKeys(layout: SecretsLayout): Promise<NatsKeys> {
     systemAccount: await readSeed(layout.systemAccountSeed),
     account: await readSeed(layout.accountSeed),
     accountSigning: await readSeed(layout.accountSigningSeed),
+    agentSigning: await readSeed(layout.agentSigningSeed),
+    agentAccounts: Buffer.from((await readFile(layout.agentAccountsKey, 'utf8')).trim(), 'base64url'),
   };
 }
 
@@ -76,6 +78,17 @@ export const secretGenerators: SecretGenerator[] = [
         [layout.systemAccountSeed]: seedOf(createAccount()) + '\n',
         [layout.accountSeed]: seedOf(createAccount()) + '\n',
         [layout.accountSigningSeed]: seedOf(createAccount()) + '\n',
+      };
+    },
+  },
+  {
+    // Agents are users of accounts of their own (one per agent), signed by this key.
+    name: 'nats-agent-keys',
+    files: (layout) => [layout.agentSigningSeed, layout.agentAccountsKey],
+    async generate(layout) {
+      return {
+        [layout.agentSigningSeed]: seedOf(createAccount()) + '\n',
+        [layout.agentAccountsKey]: randomBytes(32).toString('base64url') + '\n',
       };
     },
   },

@@ -55,7 +55,8 @@ export function aggregateTypeSubjects(type: AggregateType, prefix = EVENTS_SUBJE
  * and read through the agent's own durable consumer, so an agent that was offline catches up.
  * `agents.<id>.out.<topic>` is what the agent publishes (heartbeats, reports, requests as
  * `agents.<id>.out.req.<command>`); it is not stored. Replies reach the agent on its own inbox prefix.
- * The broker enforces all of this with the agent's user JWT.
+ * Each agent is a user of an account of its own, which imports exactly these subjects from the services'
+ * account (libs/auth nats-claims), so the broker enforces all of this.
  */
 export const agentSubjects = {
   inbound: (agentId: string, topic = '>') =>
@@ -71,4 +72,14 @@ export const agentSubjects = {
   streamSubjects: [`${AGENTS_SUBJECT_PREFIX}.*.in.>`],
   /** What services subscribe to for everything agents publish. */
   allOutbound: (topic = '>') => `${AGENTS_SUBJECT_PREFIX}.*.out.${topic}`,
+  /**
+   * The JetStream API prefix inside an agent's own account: its consumer's info and pull subjects are
+   * imported from the services' account under it (an account's own `$JS.API` is the server's).
+   */
+  jsApiPrefix: '$CL.JS.API',
+  /**
+   * A request's reply subject as a service sees it when the request came from an agent's account: the
+   * server's one-off response subject, which leads back to the requester's account only.
+   */
+  crossAccountReplyPrefix: '_R_.',
 };

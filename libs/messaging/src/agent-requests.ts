@@ -1,5 +1,6 @@
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
+  agentSubjects,
   DomainError,
   dnsLabel,
   toErrorBody,
@@ -8,6 +9,18 @@ import {
   type CommandReply,
 } from '#contracts';
 import type { Logger } from '#platform';
+
+/**
+ * Whether an answer on `reply` can only reach the agent that sent the request: the server's one-off
+ * response subject (the request crossed from the agent's own account, so the answer goes back there and
+ * nowhere else), or the agent's own inbox prefix.
+ */
+export function replyLeadsBackTo(agentId: string, reply: string): boolean {
+  return (
+    reply.startsWith(agentSubjects.crossAccountReplyPrefix) ||
+    reply.startsWith(`${agentSubjects.inboxPrefix(agentId)}.`)
+  );
+}
 
 /** One agent request, as the handler of its command sees it. */
 export interface AgentRequest {
@@ -71,6 +84,15 @@ export class AgentRequestServer {
   /** Answers one request (public for unit tests of the per-agent bound). */
   async handle(message: Pick<Msg, 'subject' | 'data' | 'headers' | 'reply' | 'respond'>): Promise<void> {
     const agentId = message.subject.split('.')[1] ?? '';
+    if (message.reply && !replyLeadsBackTo(agentId, message.reply)) {
+      // Answering would publish, with this service's rights, wherever the sender pointed: refuse it
+      // without running the command (there is no safe place to say so).
+      this.logger.warn('agent request refused: its reply subject is not the sender’s own', {
+        subject: message.subject,
+        reply: message.reply.slice(0, 120),
+      });
+      return;
+    }
     const busy = this.perAgent.get(agentId) ?? 0;
     this.perAgent.set(agentId, busy + 1);
     let reply: CommandReply;

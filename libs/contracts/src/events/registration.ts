@@ -47,6 +47,8 @@ export interface AgentSubjectSet {
   outbound: string;
   heartbeat: string;
   inboxPrefix: string;
+  /** The JetStream API prefix in the agent's own account (its consumer's info and pull subjects). */
+  jsApiPrefix: string;
 }
 
 export function agentSubjectSet(agentId: string): AgentSubjectSet {
@@ -57,6 +59,7 @@ export function agentSubjectSet(agentId: string): AgentSubjectSet {
     outbound: agentSubjects.outbound(agentId),
     heartbeat: agentSubjects.outbound(agentId, 'heartbeat'),
     inboxPrefix: agentSubjects.inboxPrefix(agentId),
+    jsApiPrefix: agentSubjects.jsApiPrefix,
   };
 }
 
