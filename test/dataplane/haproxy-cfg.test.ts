@@ -99,12 +99,19 @@ describe('objects of the subset', () => {
       name: '%[var(txn.route),word(1,|)]',
     });
     const hostsMap = '/etc/haproxy/maps/hosts.map';
+    const ambiguousHost = {
+      type: 'deny',
+      deny_status: 400,
+      cond: 'if',
+      cond_test: '{ req.fhdr_cnt(host) gt 1 } or { req.fhdr(host) -m sub , }',
+    };
     expect(childrenOf(https, 'http_request_rule').map((child) => child.object)).toEqual([
+      ambiguousHost,
       {
         type: 'set-var',
         var_scope: 'txn',
         var_name: 'route',
-        var_expr: `req.hdr(host),lower,word(1,:),map(${hostsMap})`,
+        var_expr: `req.fhdr(host),lower,word(1,:),map(${hostsMap})`,
       },
       {
         type: 'return',
@@ -137,10 +144,20 @@ describe('objects of the subset', () => {
       { type: 'content', action: 'set-dst-port', expr: 'var(txn.route),word(3,|)' },
     ]);
     const http = findSection(document, 'frontend', 'fe_http')!;
-    expect(childrenOf(http, 'http_request_rule')[0].object).toEqual({
+    const httpRules = childrenOf(http, 'http_request_rule').map((child) => child.object);
+    expect(httpRules[0]).toEqual(ambiguousHost);
+    expect(httpRules[1]).toEqual({
+      type: 'deny',
+      deny_status: 400,
+      cond: 'unless',
+      cond_test: expect.stringMatching(
+        /^\{ path_beg \/\.well-known\/acme-challenge\/ \} or \{ req\.fhdr\(host\) -m reg -i \^\S+\$ \} \{ req\.fhdr\(host\),word\(1,:\) -m len 1:253 \}$/,
+      ),
+    });
+    expect(httpRules[2]).toEqual({
       type: 'redirect',
       redir_type: 'location',
-      redir_value: 'https://%[req.hdr(host),lower,word(1,:)]%[pathq]',
+      redir_value: 'https://%[req.fhdr(host),lower,word(1,:)]%[pathq]',
       redir_code: 301,
       cond: 'unless',
       cond_test: '{ path_beg /.well-known/acme-challenge/ }',
@@ -151,7 +168,7 @@ describe('objects of the subset', () => {
       address: '0.0.0.0',
       ssl: 'enabled',
       verify: 'required',
-      sni: 'req.hdr(host),lower,word(1,:)',
+      sni: 'req.fhdr(host),lower,word(1,:)',
       ssl_cafile: '/etc/haproxy/ca/cloudlunacy-ca.pem',
     });
     // Every child line of the base configuration is written back byte for byte from its object.
@@ -282,7 +299,7 @@ describe('edits keep every other line in place', () => {
       'bind',
       'acl',
       'http-request',
-      ...Array(6).fill('http-request'),
+      ...Array(7).fill('http-request'),
       'use_backend',
       'use_backend',
       'default_backend',

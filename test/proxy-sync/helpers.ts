@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { connect as netConnect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
@@ -188,6 +188,36 @@ export function getThrough(port: number, hostname: string, ca: string, path = '/
     { https: true, port, path, servername: hostname, headers: { host: hostname }, ca },
     10_000,
   );
+}
+
+/**
+ * A request written byte for byte (HTTP/1.1, `Connection: close`), so that headers a client library
+ * would refuse — several Host headers, a Host with a comma — reach HAProxy as an attacker sends them.
+ * Over TLS when `tls` is given (SNI `tls.servername`). Resolves with the status code and the raw answer.
+ */
+export function rawRequest(
+  port: number,
+  headerLines: string[],
+  tls?: { servername: string; ca: string },
+): Promise<{ status: number; raw: string }> {
+  const request = ['GET / HTTP/1.1', ...headerLines, 'Connection: close', '', ''].join('\r\n');
+  return new Promise((resolve, reject) => {
+    const socket = tls
+      ? tlsConnect({ host: '127.0.0.1', port, servername: tls.servername, ca: tls.ca }, () =>
+          socket.write(request),
+        )
+      : netConnect({ host: '127.0.0.1', port }, () => socket.write(request));
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.setTimeout(10_000, () => socket.destroy(new Error('timeout')));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const raw = Buffer.concat(chunks).toString('latin1');
+      const status = /^HTTP\/1\.[01] (\d{3})/.exec(raw);
+      if (status) resolve({ status: Number(status[1]), raw });
+      else reject(new Error(`no HTTP status in ${JSON.stringify(raw.slice(0, 200))}`));
+    });
+  });
 }
 
 /** A TLS connection to the SNI port: the peer certificate's CN and the greeting, verified against `ca`. */

@@ -25,6 +25,7 @@ import {
   httpRoute,
   httpsAgent,
   proxyConfig,
+  rawRequest,
   reloadState,
   runtimeMap,
   sniRoute,
@@ -157,6 +158,49 @@ describe('proxy-sync: real traffic', () => {
       `secure.apps.test be_dyn_https|127.0.0.3|${secure.port}`,
       `wrong.apps.test be_dyn_https|127.0.0.2|${impostor.port}`,
     ]);
+  });
+
+  it('reads the Host header whole: two Host headers or a list get 400, a malformed Host is not redirected', async () => {
+    const { stack, ca, source, reconciler } = await setup();
+    const victim = await agent(httpAgent('127.0.0.2', 'victim'));
+    const owned = await agent(httpAgent('127.0.0.3', 'owned'));
+    source.set([httpRoute('victim.apps.test', victim), httpRoute('owned.apps.test', owned)]);
+    await pass(reconciler);
+    const https = { servername: 'owned.apps.test', ca: ca.certPem };
+
+    // The well-formed request is routed, over both ports.
+    const plain = await rawRequest(stack.ports.https, ['Host: owned.apps.test'], https);
+    expect(plain.status).toBe(200);
+    expect(plain.raw).toContain('owned owned.apps.test https');
+    // req.hdr would take the last value of a list and route this to the victim.
+    for (const lines of [
+      ['Host: owned.apps.test,victim.apps.test'],
+      ['Host: owned.apps.test, victim.apps.test'],
+      ['Host: owned.apps.test', 'Host: victim.apps.test'],
+    ]) {
+      const over = await rawRequest(stack.ports.https, lines, https);
+      expect({ lines, status: over.status }).toEqual({ lines, status: 400 });
+      expect(over.raw).not.toContain('victim');
+      const plainHttp = await rawRequest(stack.ports.http, lines);
+      expect({ lines, status: plainHttp.status }).toEqual({ lines, status: 400 });
+      expect(plainHttp.raw).not.toMatch(/^location:/im);
+    }
+    // Plain HTTP redirects a well-formed Host (the port dropped) and nothing else: no Location reflects
+    // a path, a user part or an address in brackets.
+    const redirected = await rawRequest(stack.ports.http, ['Host: Owned.apps.test:80']);
+    expect(redirected.status).toBe(301);
+    expect(redirected.raw).toMatch(/^location: https:\/\/owned\.apps\.test\/\r$/im);
+    for (const host of [
+      'evil.example/x?',
+      'user@owned.apps.test',
+      '[::1]',
+      'owned.apps.test:0',
+      '-x.apps.test',
+    ]) {
+      const refused = await rawRequest(stack.ports.http, [`Host: ${host}`]);
+      expect({ host, status: refused.status }).toEqual({ host, status: 400 });
+      expect(refused.raw).not.toMatch(/^location:/im);
+    }
   });
 
   it('routes TLS by SNI to each agent, which presents its own certificate (Node, openssl s_client, redis-cli)', async () => {

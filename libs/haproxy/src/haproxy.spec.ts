@@ -1,6 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
+import { hostname } from '#contracts';
 import {
+  ACME_CHALLENGE_PATH,
   BACKENDS,
+  MAX_HOST_NAME_LENGTH,
   RouteCheckCache,
   assertMapWord,
   desiredState,
@@ -17,10 +20,12 @@ import {
   routeProblem,
   type MapEntry,
   type MapName,
+  type HttpRequestRule,
   type MapPlan,
   type ProxyLayout,
   type RouteSpec,
   type StructuralChange,
+  WELL_FORMED_HOST,
 } from './index.js';
 
 const layout: ProxyLayout = {
@@ -309,10 +314,117 @@ describe('structural diff', () => {
 
   it('puts the public HTTPS port in the redirect only when it is not 443', () => {
     const redirect = (port: number) =>
-      desiredStructure({ ...layout, publicHttpsPort: port }).frontends[0].http_request_rule_list[0]
-        .redir_value;
-    expect(redirect(443)).toBe('https://%[req.hdr(host),lower,word(1,:)]%[pathq]');
-    expect(redirect(8443)).toBe('https://%[req.hdr(host),lower,word(1,:)]:8443%[pathq]');
+      desiredStructure({ ...layout, publicHttpsPort: port })
+        .frontends[0].http_request_rule_list.filter((rule) => rule.type === 'redirect')
+        .map((rule) => rule.redir_value);
+    expect(redirect(443)).toEqual(['https://%[req.fhdr(host),lower,word(1,:)]%[pathq]']);
+    expect(redirect(8443)).toEqual(['https://%[req.fhdr(host),lower,word(1,:)]:8443%[pathq]']);
+  });
+
+  it('reads the Host header whole everywhere (req.hdr splits it at commas and takes the last value)', () => {
+    const text = JSON.stringify(desired);
+    expect(text).not.toMatch(/req\.hdr\(/);
+    expect(text).not.toMatch(/\bhdr\(host\)/);
+    const https = desired.backends.find((backend) => backend.name === BACKENDS.https)!;
+    expect(https.servers.dyn.sni).toBe('req.fhdr(host),lower,word(1,:)');
+    for (const frontend of desired.frontends.filter((section) => section.mode === 'http')) {
+      const lookup = frontend.http_request_rule_list.find((rule) => rule.type === 'set-var');
+      expect(lookup?.var_expr).toBe('req.fhdr(host),lower,word(1,:),map(/etc/haproxy/maps/hosts.map)');
+    }
+  });
+
+  it('refuses more than one Host header or a comma in it with 400, before any rule reads the host', () => {
+    for (const frontend of desired.frontends.filter((section) => section.mode === 'http')) {
+      expect(frontend.http_request_rule_list[0]).toEqual({
+        type: 'deny',
+        deny_status: 400,
+        cond: 'if',
+        cond_test: '{ req.fhdr_cnt(host) gt 1 } or { req.fhdr(host) -m sub , }',
+      });
+      const readsHost = (rule: HttpRequestRule) => /fhdr\(host\)/.test(JSON.stringify(rule));
+      // No rule reads the Host before the one that refuses ambiguous ones.
+      expect(frontend.http_request_rule_list.findIndex(readsHost)).toBe(0);
+    }
+  });
+
+  it('redirects plain HTTP only for a well-formed Host; anything else but an ACME challenge gets 400', () => {
+    const rules = desired.frontends[0].http_request_rule_list;
+    expect(rules.map((rule) => rule.type)).toEqual([
+      'deny',
+      'deny',
+      'redirect',
+      'set-var',
+      'return',
+      'set-dst',
+      'set-dst-port',
+    ]);
+    expect(rules[1]).toEqual({
+      type: 'deny',
+      deny_status: 400,
+      cond: 'unless',
+      cond_test:
+        `{ path_beg ${ACME_CHALLENGE_PATH} } or { req.fhdr(host) -m reg -i ${WELL_FORMED_HOST} } ` +
+        '{ req.fhdr(host),word(1,:) -m len 1:253 }',
+    });
+    expect(rules[2]).toEqual(
+      expect.objectContaining({ cond: 'unless', cond_test: `{ path_beg ${ACME_CHALLENGE_PATH} }` }),
+    );
+    // One configuration word: the emulator and HAProxy split cond_test at whitespace, and quotes,
+    // backslashes and "#" would be read by the configuration parser.
+    expect(WELL_FORMED_HOST).toMatch(/^[^\s"'\\#]+$/);
+  });
+
+  /** What the 400 rule lets through to the redirect: the pattern (PCRE and JS agree on it) and the length. */
+  const wellFormed = (host: string) =>
+    new RegExp(WELL_FORMED_HOST, 'i').test(host) && host.split(':')[0].length <= MAX_HOST_NAME_LENGTH;
+  const label63 = 'a'.repeat(63);
+  it.each<[string, boolean]>([
+    ['alpha.apps.example.com', true],
+    ['Alpha.APPS.example.com', true],
+    ['alpha.apps.example.com:8443', true],
+    ['a', true],
+    ['a:1', true],
+    ['a:65535', true],
+    ['10.0.0.7', true],
+    ['x-1.y2.z', true],
+    [`${label63}.example.com`, true],
+    [[label63, label63, label63, 'a'.repeat(61)].join('.'), true],
+    [[label63, label63, label63, 'a'.repeat(62)].join('.'), false],
+    [`${'a'.repeat(64)}.example.com`, false],
+    ['evil.example/x?', false],
+    ['evil.example/', false],
+    ['a b', false],
+    ['', false],
+    ['alpha.example.com,beta.example.com', false],
+    ['alpha.example.com.', false],
+    ['.alpha.example.com', false],
+    ['alpha..example.com', false],
+    ['-alpha.example.com', false],
+    ['alpha-.example.com', false],
+    ['alpha_x.example.com', false],
+    ['a:', false],
+    ['a:0', false],
+    ['a:080', false],
+    ['a:65536', false],
+    ['a:99999', false],
+    ['a:1:2', false],
+    ['[::1]', false],
+    ['[::1]:80', false],
+    ['user@alpha.example.com', false],
+    ['alpha.example.com\nx', false],
+    ['alpha.example.com%2f', false],
+    ['*.example.com', false],
+    ['bücher.example', false],
+  ])('Host %j is well-formed: %s', (host, expected) => {
+    expect(wellFormed(host)).toBe(expected);
+  });
+
+  it('accepts every host name the route schemas accept', () => {
+    for (const name of ['a', 'a.b', 'shop.apps.example.com', `${label63}.x`, '0.0.0.0', 'x--y.z']) {
+      expect(hostname.safeParse(name).success).toBe(true);
+      expect(wellFormed(name)).toBe(true);
+      expect(wellFormed(`${name}:443`)).toBe(true);
+    }
   });
 
   it('normalises away what carries no information', () => {

@@ -27,7 +27,7 @@ export interface Server {
 }
 
 export interface HttpRequestRule {
-  type: 'redirect' | 'return' | 'set-var' | 'set-dst' | 'set-dst-port' | 'set-header';
+  type: 'redirect' | 'return' | 'deny' | 'set-var' | 'set-dst' | 'set-dst-port' | 'set-header';
   redir_type?: 'location' | 'prefix' | 'scheme';
   redir_value?: string;
   redir_code?: 301 | 302 | 303 | 307 | 308;
@@ -35,6 +35,7 @@ export interface HttpRequestRule {
   return_content_type?: string;
   return_content_format?: 'string';
   return_content?: string;
+  deny_status?: number;
   var_scope?: string;
   var_name?: string;
   var_expr?: string;
@@ -130,6 +131,42 @@ const ROUTE_FOUND = '{ var(txn.route) -m found }';
 /** Map values are `<backend>|<ip>|<port>`. */
 const FIELD = (index: 1 | 2 | 3) => `var(txn.route),word(${index},|)`;
 
+/**
+ * The Host header as one value. `req.hdr(host)` would split it at commas and take the last value, so
+ * `Host: a.example,b.example` would be routed to b (and `hdr` takes the last of several Host headers).
+ * With HTTP/2, HAProxy turns `:authority` into the Host header before these rules run.
+ */
+const HOST_HEADER = 'req.fhdr(host)';
+/** The host name the maps are keyed by: the Host header in lower case, without its port. */
+const HOST_NAME = `${HOST_HEADER},lower,word(1,:)`;
+
+/** An RFC 1123 label (letters, digits and inner hyphens, 1–63 characters); matched case-insensitively. */
+const LABEL = '[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?';
+/** A port 1–65535 without leading zeros. */
+const PORT = '([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])';
+/**
+ * A well-formed Host header: an RFC 1123 host name with an optional `:port` (no whitespace, quotes,
+ * `#` or backslash, so it stays one configuration word). The length (at most 253 for the name) is
+ * checked beside it: a regex without look-ahead cannot.
+ */
+export const WELL_FORMED_HOST = `^${LABEL}([.]${LABEL})*(:${PORT})?$`;
+export const MAX_HOST_NAME_LENGTH = 253;
+
+/**
+ * More than one Host header, or a comma in it (a list of values): refused with 400 before anything
+ * looks the host up, so no rule can pick one of several values. The first rule of both HTTP frontends.
+ */
+function ambiguousHostRule(): HttpRequestRule {
+  return {
+    type: 'deny',
+    deny_status: 400,
+    cond: 'if',
+    cond_test: `{ req.fhdr_cnt(host) gt 1 } or { ${HOST_HEADER} -m sub , }`,
+  };
+}
+
+const ACME_CHALLENGE = `{ path_beg ${ACME_CHALLENGE_PATH} }`;
+
 /** A path made safe to appear in a configuration word (no whitespace, quotes or comment signs). */
 function pathWord(path: string, field: string): string {
   if (!/^\/[A-Za-z0-9._/-]*$/.test(path)) {
@@ -160,7 +197,7 @@ function hostRoutingRules(layout: ProxyLayout): HttpRequestRule[] {
       type: 'set-var',
       var_scope: 'txn',
       var_name: 'route',
-      var_expr: `req.hdr(host),lower,word(1,:),map(${mapFile(layout, MAPS.hosts)})`,
+      var_expr: `${HOST_NAME},map(${mapFile(layout, MAPS.hosts)})`,
     },
     {
       type: 'return',
@@ -178,16 +215,31 @@ function hostRoutingRules(layout: ProxyLayout): HttpRequestRule[] {
 
 const USE_ROUTE_BACKEND: BackendSwitchingRule = { name: `%[${FIELD(1)}]` };
 
-function httpsRedirect(layout: ProxyLayout): HttpRequestRule {
+/**
+ * Plain HTTP is redirected to HTTPS only for a well-formed Host: anything else (a path, a query, a space,
+ * an empty or missing Host) gets a 400 instead of a Location that reflects it. ACME challenges are
+ * exempt from both: they are routed like HTTPS requests (an unknown or malformed host gets the 404).
+ */
+function httpsRedirectRules(layout: ProxyLayout): HttpRequestRule[] {
   const port = layout.publicHttpsPort === 443 ? '' : `:${layout.publicHttpsPort}`;
-  return {
-    type: 'redirect',
-    redir_type: 'location',
-    redir_value: `https://%[req.hdr(host),lower,word(1,:)]${port}%[pathq]`,
-    redir_code: 301,
-    cond: 'unless',
-    cond_test: `{ path_beg ${ACME_CHALLENGE_PATH} }`,
-  };
+  return [
+    {
+      type: 'deny',
+      deny_status: 400,
+      cond: 'unless',
+      cond_test:
+        `${ACME_CHALLENGE} or { ${HOST_HEADER} -m reg -i ${WELL_FORMED_HOST} } ` +
+        `{ ${HOST_HEADER},word(1,:) -m len 1:${MAX_HOST_NAME_LENGTH} }`,
+    },
+    {
+      type: 'redirect',
+      redir_type: 'location',
+      redir_value: `https://%[${HOST_NAME}]${port}%[pathq]`,
+      redir_code: 301,
+      cond: 'unless',
+      cond_test: ACME_CHALLENGE,
+    },
+  ];
 }
 
 function backend(name: string, mode: 'http' | 'tcp', servers: Server[], rules: Partial<BackendSection> = {}) {
@@ -212,7 +264,11 @@ export function desiredStructure(layout: ProxyLayout): Structure {
       mode: 'http',
       default_backend: BACKENDS.noRoute,
       binds: { http: bind('http', layout.http) },
-      http_request_rule_list: [httpsRedirect(layout), ...hostRoutingRules(layout)],
+      http_request_rule_list: [
+        ambiguousHostRule(),
+        ...httpsRedirectRules(layout),
+        ...hostRoutingRules(layout),
+      ],
       tcp_request_rule_list: [],
       backend_switching_rule_list: [USE_ROUTE_BACKEND],
     },
@@ -228,6 +284,7 @@ export function desiredStructure(layout: ProxyLayout): Structure {
         }),
       },
       http_request_rule_list: [
+        ambiguousHostRule(),
         ...hostRoutingRules(layout),
         { type: 'set-header', hdr_name: 'X-Forwarded-Proto', hdr_format: 'https' },
         { type: 'set-header', hdr_name: 'X-Forwarded-For', hdr_format: '%[src]' },
@@ -268,7 +325,7 @@ export function desiredStructure(layout: ProxyLayout): Structure {
         address: '0.0.0.0',
         ssl: 'enabled',
         verify: 'required',
-        sni: 'req.hdr(host),lower,word(1,:)',
+        sni: HOST_NAME,
         ssl_cafile: caFile,
       },
     ]),
