@@ -15,6 +15,7 @@ export const projectorCommands = {
   schemas: commandSubject('projector', 'schemas'),
   dropSchema: commandSubject('projector', 'drop-schema'),
   status: commandSubject('projector', 'status'),
+  quarantine: commandSubject('projector', 'quarantine'),
 };
 
 export interface DeadLetterView {

@@ -1,4 +1,4 @@
-import { Controller, Get, Inject, Param, Query } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { z } from 'zod';
 import {
@@ -11,8 +11,10 @@ import {
   UndecodableEventError,
   type StoredEvent,
 } from '#contracts';
-import { EventStore } from '#eventstore';
-import { Auth } from './auth.js';
+import { EventStore, type QuarantineOutcome } from '#eventstore';
+import { CommandBus } from '#messaging';
+import { actorOf, Auth, CurrentPrincipal, type Principal } from './auth.js';
+import { projectorCommands } from './dead-letters.js';
 
 const sequence = z.coerce
   .number({ error: 'must be a sequence number' })
@@ -91,6 +93,7 @@ export class EventsController {
   constructor(
     @Inject(DataSource) private readonly dataSource: DataSource,
     @Inject(EventStore) private readonly store: EventStore,
+    @Inject(CommandBus) private readonly commands: CommandBus,
   ) {}
 
   @Get()
@@ -145,18 +148,45 @@ export class EventsController {
   @Auth('admin')
   async get(
     @Param('sequence') raw: string,
-  ): Promise<StoredEvent | { sequence: number; undecodable: string }> {
+  ): Promise<StoredEvent | { sequence: number; undecodable: string; quarantined: boolean }> {
     const { sequence: seq } = parseOrThrow(z.object({ sequence }), { sequence: raw });
     if (seq > (await this.store.lastSequence()))
       throw new DomainError('not_found', `no event at sequence ${seq}`);
     try {
       return await this.store.getBySequence(seq);
     } catch (error) {
-      if (error instanceof UndecodableEventError) return { sequence: seq, undecodable: error.message };
+      if (error instanceof UndecodableEventError) {
+        return {
+          sequence: seq,
+          undecodable: error.message,
+          quarantined: await this.store.isQuarantined(seq),
+        };
+      }
       if (/no message found|not found/i.test((error as Error).message)) {
         throw new DomainError('not_found', `no event at sequence ${seq}`);
       }
       throw error;
     }
+  }
+
+  /**
+   * Sets an undecodable message aside so that the record it sits on works again (the projector appends
+   * EventQuarantined, naming the admin, and settles its dead letters). A message that decodes is refused.
+   */
+  @Post(':sequence/quarantine')
+  @HttpCode(200)
+  @Auth('admin')
+  async quarantine(
+    @Param('sequence') raw: string,
+    @Body() body: unknown,
+    @CurrentPrincipal() principal: Principal,
+  ): Promise<QuarantineOutcome & { deadLettersResolved: number }> {
+    const { sequence: seq } = parseOrThrow(z.object({ sequence }), { sequence: raw });
+    const { reason } = parseOrThrow(z.strictObject({ reason: label(200) }), body ?? {});
+    return this.commands.execute(
+      projectorCommands.quarantine,
+      { sequence: seq, reason },
+      { actor: actorOf(principal) },
+    );
   }
 }

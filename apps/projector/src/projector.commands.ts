@@ -1,7 +1,7 @@
 import { Controller, Inject } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import { z } from 'zod';
-import { commandSubject, isoTimestamp } from '#contracts';
+import { commandSubject, isoTimestamp, label } from '#contracts';
 import { handleCommand } from '#messaging';
 import { LOGGER, type Logger } from '#platform';
 import { ProjectorService } from './projector.service.js';
@@ -35,7 +35,13 @@ export const projectorCommands = {
   schemas: commandSubject('projector', 'schemas'),
   dropSchema: commandSubject('projector', 'drop-schema'),
   status: commandSubject('projector', 'status'),
+  quarantine: commandSubject('projector', 'quarantine'),
 };
+
+export const quarantineRequestSchema = z.strictObject({
+  sequence: z.number({ error: 'must be a number' }).int('must be an integer').min(1, 'must be at least 1'),
+  reason: label(200),
+});
 
 /** Admin commands of the projector: rebuilds, time travel, status. */
 @Controller()
@@ -84,6 +90,17 @@ export class ProjectorCommands {
         await this.projector.dropInspection(command.payload.schema);
         return { dropped: command.payload.schema };
       },
+    );
+  }
+
+  @MessagePattern(projectorCommands.quarantine)
+  quarantine(@Payload() raw: unknown) {
+    return handleCommand(quarantineRequestSchema, raw, this.logger, (command) =>
+      this.projector.quarantine(command.payload, {
+        actor: command.actor,
+        correlationId: command.correlationId,
+        causationId: command.commandId,
+      }),
     );
   }
 

@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { DomainError } from '#contracts';
-import { EventStore } from '#eventstore';
+import { DomainError, type EventContext } from '#contracts';
+import { EventStore, type QuarantineOutcome } from '#eventstore';
 import {
   dropSchema,
   listProjectionSchemas,
@@ -49,6 +49,30 @@ export class ProjectorService implements OnApplicationBootstrap, OnApplicationSh
   async onApplicationShutdown(): Promise<void> {
     this.shuttingDown = true;
     await this.pause();
+  }
+
+  /**
+   * Sets an undecodable message of the log aside (see EventStore.quarantine) and settles every dead
+   * letter any consumer recorded for it: they were waiting for exactly this.
+   */
+  async quarantine(
+    command: { sequence: number; reason: string },
+    context: EventContext,
+  ): Promise<QuarantineOutcome & { deadLettersResolved: number }> {
+    const outcome = await this.store.quarantine(command, context);
+    const [, resolved] = (await this.dataSource.query(
+      `UPDATE dead_letters SET status = 'resolved', updated_at = now()
+        WHERE stream = $1 AND sequence = $2 AND status <> 'resolved'`,
+      [this.store.stream, command.sequence],
+    )) as [unknown, number];
+    this.logger.warn('event quarantined', {
+      sequence: command.sequence,
+      subject: outcome.subject,
+      changed: outcome.changed,
+      actor: context.actor,
+      deadLettersResolved: resolved,
+    });
+    return { ...outcome, deadLettersResolved: resolved };
   }
 
   /** The sequence every live projection has reached. */

@@ -17,6 +17,7 @@ export const AGGREGATE_TYPES = [
   'proxy-node',
   'admin',
   'enrollment-token',
+  'quarantine',
 ] as const;
 export type AggregateType = (typeof AGGREGATE_TYPES)[number];
 

@@ -20,9 +20,17 @@ import {
   type EventEnvelope,
   type EventRegistry,
   type StoredEvent,
+  UndecodableEventError,
 } from '#contracts';
 import { AckedPublisher } from './acked-publisher.js';
 import { ConcurrencyError } from './errors.js';
+import {
+  decideQuarantine,
+  decodeFailure,
+  UndecodableLogEntryError,
+  type LogEntryState,
+  type QuarantineCommand,
+} from './quarantine.js';
 
 export interface EventStoreOptions {
   registry: EventRegistry;
@@ -84,6 +92,13 @@ export interface ReadLogOptions {
   filterSubject?: string;
 }
 
+export interface QuarantineOutcome {
+  sequence: number;
+  subject: string;
+  /** false: it was quarantined already, nothing was appended. */
+  changed: boolean;
+}
+
 const textEncoder = new TextEncoder();
 const SHORT_HISTORY = 16;
 const textDecoder = new TextDecoder();
@@ -95,6 +110,8 @@ export class EventStore {
   readonly registry: EventRegistry;
   private readonly js: JetStreamClient;
   private readonly publisher: AckedPublisher;
+  /** Quarantine is forever, so a sequence found quarantined once is remembered. */
+  private readonly quarantined = new Set<number>();
 
   constructor(
     nc: NatsConnection,
@@ -189,9 +206,13 @@ export class EventStore {
       const request = { seq: cursor, next_by_subj: subject } as unknown as MsgRequest;
       const message = await this.jsm.streams.getMessage(this.stream, request);
       if (!message) break;
-      events.push(
-        this.decode({ sequence: message.seq, subject: message.subject, data: message.data, pending: 0 }),
-      );
+      const event = await this.decodeOrSkip({
+        sequence: message.seq,
+        subject: message.subject,
+        data: message.data,
+        pending: 0,
+      });
+      if (event) events.push(event);
       if (message.seq >= last) return { events, lastSequence: last };
       cursor = message.seq + 1;
     }
@@ -200,7 +221,8 @@ export class EventStore {
       fromSequence: cursor,
       untilSequence: last,
     })) {
-      events.push(this.decode(entry));
+      const event = await this.decodeOrSkip(entry);
+      if (event) events.push(event);
     }
     return { events, lastSequence: last };
   }
@@ -241,7 +263,12 @@ export class EventStore {
    * event type whether the data is needed at all (a reader that never looks at it skips its validation).
    */
   decode(entry: RawLogEntry, options: { data?: boolean | ((type: string) => boolean) } = {}): StoredEvent {
-    const raw: unknown = JSON.parse(textDecoder.decode(entry.data));
+    let raw: unknown;
+    try {
+      raw = JSON.parse(textDecoder.decode(entry.data));
+    } catch (error) {
+      throw new UndecodableEventError(decodeFailure(error));
+    }
     const type = (raw as { type?: unknown } | null)?.type;
     const data =
       typeof options.data === 'function' ? typeof type !== 'string' || options.data(type) : options.data;
@@ -251,9 +278,106 @@ export class EventStore {
     return event;
   }
 
-  /** Decoded events of the log, streamed in order with bounded memory. */
+  /**
+   * Decodes one entry, or skips it (undefined) when an admin quarantined it. Any other message that
+   * cannot be decoded throws UndecodableLogEntryError, which names its sequence and subject.
+   */
+  async decodeOrSkip(
+    entry: RawLogEntry,
+    options: { data?: boolean | ((type: string) => boolean) } = {},
+  ): Promise<StoredEvent | undefined> {
+    try {
+      return this.decode(entry, options);
+    } catch (error) {
+      if (await this.isQuarantined(entry.sequence)) return undefined;
+      throw new UndecodableLogEntryError(entry.sequence, entry.subject, decodeFailure(error));
+    }
+  }
+
+  /**
+   * Whether an admin quarantined the message at `sequence`: a decodable EventQuarantined for it on its
+   * quarantine subject (anything else there proves nothing).
+   */
+  async isQuarantined(sequence: number): Promise<boolean> {
+    if (this.quarantined.has(sequence)) return true;
+    const subject = this.subjectOf('quarantine', String(sequence));
+    for (let cursor = 1; ;) {
+      const request = { seq: cursor, next_by_subj: subject } as unknown as MsgRequest;
+      const message = await this.jsm.streams.getMessage(this.stream, request).catch((error: unknown) => {
+        if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.NoMessageFound)
+          return null;
+        throw error;
+      });
+      if (!message) return false;
+      cursor = message.seq + 1;
+      try {
+        const event = this.decode({ sequence: message.seq, subject, data: message.data, pending: 0 });
+        if (event.type === 'EventQuarantined' && (event.data as { sequence: number }).sequence === sequence) {
+          this.quarantined.add(sequence);
+          return true;
+        }
+      } catch {
+        // Not a quarantine record: keep looking.
+      }
+    }
+  }
+
+  /** What is stored at `sequence`, for a quarantine decision. */
+  private async entryState(sequence: number): Promise<LogEntryState> {
+    const message = await this.jsm.streams
+      .getMessage(this.stream, { seq: sequence })
+      .catch((error: unknown) => {
+        if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.NoMessageFound)
+          return null;
+        throw error;
+      });
+    if (!message) return { kind: 'missing' };
+    try {
+      this.decode({ sequence, subject: message.subject, data: message.data, pending: 0 });
+      return { kind: 'decodable', subject: message.subject };
+    } catch (error) {
+      return {
+        kind: 'undecodable',
+        subject: message.subject,
+        payload: message.data,
+        error: decodeFailure(error),
+      };
+    }
+  }
+
+  /**
+   * Sets an undecodable message aside (audited: the event names the admin): from then on every reader
+   * skips it. Refuses a message that decodes or is not there; quarantining twice changes nothing.
+   */
+  async quarantine(command: QuarantineCommand, context: EventContext): Promise<QuarantineOutcome> {
+    const id = String(command.sequence);
+    for (let attempt = 1; ; attempt++) {
+      const history = await this.readAggregate('quarantine', id);
+      const entry = await this.entryState(command.sequence);
+      const subject = entry.kind === 'missing' ? '' : entry.subject;
+      const data = decideQuarantine(history.events.length > 0, entry, command);
+      if (!data) return { sequence: command.sequence, subject, changed: false };
+      try {
+        await this.append({ type: 'quarantine', id }, [{ type: 'EventQuarantined', data }], {
+          context,
+          expectedSequence: history.lastSequence,
+        });
+      } catch (error) {
+        // Two admins at once: the second reads the first one's record and changes nothing.
+        if (error instanceof ConcurrencyError && attempt < 3) continue;
+        throw error;
+      }
+      this.quarantined.add(command.sequence);
+      return { sequence: command.sequence, subject, changed: true };
+    }
+  }
+
+  /** Decoded events of the log, streamed in order with bounded memory; quarantined messages are skipped. */
   async *readLog(options: ReadLogOptions = {}): AsyncGenerator<StoredEvent> {
-    for await (const entry of this.readRaw(options)) yield this.decode(entry);
+    for await (const entry of this.readRaw(options)) {
+      const event = await this.decodeOrSkip(entry);
+      if (event) yield event;
+    }
   }
 
   /**

@@ -14,6 +14,7 @@ import type { EventType, StoredEvent } from '#contracts';
 import type { Logger } from '#platform';
 import type { EventStore } from './event-store.js';
 import { deadLetterRetrySubject, type DeadLetterSink } from './dead-letters.js';
+import { UndecodableLogEntryError } from './quarantine.js';
 import { provisionDurableConsumer } from './streams.js';
 
 /**
@@ -179,16 +180,24 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
 
   /** Handles one delivery; never throws, so the loop keeps going. */
   async process(message: JsMsg): Promise<void> {
-    let event: StoredEvent;
+    let event: StoredEvent | undefined;
     try {
-      event = this.options.store.decode({
+      event = await this.options.store.decodeOrSkip({
         sequence: message.seq,
         subject: message.subject,
         data: message.data,
         pending: 0,
       });
     } catch (error) {
-      await this.deadLetter(message, null, error);
+      // Undecodable (and not quarantined): a dead letter at once; a failed quarantine lookup: later.
+      if (error instanceof UndecodableLogEntryError) await this.deadLetter(message, null, error);
+      else message.nak(this.backoffMs[0] ?? 1_000);
+      return;
+    }
+    if (!event) {
+      // An admin quarantined it: nothing to handle, and a dead letter of it is settled.
+      await this.options.deadLetters.resolve(this.options.durable, message.seq).catch(() => undefined);
+      message.ack();
       return;
     }
     const handler = this.getHandlerByPattern(event.type) ?? this.getHandlerByPattern(ANY_EVENT);

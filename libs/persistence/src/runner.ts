@@ -253,7 +253,9 @@ export class ProjectionRunner {
       try {
         batch.events.push(this.options.store.decode(entry, { data: this.needsDataOf }));
       } catch (error) {
-        batch.undecodable.push({ entry, error });
+        // Decoded synchronously on the hot path; only a failure asks whether an admin set it aside.
+        if (!(await this.options.store.isQuarantined(entry.sequence)))
+          batch.undecodable.push({ entry, error });
       }
       batch.lastSequence = entry.sequence;
       batch.size++;

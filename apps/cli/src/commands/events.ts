@@ -1,6 +1,6 @@
 import type { StoredEvent } from '#contracts';
 import { UsageError, type CliCommand } from '../command.js';
-import { withEventStore } from '../nats.js';
+import { cliActor, withCommandBus, withEventStore } from '../nats.js';
 
 function summary(event: StoredEvent): string {
   return [
@@ -63,6 +63,24 @@ export const eventCommands: CliCommand[] = [
         if (sequence > end) throw new UsageError(`the log ends at sequence ${end}`);
         console.log(JSON.stringify(await store.getBySequence(sequence), null, 2));
       });
+    },
+  },
+  {
+    path: ['events', 'quarantine'],
+    summary: 'set aside a message of the log that cannot be decoded, so the record it sits on works again',
+    usage: '<sequence> --reason <text>',
+    positionals: true,
+    options: { reason: { type: 'string' } },
+    async run({ positionals, values }) {
+      const sequence = positiveInteger(positionals[0], 'sequence');
+      if (sequence === undefined || positionals.length !== 1)
+        throw new UsageError('give exactly one sequence number');
+      if (typeof values.reason !== 'string' || values.reason.trim() === '')
+        throw new UsageError('say why with --reason (it is kept in the log with your name)');
+      const outcome = await withCommandBus((bus) =>
+        bus.execute('cmd.projector.quarantine', { sequence, reason: values.reason }, { actor: cliActor }),
+      );
+      console.log(JSON.stringify(outcome, null, 2));
     },
   },
 ];

@@ -215,6 +215,7 @@ export const AGGREGATE_TYPES = [
   'proxy-node',
   'admin',
   'enrollment-token',
+  'quarantine',
 ];
 export const ACTOR_KINDS = ['admin', 'agent', 'service', 'system'];
 

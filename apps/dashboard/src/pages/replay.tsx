@@ -330,6 +330,32 @@ function DeadLetters() {
   const [outcome, setOutcome] = useState<{ id: string; text: string; good: boolean } | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
   const [opened, setOpened] = useState<DeadLetter | null>(null);
+  const [quarantining, setQuarantining] = useState<DeadLetter | null>(null);
+  const [reason, setReason] = useState('');
+  const quarantine = async (letter: DeadLetter) => {
+    setBusy(letter.id);
+    setOutcome(null);
+    try {
+      const result = await api.post<{ changed: boolean; deadLettersResolved: number }>(
+        `/events/${letter.sequence}/quarantine`,
+        { reason },
+      );
+      setOutcome({
+        id: letter.id,
+        good: true,
+        text: result.changed
+          ? `Event #${letter.sequence} is quarantined: readers skip it; ${result.deadLettersResolved} dead letter(s) settled.`
+          : `Event #${letter.sequence} was quarantined already.`,
+      });
+      setQuarantining(null);
+      setReason('');
+    } catch (caught) {
+      setOutcome({ id: letter.id, good: false, text: describeError(caught) });
+    } finally {
+      setBusy(null);
+      letters.refresh();
+    }
+  };
   const retry = async (letter: DeadLetter) => {
     setBusy(letter.id);
     setOutcome(null);
@@ -405,6 +431,14 @@ function DeadLetters() {
                   <td>{letter.consumer}</td>
                   <td>
                     <code>{letter.eventType ?? 'undecodable'}</code>
+                    {letter.eventType === null && letter.status !== 'resolved' && (
+                      <span
+                        className="badge badge-warn"
+                        title="The record it sits on cannot be read until it is quarantined"
+                      >
+                        needs quarantine
+                      </span>
+                    )}
                     <div className="muted small">
                       {letter.stream} #{letter.sequence}
                     </div>
@@ -431,6 +465,16 @@ function DeadLetters() {
                           {busy === letter.id ? 'Retrying…' : 'Retry'}
                         </button>
                       )}
+                      {letter.status !== 'resolved' && letter.eventType === null && (
+                        <button
+                          type="button"
+                          disabled={busy !== null}
+                          onClick={() => setQuarantining(letter)}
+                          aria-label={`Quarantine event ${letter.sequence}`}
+                        >
+                          Quarantine…
+                        </button>
+                      )}
                     </div>
                   </td>
                 </tr>
@@ -446,6 +490,40 @@ function DeadLetters() {
         wide
       >
         {opened && <JsonView value={opened} label={`Dead letter ${opened.id} as JSON`} />}
+      </Dialog>
+      <Dialog
+        open={quarantining !== null}
+        title={`Quarantine event #${quarantining?.sequence ?? ''}`}
+        onClose={() => setQuarantining(null)}
+      >
+        {quarantining && (
+          <form
+            onSubmit={(event) => {
+              event.preventDefault();
+              void quarantine(quarantining);
+            }}
+          >
+            <p>
+              The message at #{quarantining.sequence} on <code>{quarantining.subject}</code> cannot be
+              decoded. Quarantined, every reader skips it and the record works again. The log keeps it, and
+              your name and reason with it.
+            </p>
+            <Field label="Reason">
+              {(props) => (
+                <input
+                  {...props}
+                  required
+                  maxLength={200}
+                  value={reason}
+                  onChange={(event) => setReason(event.target.value)}
+                />
+              )}
+            </Field>
+            <button type="submit" disabled={busy !== null || reason.trim() === ''}>
+              {busy === quarantining.id ? 'Quarantining…' : 'Quarantine'}
+            </button>
+          </form>
+        )}
       </Dialog>
     </Section>
   );

@@ -8,6 +8,7 @@ import { routeEvents } from './route.js';
 import { adminEvents } from './admin.js';
 import { enrollmentTokenEvents } from './enrollment-token.js';
 import { certificateEvents } from './certificate.js';
+import { quarantineEvents } from './quarantine.js';
 
 export * from './agent.js';
 export * from './hostname.js';
@@ -17,6 +18,7 @@ export * from './admin.js';
 export * from './enrollment-token.js';
 export * from './registration.js';
 export * from './certificate.js';
+export * from './quarantine.js';
 
 /** Every event type of the product. Add a domain's definitions here when it gains events. */
 export const eventDefinitions = [
@@ -27,6 +29,7 @@ export const eventDefinitions = [
   ...enrollmentTokenEvents,
   ...adminEvents,
   ...certificateEvents,
+  ...quarantineEvents,
 ] as const;
 
 type Definition = (typeof eventDefinitions)[number];
