@@ -1,4 +1,5 @@
 import { hashToken } from '#auth';
+import { registrationCommands } from '#contracts';
 import { AgentsStack, agentKeys } from './stack.js';
 
 let stack: AgentsStack;
@@ -134,6 +135,20 @@ test('refresh rotates the token; a reused refresh token revokes the whole family
   expect(afterReuse.status).toBe(401);
   expect((await stack.request('GET', 'agents/refresher', { token: newAccess })).status).toBe(401);
   expect((await stack.request('GET', 'agents/refresher', { token: agent.accessToken })).status).toBe(401);
+});
+
+test('a refresh by an agent registration no longer knows is refused and ends all its sessions', async () => {
+  const agent = await stack.enroll('gone-behind');
+  // Deregistered behind the API's back (as if the API stopped between the command and revoking the
+  // sessions): the refresh token itself is still valid, so registration's refusal decides.
+  await stack.command(registrationCommands.deregister, { agentId: 'gone-behind', reason: 'test' });
+  const refresh = await stack.request('POST', 'auth/refresh', { body: { refreshToken: agent.refreshToken } });
+  expect(refresh.status).toBe(401);
+  const families: { revoked_reason: string | null }[] = await stack.db.dataSource.query(
+    'SELECT revoked_reason FROM agent_token_families WHERE agent_id = $1',
+    ['gone-behind'],
+  );
+  expect(families).toEqual([{ revoked_reason: 'agent is not enrolled' }]);
 });
 
 test('two concurrent refreshes with one token: one succeeds, and the reuse revokes the family', async () => {

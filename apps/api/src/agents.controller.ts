@@ -176,21 +176,14 @@ export class AgentsController {
   @HttpCode(200)
   async refresh(@Body() raw: unknown) {
     const body = parseOrThrow(refreshBody, raw);
-    const rotated = await this.sessions.rotate(body.refreshToken, async (agentId) => {
-      try {
-        return await this.commands.execute<AgentCredentialsResult>(
-          registrationCommands.agentCredentials,
-          { agentId },
-          { actor: { kind: 'agent', id: agentId } },
-        );
-      } catch (error) {
-        // A deregistered agent: its session ends here whatever the token says.
-        if (error instanceof DomainError && error.code === 'unauthorized') {
-          await this.sessions.revokeAgent(agentId, 'agent is not enrolled');
-        }
-        throw error;
-      }
-    });
+    // A deregistered agent is refused (401) by registration, which also ends its sessions.
+    const rotated = await this.sessions.rotate(body.refreshToken, (agentId) =>
+      this.commands.execute<AgentCredentialsResult>(
+        registrationCommands.agentCredentials,
+        { agentId },
+        { actor: { kind: 'agent', id: agentId } },
+      ),
+    );
     const access = this.signer.agentAccessToken(
       rotated.agentId,
       rotated.issued.familyId,

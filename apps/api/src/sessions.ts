@@ -45,7 +45,8 @@ export class SessionStore {
 
   /**
    * Rotates a refresh token. `beforeCommit` runs while the old token's row is locked (it fetches the
-   * agent's new NATS credentials); if it fails, nothing changes and the same token can be retried.
+   * agent's new NATS credentials); if it fails, nothing changes and the same token can be retried —
+   * unless it refuses the agent itself (401), which ends every session of the agent.
    * Two concurrent refreshes with one token: the second waits for the lock, then sees the token used.
    */
   async rotate<T>(
@@ -86,7 +87,21 @@ export class SessionStore {
         refusal = new DomainError('unauthorized', REFUSED);
         return undefined;
       }
-      const extra = await beforeCommit(row.agent_id);
+      let extra: T;
+      try {
+        extra = await beforeCommit(row.agent_id);
+      } catch (error) {
+        if (!(error instanceof DomainError && error.code === 'unauthorized')) throw error;
+        // The agent may no longer have credentials (deregistered): all its sessions end, here, on this
+        // transaction's connection — another connection would wait for the rows this one has locked.
+        await manager.query(
+          `UPDATE agent_token_families SET revoked_at = now(), revoked_reason = $2
+            WHERE agent_id = $1 AND revoked_at IS NULL`,
+          [row.agent_id, 'agent is not enrolled'],
+        );
+        refusal = error;
+        return undefined;
+      }
       await manager.query('UPDATE agent_refresh_tokens SET used_at = now() WHERE token_hash = $1', [
         hashToken(refreshToken),
       ]);
