@@ -55,7 +55,7 @@ test('an admin lists and reads every agent', async () => {
   ]);
   expect(await get('agents/tok-b', admin)).toMatchObject({
     status: 200,
-    body: { agentId: 'tok-b', publicAddress: '127.0.0.1' },
+    body: { agentId: 'tok-b', publicAddress: b.address },
   });
   expect((await get('agents/nope', admin)).status).toBe(404);
   expect(await get('agents/Not_Valid', admin)).toMatchObject({ status: 400, body: { field: 'id' } });

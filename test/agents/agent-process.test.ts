@@ -30,7 +30,8 @@ beforeAll(async () => {
       apiUrl: stack.baseUrl,
       enrollmentToken: await stack.enrollmentToken(),
       agentId: 'proc-a',
-      publicAddress: '192.0.2.44',
+      // The agent enrolls from its own address, which the front takes as the agent's.
+      sourceAddress: '127.0.0.44',
       labels: { role: 'web' },
       stateDir,
       heartbeatIntervalMs: 300,

@@ -14,12 +14,15 @@ afterAll(async () => {
 });
 
 function enrollBody(token: string, agentId?: string) {
-  return {
-    token,
-    ...(agentId ? { agentId } : {}),
-    publicAddress: '203.0.113.10',
-    natsPublicKey: agentKeys().publicKey,
-  };
+  return { token, ...(agentId ? { agentId } : {}), natsPublicKey: agentKeys().publicKey };
+}
+
+/** An enrollment from an address of its own, which becomes the agent's (no publicAddress given). */
+function enrollRequest(token: string, agentId?: string) {
+  return stack.request('POST', 'agents/enroll', {
+    from: stack.nextAgentAddress(),
+    body: enrollBody(token, agentId),
+  });
 }
 
 test('an enrollment token is shown once, stored only as its hash, and the admin is the actor', async () => {
@@ -45,12 +48,12 @@ test('an enrollment token is shown once, stored only as its hash, and the admin 
 
 test('a token works once: the second use is 401 and appends nothing', async () => {
   const token = await stack.enrollmentToken(admin);
-  const first = await stack.request('POST', 'agents/enroll', { body: enrollBody(token, 'once-1') });
+  const first = await enrollRequest(token, 'once-1');
   expect(first.status).toBe(201);
   expect(first.body.agentId).toBe('once-1');
   expect(first.body.subjects).toMatchObject({ consumer: 'agent-once-1', inboxPrefix: '_INBOX_once-1' });
   const before = await stack.lastEventSequence();
-  const second = await stack.request('POST', 'agents/enroll', { body: enrollBody(token, 'once-2') });
+  const second = await enrollRequest(token, 'once-2');
   expect(second.status).toBe(401);
   expect(second.body).toMatchObject({ error: 'unauthorized' });
   expect(await stack.lastEventSequence()).toBe(before);
@@ -59,9 +62,7 @@ test('a token works once: the second use is 401 and appends nothing', async () =
 test('two concurrent enrollments with the same token: exactly one agent gets in', async () => {
   const token = await stack.enrollmentToken(admin);
   const results = await Promise.all(
-    ['race-1', 'race-2', 'race-3', 'race-4'].map((agentId) =>
-      stack.request('POST', 'agents/enroll', { body: enrollBody(token, agentId) }),
-    ),
+    ['race-1', 'race-2', 'race-3', 'race-4'].map((agentId) => enrollRequest(token, agentId)),
   );
   const statuses = results.map((result) => result.status).sort();
   expect(statuses).toEqual([201, 401, 401, 401]);
@@ -93,7 +94,7 @@ test('an expired or unknown token is 401 and appends nothing', async () => {
   });
   await new Promise((resolve) => setTimeout(resolve, 1_200));
   const afterIssue = await stack.lastEventSequence();
-  const expired = await stack.request('POST', 'agents/enroll', { body: enrollBody(token, 'late') });
+  const expired = await enrollRequest(token, 'late');
   expect(expired).toMatchObject({ status: 401, body: { error: 'unauthorized' } });
   expect(await stack.lastEventSequence()).toBe(afterIssue);
 });
@@ -102,17 +103,17 @@ test('a taken agent id is 409 and the token stays usable', async () => {
   await stack.enroll('taken');
   const token = await stack.enrollmentToken(admin);
   const before = await stack.lastEventSequence();
-  const response = await stack.request('POST', 'agents/enroll', { body: enrollBody(token, 'taken') });
+  const response = await enrollRequest(token, 'taken');
   expect(response.status).toBe(409);
   expect(response.body).toMatchObject({ error: 'conflict', field: 'agentId' });
   expect(await stack.lastEventSequence()).toBe(before);
-  const retry = await stack.request('POST', 'agents/enroll', { body: enrollBody(token, 'taken-2') });
+  const retry = await enrollRequest(token, 'taken-2');
   expect(retry.status).toBe(201);
 });
 
 test('without an agentId the server picks one', async () => {
   const token = await stack.enrollmentToken(admin);
-  const response = await stack.request('POST', 'agents/enroll', { body: enrollBody(token) });
+  const response = await enrollRequest(token);
   expect(response.status).toBe(201);
   expect(response.body.agentId).toMatch(/^agent-[a-z2-7]{10}$/);
 });

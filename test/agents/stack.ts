@@ -28,6 +28,7 @@ import {
   type AuthNats,
   type TestInstallation,
 } from '../harness/installation.js';
+import { requestReply } from '../harness/http.js';
 import { freePort } from '../harness/ports.js';
 import { startApp } from '../harness/apps.js';
 import { createTestDatabase, type TestDatabase } from '../harness/postgres.js';
@@ -89,6 +90,7 @@ export class AgentsStack {
   api?: NestExpressApplication;
   baseUrl = '';
   env: Record<string, string> = {};
+  private addressesHandedOut = 0;
   /** The services' processes (process mode). */
   readonly processes = new Map<string, RunningProcess>();
   readonly logger: Logger;
@@ -124,6 +126,10 @@ export class AgentsStack {
       CL_LIVENESS_CHECK_MS: String(this.options.livenessCheckMs ?? 1_000),
       CL_ACCESS_TOKEN_TTL_S: String(this.options.accessTokenTtlS ?? 900),
       CL_PROJECTOR_BATCH_SIZE: '200',
+      // Agents of the stack live on this machine's loopback addresses (all but the front's 127.0.0.1);
+      // tests use the documentation ranges as public addresses.
+      CL_ALLOWED_PRIVATE_ADDRESSES:
+        '127.0.0.2-127.255.255.254,192.0.2.0/24,198.51.100.0/24,203.0.113.0/24,2001:db8::/32',
       ...(this.options.certificates
         ? { CL_DOMAIN: 'cloudlunacy.localhost', CL_PKI_DIR: join(dirname(this.installation.dir), 'pki') }
         : {}),
@@ -314,46 +320,94 @@ export class AgentsStack {
     return this.signer().adminToken(name, ttlSeconds).token;
   }
 
+  /**
+   * One API request. `from` is the local address it leaves from: the API takes it as the agent's
+   * address at enrollment (the machine's loopback /8 stands in for the VPSs' addresses).
+   */
   async request(
     method: string,
     path: string,
-    options: { body?: unknown; rawBody?: string; token?: string; headers?: Record<string, string> } = {},
+    options: {
+      body?: unknown;
+      rawBody?: string;
+      token?: string;
+      headers?: Record<string, string>;
+      from?: string;
+    } = {},
   ): Promise<{ status: number; body: Record<string, unknown> }> {
     const headers: Record<string, string> = { ...options.headers };
     if (options.body !== undefined || options.rawBody !== undefined)
       headers['content-type'] = 'application/json';
     if (options.token) headers.authorization = `Bearer ${options.token}`;
-    const response = await fetch(`${this.baseUrl}/api/v1/${path}`, {
-      method,
-      headers,
-      body: options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body)),
-    });
-    const text = await response.text();
+    const url = new URL(`${this.baseUrl}/api/v1/${path}`);
+    const reply = await requestReply(
+      {
+        method,
+        host: url.hostname,
+        port: url.port,
+        path: `${url.pathname}${url.search}`,
+        headers,
+        body: options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body)),
+        ...(options.from ? { localAddress: options.from } : {}),
+      },
+      // A request that hangs fails the test that made it, with its name, not the whole file's timeout.
+      30_000,
+    );
     let body: Record<string, unknown>;
     try {
-      body = JSON.parse(text) as Record<string, unknown>;
+      body = JSON.parse(reply.body) as Record<string, unknown>;
     } catch {
-      body = { raw: text };
+      body = { raw: reply.body };
     }
-    return { status: response.status, body };
+    return { status: reply.status, body };
   }
 
-  async enrollmentToken(admin = this.adminToken(), ttlSeconds?: number): Promise<string> {
+  /**
+   * An address of this machine no other agent of the stack has: 127.0.1.2, 127.0.1.3, … (the stack
+   * allows 127.0.0.2-127.255.255.254 as agents' addresses).
+   */
+  nextAgentAddress(): string {
+    const index = this.addressesHandedOut++;
+    const host = 2 + (index % 253);
+    // From 127.0.1.2 on: tests name addresses of 127.0.0.0/24 themselves.
+    const subnet = 1 + Math.floor(index / 253);
+    return `127.${Math.floor(subnet / 256) % 256}.${subnet % 256}.${host}`;
+  }
+
+  async enrollmentToken(
+    admin = this.adminToken(),
+    ttlSeconds?: number,
+    approvedAddresses?: string[],
+  ): Promise<string> {
     const response = await this.request('POST', 'enrollment-tokens', {
       token: admin,
-      body: ttlSeconds === undefined ? {} : { ttlSeconds },
+      body: {
+        ...(ttlSeconds === undefined ? {} : { ttlSeconds }),
+        ...(approvedAddresses ? { approvedAddresses } : {}),
+      },
     });
     if (response.status !== 201)
       throw new Error(`token: ${response.status} ${JSON.stringify(response.body)}`);
     return response.body.token as string;
   }
 
-  /** Enrolls an agent through the API with a fresh key pair; returns the answer and the agent's seed. */
-  async enroll(agentId: string, labels: Record<string, string> = {}, publicAddress = '127.0.0.1') {
+  /**
+   * Enrolls an agent through the API with a fresh key pair; returns the answer, the agent's seed and its
+   * address. It enrolls from its address when that is one of this machine's (a new one unless given);
+   * another address (the documentation ranges tests use as public ones) is approved with the token, as
+   * an admin approves an agent behind NAT — which also lets two agents of a test share one.
+   */
+  async enroll(
+    agentId: string,
+    labels: Record<string, string> = {},
+    publicAddress = this.nextAgentAddress(),
+  ) {
     const keys = agentKeys();
+    const local = publicAddress.startsWith('127.');
     const response = await this.request('POST', 'agents/enroll', {
+      from: local ? publicAddress : this.nextAgentAddress(),
       body: {
-        token: await this.enrollmentToken(),
+        token: await this.enrollmentToken(undefined, undefined, local ? undefined : [publicAddress]),
         agentId,
         publicAddress,
         natsPublicKey: keys.publicKey,
@@ -368,6 +422,7 @@ export class AgentsStack {
       accessToken: response.body.accessToken as string,
       refreshToken: response.body.refreshToken as string,
       natsJwt: (response.body.nats as { jwt: string }).jwt,
+      address: publicAddress,
       body: response.body,
     };
   }

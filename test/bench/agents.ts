@@ -46,10 +46,10 @@ export async function run(): Promise<Figures> {
     const enrollStarted = performance.now();
     await pool(AGENTS, HTTP_CONCURRENCY, async (index) => {
       const response = await stack.request('POST', 'agents/enroll', {
+        from: stack.nextAgentAddress(),
         body: {
           token: tokens[index],
           agentId: `bench-${index}`,
-          publicAddress: '127.0.0.1',
           natsPublicKey: keys[index]!.publicKey,
         },
       });

@@ -178,7 +178,7 @@ test('over NATS: a route host name it holds is certified with its database name;
   const routeName = `app.db-1.mongodb.${DOMAIN}`;
   const route = await stack.request('POST', 'routes', {
     token: agent.accessToken,
-    body: { kind: 'tls-sni', hostname: routeName, target: { host: '127.0.0.1', port: 27017 } },
+    body: { kind: 'tls-sni', hostname: routeName, target: { host: agent.address, port: 27017 } },
   });
   expect(route.status).toBe(202);
   const names = await natsRequest<{ databaseHostname: string; hostnames: string[] }>(

@@ -86,7 +86,7 @@ beforeAll(async () => {
       apiUrl: stack.baseUrl,
       enrollmentToken: await stack.enrollmentToken(),
       agentId: AGENT,
-      publicAddress: '127.0.0.1',
+      sourceAddress: '127.0.0.21',
       stateDir: join(temp.path, 'state'),
       heartbeatIntervalMs: 1_000,
       reconnect: { initialDelayMs: 100, maxDelayMs: 1_000 },

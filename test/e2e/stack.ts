@@ -187,7 +187,8 @@ export class E2eStack {
         apiUrl: this.stack.baseUrl,
         enrollmentToken: await this.stack.enrollmentToken(this.admin),
         agentId,
-        publicAddress: address,
+        // It enrolls from its address, which the front then takes as the agent's.
+        sourceAddress: address,
         stateDir,
         heartbeatIntervalMs: 2_000,
         reconnect: { initialDelayMs: 100, maxDelayMs: 1_000 },

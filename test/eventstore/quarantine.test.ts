@@ -32,7 +32,7 @@ afterAll(async () => {
 const claim = () =>
   stack.request('POST', 'routes', {
     token: agent.accessToken,
-    body: { kind: 'http', subdomain: 'damaged', target: { host: '127.0.0.1', port: 8080 } },
+    body: { kind: 'http', subdomain: 'damaged', target: { host: agent.address, port: 8080 } },
   });
 
 test('a claim of the damaged host name fails with an error naming the sequence and the subject', async () => {

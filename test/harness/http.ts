@@ -10,13 +10,17 @@ export interface Reply {
 
 /**
  * One request to loopback (no connection reuse), its answer read to the end; the request fails after
- * `timeoutMs` without an answer. `https` options (servername, ca, …) make it HTTPS.
+ * `timeoutMs` without an answer. `https` options (servername, ca, …) make it HTTPS; `localAddress` picks
+ * the address it comes from.
  */
 export function requestReply(
-  options: (RequestOptions | HttpsRequestOptions) & { https?: boolean },
+  options: (RequestOptions | HttpsRequestOptions) & { https?: boolean; body?: string },
   timeoutMs = 5_000,
 ): Promise<Reply> {
-  const { https, ...rest } = options;
+  const { https, body: requestBody, ...rest } = options;
+  // Node sends a DELETE's body only with its length given.
+  if (requestBody !== undefined)
+    rest.headers = { ...rest.headers, 'content-length': String(Buffer.byteLength(requestBody)) };
   const send = https ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const request = send({ host: '127.0.0.1', agent: false, ...rest }, (response) => {
@@ -29,6 +33,6 @@ export function requestReply(
     });
     request.setTimeout(timeoutMs, () => request.destroy(new Error('timeout')));
     request.on('error', reject);
-    request.end();
+    request.end(requestBody);
   });
 }

@@ -97,18 +97,10 @@ const attempts: Attempt[] = [
     'target.host',
   ],
   [
-    'route to a private address it does not own',
+    'route to an allowed private address it does not own',
     'POST',
     () => 'routes',
-    { kind: 'http', subdomain: 'to-lan', target: { host: '10.0.0.5', port: 8080 } },
-    403,
-    'target.host',
-  ],
-  [
-    "route to the front server's loopback",
-    'POST',
-    () => 'routes',
-    { kind: 'tls-sni', hostname: `alpha.mongodb.${DOMAIN}`, target: { host: '127.0.0.1', port: 5555 } },
+    { kind: 'http', subdomain: 'to-lan', target: { host: '127.0.0.250', port: 8080 } },
     403,
     'target.host',
   ],
@@ -116,7 +108,7 @@ const attempts: Attempt[] = [
     'move its own route to an address it does not own',
     'PATCH',
     () => `routes/${alphaRoute.routeId}`,
-    { target: { host: '192.168.1.1', port: 8080 } },
+    { target: { host: '203.0.113.250', port: 8080 } },
     403,
     'target.host',
   ],
@@ -153,7 +145,7 @@ test("B's route is untouched, and A sees only its own routes", async () => {
   expect(unauthenticated.status).toBe(401);
 });
 
-test('an admin may act on any route and target any host address', async () => {
+test('an admin may act on any route and target any address the installation allows', async () => {
   const read = await stack.request('GET', `routes/${bravoRoute.routeId}`, { token: admin });
   expect(read.status).toBe(200);
   const forB = await stack.request('POST', 'routes', {
@@ -162,12 +154,12 @@ test('an admin may act on any route and target any host address', async () => {
       agentId: 'bravo',
       kind: 'http',
       subdomain: 'bravo-lan',
-      target: { host: '10.20.30.40', port: 80 },
+      target: { host: '127.20.30.40', port: 80 },
     },
   });
   expect(forB).toMatchObject({
     status: 202,
-    body: { agentId: 'bravo', target: { host: '10.20.30.40', port: 80 } },
+    body: { agentId: 'bravo', target: { host: '127.20.30.40', port: 80 } },
   });
   const moved = await stack.request('PATCH', `routes/${forB.body.routeId}`, {
     token: admin,
@@ -179,12 +171,14 @@ test('an admin may act on any route and target any host address', async () => {
   });
   const removed = await stack.request('DELETE', `routes/${forB.body.routeId}`, { token: admin });
   expect(removed).toMatchObject({ status: 202, body: { status: 'removed' } });
-  // Still not an address that is not a host.
-  const nowhere = await stack.request('POST', 'routes', {
-    token: admin,
-    body: { agentId: 'bravo', kind: 'http', subdomain: 'nowhere', target: { host: '0.0.0.0', port: 80 } },
-  });
-  expect(nowhere).toMatchObject({ status: 400, body: { field: 'target.host' } });
+  // Still not an address that is not a host, nor the front itself, nor the cloud's metadata service.
+  for (const host of ['0.0.0.0', '127.0.0.1', '::1', '169.254.169.254', '10.20.30.40']) {
+    const nowhere = await stack.request('POST', 'routes', {
+      token: admin,
+      body: { agentId: 'bravo', kind: 'http', subdomain: 'nowhere', target: { host, port: 80 } },
+    });
+    expect({ host, ...nowhere }).toMatchObject({ host, status: 400, body: { field: 'target.host' } });
+  }
 });
 
 test('over NATS with its own credentials, A manages its own routes with the agent helper', async () => {

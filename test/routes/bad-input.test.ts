@@ -117,27 +117,30 @@ const cases: Case[] = [
   { name: 'port null', body: target({ port: null }), field: 'target.port' },
   { name: 'port missing', body: { ...valid, target: { host: ADDRESS } }, field: 'target.port' },
   // Targets.
+  // The address policy refuses for everyone (400) before ownership is asked (403).
   {
-    name: 'target a private address it does not own',
+    name: 'target a private address the installation does not allow',
     body: target({ host: '10.0.0.5' }),
     field: 'target.host',
-    status: 403,
+  },
+  { name: 'target another private address', body: target({ host: '192.168.1.1' }), field: 'target.host' },
+  { name: "target the front's loopback", body: target({ host: '127.0.0.1' }), field: 'target.host' },
+  { name: 'target a unique-local IPv6 address', body: target({ host: 'fd00::1' }), field: 'target.host' },
+  { name: 'target the metadata service', body: target({ host: '169.254.169.254' }), field: 'target.host' },
+  {
+    name: 'target the front through an IPv4-mapped IPv6 address',
+    body: target({ host: '::ffff:127.0.0.1' }),
+    field: 'target.host',
   },
   {
-    name: 'target another private address',
-    body: target({ host: '192.168.1.1' }),
+    name: 'target an allowed address it does not own',
+    body: target({ host: '127.0.0.250' }),
     field: 'target.host',
     status: 403,
   },
   {
-    name: 'target loopback it does not own',
-    body: target({ host: '127.0.0.1' }),
-    field: 'target.host',
-    status: 403,
-  },
-  {
-    name: 'target an IPv6 address it does not own',
-    body: target({ host: 'fd00::1' }),
+    name: 'target a public address it does not own',
+    body: target({ host: '203.0.113.250' }),
     field: 'target.host',
     status: 403,
   },

@@ -40,7 +40,7 @@ export async function enrollAll(
     Array.from({ length: Math.min(concurrency, agents.length) }, async () => {
       for (let index = next++; index < agents.length; index = next++) {
         const agent = agents[index]!;
-        enrolled.set(agent.id, await stack.enroll(agent.id, {}, agent.address ?? '127.0.0.1'));
+        enrolled.set(agent.id, await stack.enroll(agent.id, {}, agent.address));
       }
     }),
   );

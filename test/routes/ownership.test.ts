@@ -17,6 +17,7 @@ let store: EventStore;
 let admin: string;
 let agents: Map<string, Enrolled>;
 
+const SHARED_ADDRESS = '203.0.113.30';
 const racers = Array.from({ length: 50 }, (_, index) => `racer-${index}`);
 
 beforeAll(async () => {
@@ -26,7 +27,8 @@ beforeAll(async () => {
   admin = stack.adminToken('alice');
   agents = await enrollAll(
     stack,
-    [...racers, 'web', 'web-1', 'leaving', 'keeper'].map((id) => ({ id })),
+    // One address for all (approved for sharing): what these tests race for is names, not addresses.
+    [...racers, 'web', 'web-1', 'leaving', 'keeper'].map((id) => ({ id, address: SHARED_ADDRESS })),
     10,
   );
 }, 120_000);
@@ -38,7 +40,7 @@ const token = (agentId: string) => agents.get(agentId)!.accessToken;
 const http = (subdomain: string, port = 8080) => ({
   kind: 'http',
   subdomain,
-  target: { host: '127.0.0.1', port },
+  target: { host: SHARED_ADDRESS, port },
 });
 
 async function eventsSince(sequence: number): Promise<StoredEvent[]> {
@@ -162,7 +164,7 @@ test("tls-sni names: an agent's own namespace only, so <agentId>.mongodb.<domain
   const sni = (hostname: string) => ({
     kind: 'tls-sni',
     hostname,
-    target: { host: '127.0.0.1', port: 27017 },
+    target: { host: SHARED_ADDRESS, port: 27017 },
   });
   const before = await stack.lastEventSequence();
   // `web` is a prefix of `web-1`, but a namespace is a whole label.
@@ -215,7 +217,7 @@ test('removing an agent removes its routes and frees its host names', async () =
       body: {
         kind: 'tls-sni',
         hostname: `leaving.mongodb.${DOMAIN}`,
-        target: { host: '127.0.0.1', port: 27017 },
+        target: { host: SHARED_ADDRESS, port: 27017 },
       },
     }),
   ];

@@ -49,7 +49,9 @@ export class Agent {
     private readonly config: AgentConfig,
     private readonly handlers: HandlerRegistry,
     private readonly logger: Logger,
-    private readonly api = new ApiClient(config.apiUrl),
+    private readonly api = new ApiClient(config.apiUrl, {
+      ...(config.sourceAddress ? { localAddress: config.sourceAddress } : {}),
+    }),
     private readonly extensions: readonly AgentExtension[] = [],
   ) {}
 
@@ -122,7 +124,7 @@ export class Agent {
         const answer = await this.api.enroll({
           token,
           ...(this.config.agentId ? { agentId: this.config.agentId } : {}),
-          publicAddress: this.config.publicAddress,
+          ...(this.config.publicAddress ? { publicAddress: this.config.publicAddress } : {}),
           natsPublicKey,
           labels: this.config.labels,
         });

@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { AgentSubjectSet, ErrorBody } from '#contracts';
 
 /** An answer of the API that is not a success; 4xx ones are final for the request that got them. */
@@ -33,31 +35,56 @@ export interface EnrollAnswer extends Credentials {
 export class ApiClient {
   constructor(
     private readonly baseUrl: string,
-    private readonly timeoutMs = 15_000,
+    private readonly options: {
+      timeoutMs?: number;
+      /** The local address requests leave from: the API sees it as the agent's (its public address). */
+      localAddress?: string;
+    } = {},
   ) {}
 
   private async post<T>(path: string, body: unknown): Promise<T> {
-    const response = await fetch(new URL(`/api/v1/${path}`, this.baseUrl), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(this.timeoutMs),
-    });
-    const text = await response.text();
+    const { status, text } = await this.send(new URL(`/api/v1/${path}`, this.baseUrl), JSON.stringify(body));
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch {
       parsed = { message: text.slice(0, 200) };
     }
-    if (!response.ok) throw new ApiError(response.status, parsed as Partial<ErrorBody>);
+    if (status < 200 || status >= 300) throw new ApiError(status, parsed as Partial<ErrorBody>);
     return parsed as T;
+  }
+
+  /** node:http rather than fetch: fetch cannot choose the local address. */
+  private send(url: URL, body: string): Promise<{ status: number; text: string }> {
+    const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const outgoing = request(
+        url,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+          timeout: this.options.timeoutMs ?? 15_000,
+          ...(this.options.localAddress ? { localAddress: this.options.localAddress } : {}),
+        },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('end', () =>
+            resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+          );
+          response.on('error', reject);
+        },
+      );
+      outgoing.on('timeout', () => outgoing.destroy(new Error(`no answer from ${url.origin} in time`)));
+      outgoing.on('error', reject);
+      outgoing.end(body);
+    });
   }
 
   enroll(request: {
     token: string;
     agentId?: string;
-    publicAddress: string;
+    publicAddress?: string;
     natsPublicKey: string;
     labels: Record<string, string>;
   }): Promise<EnrollAnswer> {

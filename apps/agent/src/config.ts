@@ -43,7 +43,14 @@ export const agentConfigSchema = z.strictObject({
   enrollmentToken: z.string().min(1).max(128).optional(),
   /** The id to ask for; the server picks one when absent. */
   agentId: dnsLabel.optional(),
-  publicAddress: ipAddress,
+  /** Where the front reaches this agent; the address it enrolls from when absent. */
+  publicAddress: ipAddress.optional(),
+  /**
+   * The local address the agent talks to the API from. The front takes the address an enrollment comes
+   * from as the agent's own unless an admin approved another, so on a host with several addresses this
+   * picks the one to be reached at.
+   */
+  sourceAddress: ipAddress.optional(),
   labels: agentLabels.default({}),
   /** Where the identity (keys, tokens) is kept, mode 0600. */
   stateDir: z.string().min(1),

@@ -1,9 +1,12 @@
-import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Param, Post } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
+import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { DataSource } from 'typeorm';
 import { enrollmentTokenFormat, hashToken, newEnrollmentToken, refreshTokenFormat, TokenSigner } from '#auth';
 import {
   agentLabels,
+  approvedAddresses,
+  clientAddress,
   DomainError,
   dnsLabel,
   hasControlCharacter,
@@ -30,10 +33,12 @@ export const API_CONFIG = Symbol('API_CONFIG');
 const enrollBody = z.strictObject({
   token: enrollmentTokenFormat,
   agentId: dnsLabel.optional(),
+  /** Where the agent is reached; the address it enrolls from when not given. */
   publicAddress: z
     .string({ error: 'must be a string' })
     .max(64, 'must be at most 64 characters')
-    .pipe(ipAddress),
+    .pipe(ipAddress)
+    .optional(),
   natsPublicKey: natsUserPublicKey,
   labels: agentLabels.optional(),
 });
@@ -49,6 +54,8 @@ function tokenBody(maxTtl: number) {
       .max(maxTtl, `must be at most ${maxTtl} seconds`)
       .optional(),
     note: label(200).optional(),
+    /** Addresses the enrolling agent may have although it does not connect from them, or shares them. */
+    approvedAddresses: approvedAddresses.optional(),
   });
 }
 
@@ -134,7 +141,12 @@ export class AgentsController {
     // The token goes back to the admin only; registration stores its hash.
     const result = await this.commands.execute<IssueEnrollmentTokenResult>(
       registrationCommands.issueEnrollmentToken,
-      { tokenHash: hashToken(token), expiresAt, ...(body.note ? { note: body.note } : {}) },
+      {
+        tokenHash: hashToken(token),
+        expiresAt,
+        ...(body.note ? { note: body.note } : {}),
+        ...(body.approvedAddresses ? { approvedAddresses: body.approvedAddresses } : {}),
+      },
       { actor: actorOf(principal) },
     );
     return { token, expiresAt: result.expiresAt };
@@ -142,14 +154,26 @@ export class AgentsController {
 
   @Post('agents/enroll')
   @HttpCode(201)
-  async enroll(@Body() raw: unknown): Promise<EnrollResponse> {
+  async enroll(@Body() raw: unknown, @Req() request: IncomingMessage): Promise<EnrollResponse> {
     const body = parseOrThrow(enrollBody, raw);
+    // The agent shows it holds its address by connecting from it; registration compares the two.
+    const sourceAddress = clientAddress(
+      request.socket.remoteAddress,
+      request.headers['x-forwarded-for'],
+      this.config.CL_TRUSTED_PROXIES,
+    );
+    if (sourceAddress === undefined) {
+      throw new ValidationError([
+        { field: 'X-Forwarded-For', message: 'must list IP addresses (set by a trusted proxy)' },
+      ]);
+    }
     const result = await this.commands.execute<EnrollResult>(
       registrationCommands.enroll,
       {
         tokenHash: hashToken(body.token),
         ...(body.agentId ? { agentId: body.agentId } : {}),
-        publicAddress: body.publicAddress,
+        publicAddress: body.publicAddress ?? sourceAddress,
+        sourceAddress,
         natsPublicKey: body.natsPublicKey,
         labels: body.labels ?? {},
       },

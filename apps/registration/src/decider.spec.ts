@@ -1,6 +1,14 @@
-import type { DomainError, NewEvent, StoredEvent } from '#contracts';
+import {
+  addressPolicy,
+  parseAddressRange,
+  type DomainError,
+  type NewEvent,
+  type StoredEvent,
+} from '#contracts';
 import {
   checkActive,
+  checkEnrollmentAddress,
+  decideBindAddress,
   decideDeregister,
   decideEnroll,
   decideHeartbeat,
@@ -8,6 +16,7 @@ import {
   decideLivenessTimeout,
   decideReleaseToken,
   decideUseToken,
+  foldAddressHolders,
   foldAgent,
   foldToken,
   TOKEN_REFUSED,
@@ -16,6 +25,11 @@ import {
 const hash = 'a'.repeat(64);
 const key = 'U' + 'A'.repeat(55);
 const now = new Date('2030-01-01T00:00:00.000Z');
+/** Documentation addresses stand in for public ones; 10.1.0.0/16 is this installation's private network. */
+const policy = addressPolicy(
+  ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24', '10.1.0.0/16'].map(parseAddressRange),
+  ['198.51.100.250'],
+);
 let sequence = 0;
 
 function stored(events: NewEvent[], at = now): StoredEvent[] {
@@ -55,7 +69,12 @@ describe('enrollment tokens', () => {
   const issued = () =>
     foldToken(
       stored(
-        decideIssueToken(foldToken([]), { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z' }, now),
+        decideIssueToken(
+          foldToken([]),
+          { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z' },
+          now,
+          policy,
+        ),
       ),
     );
 
@@ -66,7 +85,12 @@ describe('enrollment tokens', () => {
     ]);
     const used = foldToken([
       ...stored(
-        decideIssueToken(foldToken([]), { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z' }, now),
+        decideIssueToken(
+          foldToken([]),
+          { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z' },
+          now,
+          policy,
+        ),
       ),
       ...stored(decideUseToken(token, 'web-1', now)),
     ]);
@@ -82,12 +106,17 @@ describe('enrollment tokens', () => {
 
   test('an expiry in the past is invalid, and a token cannot be issued twice', () => {
     const error = refusal(() =>
-      decideIssueToken(foldToken([]), { tokenHash: hash, expiresAt: '2029-12-31T23:59:59.000Z' }, now),
+      decideIssueToken(
+        foldToken([]),
+        { tokenHash: hash, expiresAt: '2029-12-31T23:59:59.000Z' },
+        now,
+        policy,
+      ),
     );
     expect([error.code, error.field]).toEqual(['invalid', 'expiresAt']);
     expect(
       refusal(() =>
-        decideIssueToken(issued(), { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z' }, now),
+        decideIssueToken(issued(), { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z' }, now, policy),
       ).code,
     ).toBe('conflict');
   });
@@ -95,7 +124,12 @@ describe('enrollment tokens', () => {
   test('a release undoes only the use by the same agent, and makes the token usable again', () => {
     const history = [
       ...stored(
-        decideIssueToken(foldToken([]), { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z' }, now),
+        decideIssueToken(
+          foldToken([]),
+          { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z' },
+          now,
+          policy,
+        ),
       ),
       ...stored([{ type: 'EnrollmentTokenUsed', data: { agentId: 'web-1' } }]),
     ];
@@ -156,5 +190,92 @@ describe('agents', () => {
     expect(decideHeartbeat(foldAgent(history), now)).toHaveLength(1);
     const gone = [...history, ...stored(decideDeregister(foldAgent(history), 'web-1', 'bye'))];
     expect(decideHeartbeat(foldAgent(gone), now)).toEqual([]);
+  });
+});
+
+describe('addresses', () => {
+  const tokenApproving = (approvedAddresses?: string[]) =>
+    foldToken(
+      stored(
+        decideIssueToken(
+          foldToken([]),
+          { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z', approvedAddresses },
+          now,
+          policy,
+        ),
+      ),
+    );
+
+  test('an agent enrolls with the address it came from, in canonical form', () => {
+    expect(
+      checkEnrollmentAddress(
+        policy,
+        { publicAddress: '203.0.113.7', sourceAddress: '::ffff:203.0.113.7' },
+        tokenApproving(),
+      ),
+    ).toBe('203.0.113.7');
+  });
+
+  test.each([
+    ['127.0.0.1', 'loopback'],
+    ['0.0.0.0', 'unspecified'],
+    ['::', 'unspecified'],
+    ['::ffff:127.0.0.1', 'loopback'],
+    ['169.254.169.254', 'link-local'],
+    ['224.0.0.1', 'multicast'],
+    ['10.0.0.1', 'private'],
+    ['198.51.100.250', 'front'],
+  ])('%s is refused (%s) even when it is where the enrollment came from', (address) => {
+    const error = refusal(() =>
+      checkEnrollmentAddress(policy, { publicAddress: address, sourceAddress: address }, tokenApproving()),
+    );
+    expect([error.code, error.field]).toEqual(['invalid', 'publicAddress']);
+  });
+
+  test('another address is forbidden unless the token approves it', () => {
+    const request = { publicAddress: '203.0.113.8', sourceAddress: '203.0.113.7' };
+    const error = refusal(() => checkEnrollmentAddress(policy, request, tokenApproving()));
+    expect([error.code, error.field]).toEqual(['forbidden', 'publicAddress']);
+    expect(checkEnrollmentAddress(policy, request, tokenApproving(['203.0.113.8']))).toBe('203.0.113.8');
+    // A private address of the installation's own network may be approved; a front's never.
+    expect(
+      checkEnrollmentAddress(
+        policy,
+        { publicAddress: '10.1.2.3', sourceAddress: '203.0.113.7' },
+        tokenApproving(['10.1.2.3']),
+      ),
+    ).toBe('10.1.2.3');
+  });
+
+  test('a token cannot approve an address the policy refuses, and names which one', () => {
+    const error = refusal(() =>
+      decideIssueToken(
+        foldToken([]),
+        {
+          tokenHash: hash,
+          expiresAt: '2030-01-01T01:00:00.000Z',
+          approvedAddresses: ['203.0.113.8', '169.254.169.254'],
+        },
+        now,
+        policy,
+      ),
+    );
+    expect([error.code, error.field]).toEqual(['invalid', 'approvedAddresses.1']);
+  });
+
+  test('an address held by a live agent is refused with 409, unless the admin approved sharing it', () => {
+    const error = refusal(() => decideBindAddress('203.0.113.7', 'web-2', ['web-1'], false));
+    expect([error.code, error.field]).toEqual(['conflict', 'publicAddress']);
+    expect(error.message).toContain('web-1');
+    expect(decideBindAddress('203.0.113.7', 'web-2', ['web-1'], true)).toEqual([
+      { type: 'AddressBound', data: { address: '203.0.113.7', agentId: 'web-2', shared: true } },
+    ]);
+    // Nobody else holds it (the earlier holder left, or it is this agent's own retry): a plain binding.
+    expect(decideBindAddress('203.0.113.7', 'web-1', ['web-1'], false)).toEqual([
+      { type: 'AddressBound', data: { address: '203.0.113.7', agentId: 'web-1', shared: false } },
+    ]);
+    expect(foldAddressHolders(stored(decideBindAddress('203.0.113.7', 'web-2', ['web-1'], true)))).toEqual([
+      { agentId: 'web-2', shared: true },
+    ]);
   });
 });

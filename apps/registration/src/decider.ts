@@ -1,4 +1,12 @@
-import { DomainError, type DomainEvent, type NewEvent, type StoredEvent } from '#contracts';
+import {
+  addressRefusal,
+  canonicalAddress,
+  DomainError,
+  type AddressPolicy,
+  type DomainEvent,
+  type NewEvent,
+  type StoredEvent,
+} from '#contracts';
 
 /**
  * The registration domain as pure functions: the state of an agent and of an enrollment token folded
@@ -53,7 +61,15 @@ export function evolveAgent(state: AgentState, event: DomainEvent): AgentState {
 }
 
 export type TokenState =
-  { status: 'absent' } | { status: 'issued'; tokenHash: string; expiresAt: string; usedBy: string | null };
+  | { status: 'absent' }
+  | {
+      status: 'issued';
+      tokenHash: string;
+      expiresAt: string;
+      usedBy: string | null;
+      /** Addresses the admin approved for this enrollment (canonical). */
+      approvedAddresses: string[];
+    };
 
 export const initialTokenState: TokenState = { status: 'absent' };
 
@@ -65,6 +81,7 @@ export function evolveToken(state: TokenState, event: DomainEvent): TokenState {
         tokenHash: event.data.tokenHash,
         expiresAt: event.data.expiresAt,
         usedBy: null,
+        approvedAddresses: (event.data.approvedAddresses ?? []).map((address) => canonicalAddress(address)!),
       };
     case 'EnrollmentTokenUsed':
       return state.status === 'issued' ? { ...state, usedBy: event.data.agentId } : state;
@@ -90,15 +107,30 @@ export const TOKEN_REFUSED = 'the enrollment token is unknown, already used or e
 
 export function decideIssueToken(
   state: TokenState,
-  command: { tokenHash: string; expiresAt: string; note?: string },
+  command: { tokenHash: string; expiresAt: string; note?: string; approvedAddresses?: string[] },
   now: Date,
+  policy: AddressPolicy,
 ): NewEvent[] {
   if (state.status !== 'absent') throw new DomainError('conflict', 'this enrollment token already exists');
   if (Date.parse(command.expiresAt) <= now.getTime()) {
     throw new DomainError('invalid', 'must be in the future', 'expiresAt');
   }
-  const data = { tokenHash: command.tokenHash, expiresAt: command.expiresAt };
-  return [{ type: 'EnrollmentTokenIssued', data: command.note ? { ...data, note: command.note } : data }];
+  const approved = command.approvedAddresses?.map((address, index) => {
+    const refusal = addressRefusal(address, policy);
+    if (refusal) throw new DomainError('invalid', refusal.message, `approvedAddresses.${index}`);
+    return canonicalAddress(address)!;
+  });
+  return [
+    {
+      type: 'EnrollmentTokenIssued',
+      data: {
+        tokenHash: command.tokenHash,
+        expiresAt: command.expiresAt,
+        ...(command.note ? { note: command.note } : {}),
+        ...(approved ? { approvedAddresses: [...new Set(approved)] } : {}),
+      },
+    },
+  ];
 }
 
 /** Whether the token can let an agent in now; throws the 401 otherwise. */
@@ -116,6 +148,71 @@ export function decideUseToken(state: TokenState, agentId: string, now: Date): N
 export function decideReleaseToken(state: TokenState, agentId: string, reason: string): NewEvent[] {
   if (state.status !== 'issued' || state.usedBy !== agentId) return [];
   return [{ type: 'EnrollmentTokenReleased', data: { agentId, reason } }];
+}
+
+/**
+ * The address an agent enrolls with, canonical. It must pass the address policy, and be the address the
+ * enrollment came from — an agent shows it holds an address by connecting from it — unless the admin
+ * approved it with the token (an agent behind NAT, or a proxy in between).
+ */
+export function checkEnrollmentAddress(
+  policy: AddressPolicy,
+  request: { publicAddress: string; sourceAddress: string },
+  token: TokenState,
+): string {
+  const address = canonicalAddress(request.publicAddress);
+  if (address === undefined)
+    throw new DomainError('invalid', 'must be an IPv4 or IPv6 address', 'publicAddress');
+  const refusal = addressRefusal(address, policy);
+  if (refusal) throw new DomainError('invalid', refusal.message, 'publicAddress');
+  const approved = token.status === 'issued' && token.approvedAddresses.includes(address);
+  if (!approved && address !== canonicalAddress(request.sourceAddress)) {
+    throw new DomainError(
+      'forbidden',
+      `${address} is not the address this enrollment came from (${request.sourceAddress}); enroll from it, ` +
+        'or have an admin approve it with the enrollment token (approvedAddresses)',
+      'publicAddress',
+    );
+  }
+  return address;
+}
+
+export interface AddressHolder {
+  agentId: string;
+  shared: boolean;
+}
+
+export function foldAddressHolders(events: readonly StoredEvent[]): AddressHolder[] {
+  const holders: AddressHolder[] = [];
+  for (const event of events as DomainEvent[]) {
+    if (event.type === 'AddressBound')
+      holders.push({ agentId: event.data.agentId, shared: event.data.shared });
+  }
+  return holders;
+}
+
+/**
+ * Binding an address to an enrolling agent. `liveHolders` are the agents of earlier bindings that are
+ * still enrolled with this address (the caller checks each one's own record: a binding whose enrollment
+ * never finished, or whose agent left, holds nothing). Another live holder refuses it with 409, unless the
+ * admin approved this address for this enrollment.
+ */
+export function decideBindAddress(
+  address: string,
+  agentId: string,
+  liveHolders: readonly string[],
+  approvedByAdmin: boolean,
+): NewEvent[] {
+  const others = liveHolders.filter((holder) => holder !== agentId);
+  if (others.length > 0 && !approvedByAdmin) {
+    throw new DomainError(
+      'conflict',
+      `${address} is the address of agent ${others.join(', ')}; two agents share an address only when an ` +
+        'admin approves it with the enrollment token (approvedAddresses)',
+      'publicAddress',
+    );
+  }
+  return [{ type: 'AddressBound', data: { address, agentId, shared: others.length > 0 } }];
 }
 
 /** Agent ids are never reused, not even after deregistration: old events and subjects name them. */

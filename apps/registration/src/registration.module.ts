@@ -1,3 +1,4 @@
+import { addressPolicyOf } from '#contracts';
 import {
   Controller,
   Inject,
@@ -159,10 +160,16 @@ export class RegistrationModule {
         {
           provide: RegistrationCommands,
           useFactory: (store: EventStore, broker: AgentBroker, liveness: Liveness) =>
-            new RegistrationCommands(store, broker, logger, {
-              enrolled: (agentId) => liveness.enrolled(agentId),
-              deregistered: (agentId) => liveness.deregistered(agentId),
-            }),
+            new RegistrationCommands(
+              store,
+              broker,
+              logger,
+              {
+                enrolled: (agentId) => liveness.enrolled(agentId),
+                deregistered: (agentId) => liveness.deregistered(agentId),
+              },
+              addressPolicyOf(config),
+            ),
           inject: [EventStore, AgentBroker, Liveness],
         },
         RegistrationLifecycle,

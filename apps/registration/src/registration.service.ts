@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   agentSubjectSet,
+  canonicalAddress,
   DomainError,
   type AgentCredentialsResult,
   type CommandEnvelope,
@@ -10,6 +11,7 @@ import {
   type EventContext,
   type IssueEnrollmentTokenPayload,
   type IssueEnrollmentTokenResult,
+  type AddressPolicy,
   type NewEvent,
 } from '#contracts';
 import { ConcurrencyError, type AggregateHistory, type EventStore } from '#eventstore';
@@ -18,12 +20,15 @@ import type { AgentBroker } from './agent-broker.js';
 import {
   checkActive,
   checkAgentIdFree,
+  checkEnrollmentAddress,
   checkTokenUsable,
+  decideBindAddress,
   decideDeregister,
   decideEnroll,
   decideIssueToken,
   decideReleaseToken,
   decideUseToken,
+  foldAddressHolders,
   foldAgent,
   foldToken,
   type AgentState,
@@ -33,6 +38,7 @@ export interface EnrollCommand {
   tokenHash: string;
   agentId?: string;
   publicAddress: string;
+  sourceAddress: string;
   natsPublicKey: string;
   labels: Record<string, string>;
 }
@@ -48,7 +54,7 @@ const MAX_ATTEMPTS = 5;
 /** Loads an aggregate, decides, appends with its last sequence; on a concurrent append, does it again. */
 export async function decideAndAppend<S>(
   store: EventStore,
-  aggregate: { type: 'agent' | 'enrollment-token'; id: string },
+  aggregate: { type: 'agent' | 'enrollment-token' | 'address'; id: string },
   fold: (events: Parameters<typeof foldAgent>[0]) => S,
   decide: (state: S) => NewEvent[],
   options: { context: EventContext; commandId?: string },
@@ -74,6 +80,35 @@ export async function decideAndAppend<S>(
   }
 }
 
+/**
+ * decideAndAppend for a decision that needs more reads (other aggregates) first. `guarded: false`
+ * appends whatever came in between (the decision protects no invariant then, as for an address the admin
+ * approved for sharing); a guarded one retries a lost race after a short random pause, so that many
+ * racers do not collide again in step.
+ */
+async function decideAndAppendAsync(
+  store: EventStore,
+  aggregate: { type: 'address'; id: string },
+  options: { context: EventContext; guarded: boolean },
+  decide: (events: AggregateHistory['events']) => Promise<NewEvent[]>,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const history = await store.readAggregate(aggregate.type, aggregate.id);
+    const events = await decide(history.events);
+    if (events.length === 0) return;
+    try {
+      await store.append(aggregate, events, {
+        context: options.context,
+        ...(options.guarded ? { expectedSequence: history.lastSequence } : {}),
+      });
+      return;
+    } catch (error) {
+      if (!(error instanceof ConcurrencyError) || attempt >= MAX_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
+    }
+  }
+}
+
 export interface RegistrationHooks {
   /** Told about agents this replica enrolled or deregistered (liveness tracking). */
   enrolled(agentId: string): void;
@@ -87,6 +122,8 @@ export class RegistrationCommands {
     private readonly broker: AgentBroker,
     private readonly logger: Logger,
     private readonly hooks: RegistrationHooks,
+    /** Which addresses agents may have (the policy routing applies to targets). */
+    private readonly addresses: AddressPolicy,
   ) {}
 
   async issueEnrollmentToken(
@@ -97,7 +134,7 @@ export class RegistrationCommands {
       this.store,
       { type: 'enrollment-token', id: command.payload.tokenHash },
       foldToken,
-      (state) => decideIssueToken(state, command.payload, now),
+      (state) => decideIssueToken(state, command.payload, now, this.addresses),
       { context: contextOf(command), commandId: command.commandId },
     );
     return { expiresAt: command.payload.expiresAt };
@@ -114,7 +151,7 @@ export class RegistrationCommands {
    */
   async enroll(command: CommandEnvelope<EnrollCommand>): Promise<EnrollResult> {
     const now = new Date();
-    const { tokenHash, publicAddress, natsPublicKey, labels } = command.payload;
+    const { tokenHash, natsPublicKey, labels } = command.payload;
     const agentId = command.payload.agentId ?? generatedAgentId();
     const tokenAggregate = { type: 'enrollment-token' as const, id: tokenHash };
     const agentAggregate = { type: 'agent' as const, id: agentId };
@@ -126,9 +163,13 @@ export class RegistrationCommands {
 
     // Refusals first, before anything is appended.
     const tokenHistory = await this.store.readAggregate('enrollment-token', tokenHash);
-    checkTokenUsable(foldToken(tokenHistory.events), now);
+    const token = foldToken(tokenHistory.events);
+    checkTokenUsable(token, now);
+    const publicAddress = checkEnrollmentAddress(this.addresses, command.payload, token);
     const agentHistory = await this.store.readAggregate('agent', agentId);
     checkAgentIdFree(foldAgent(agentHistory.events), agentId);
+    const approved = token.status === 'issued' && token.approvedAddresses.includes(publicAddress);
+    await this.bindAddress(publicAddress, agentId, approved, context);
 
     await decideAndAppend(
       this.store,
@@ -171,6 +212,39 @@ export class RegistrationCommands {
     const natsJwt = await this.broker.userJwt(agentId, natsPublicKey);
     this.logger.info('agent enrolled', { agentId, publicAddress });
     return { agentId, enrolledAt, natsJwt, subjects: agentSubjectSet(agentId) };
+  }
+
+  /**
+   * Binds the address to the enrolling agent before its enrollment is appended (the address's own
+   * sequence orders racing enrollments). Earlier bindings count only while their agent is enrolled with
+   * this address: one whose enrollment never finished, or whose agent was deregistered, holds nothing.
+   */
+  private async bindAddress(
+    address: string,
+    agentId: string,
+    approved: boolean,
+    context: EventContext,
+  ): Promise<void> {
+    await decideAndAppendAsync(
+      this.store,
+      { type: 'address', id: address },
+      { context, guarded: !approved },
+      async (events) => {
+        const holders = [...new Set(foldAddressHolders(events).map((holder) => holder.agentId))];
+        const states = await Promise.all(
+          holders.map(async (holder) => foldAgent((await this.store.readAggregate('agent', holder)).events)),
+        );
+        const live = holders.filter((_, index) => {
+          const state = states[index]!;
+          return (
+            state.status !== 'absent' &&
+            state.status !== 'deregistered' &&
+            canonicalAddress(state.publicAddress) === address
+          );
+        });
+        return decideBindAddress(address, agentId, live, approved);
+      },
+    );
   }
 
   /**

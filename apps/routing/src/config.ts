@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { dnsLabel, hostname } from '#contracts';
+import { addressPolicyConfigSchema, dnsLabel, hostname } from '#contracts';
 import { eventStoreConfigSchema } from '#eventstore';
 import { databaseConfigSchema } from '#persistence';
 import { env } from '#platform';
@@ -19,19 +19,22 @@ const zoneList = z
       .refine((zones) => new Set(zones).size === zones.length, { message: 'must not repeat a zone' }),
   );
 
-export const routingConfigSchema = eventStoreConfigSchema.extend(databaseConfigSchema.shape).extend({
-  /** The installation's domain: http routes are `<sub>.apps.<domain>`, TLS routes `<name>.<zone>.<domain>`. */
-  CL_DOMAIN: hostname.default('cloudlunacy.localhost'),
-  /** Zones of tls-sni routes, comma-separated (`mongodb,redis`). */
-  CL_ROUTING_SNI_ZONES: zoneList,
-  /**
-   * A host name claimed by a request whose route never appeared (it stopped between its two appends)
-   * can be claimed by another request after this long.
-   */
-  CL_ROUTING_CLAIM_GRACE_MS: env.int(60_000),
-  /** How long the removal of a deregistered agent's routes waits for the routes projection to catch up. */
-  CL_ROUTING_PROJECTION_WAIT_MS: env.int(30_000),
-  /** How often live routes of deregistered agents are looked for and removed (0: never). */
-  CL_ROUTING_SWEEP_MS: env.int(300_000),
-});
+export const routingConfigSchema = eventStoreConfigSchema
+  .extend(databaseConfigSchema.shape)
+  .extend(addressPolicyConfigSchema.shape)
+  .extend({
+    /** The installation's domain: http routes are `<sub>.apps.<domain>`, TLS routes `<name>.<zone>.<domain>`. */
+    CL_DOMAIN: hostname.default('cloudlunacy.localhost'),
+    /** Zones of tls-sni routes, comma-separated (`mongodb,redis`). */
+    CL_ROUTING_SNI_ZONES: zoneList,
+    /**
+     * A host name claimed by a request whose route never appeared (it stopped between its two appends)
+     * can be claimed by another request after this long.
+     */
+    CL_ROUTING_CLAIM_GRACE_MS: env.int(60_000),
+    /** How long the removal of a deregistered agent's routes waits for the routes projection to catch up. */
+    CL_ROUTING_PROJECTION_WAIT_MS: env.int(30_000),
+    /** How often live routes of deregistered agents are looked for and removed (0: never). */
+    CL_ROUTING_SWEEP_MS: env.int(300_000),
+  });
 export type RoutingConfig = z.output<typeof routingConfigSchema>;

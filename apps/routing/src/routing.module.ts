@@ -1,3 +1,4 @@
+import { addressPolicyOf } from '#contracts';
 import {
   Inject,
   Injectable,
@@ -80,6 +81,7 @@ export class RoutingModule {
               dataSource,
               {
                 rules: { domain: config.CL_DOMAIN, sniZones: config.CL_ROUTING_SNI_ZONES },
+                addresses: addressPolicyOf(config),
                 claimGraceMs: config.CL_ROUTING_CLAIM_GRACE_MS,
                 projectionWaitMs: config.CL_ROUTING_PROJECTION_WAIT_MS,
               },

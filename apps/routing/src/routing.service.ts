@@ -14,6 +14,7 @@ import {
   type RouteView,
   type StoredEvent,
   type UpdateRoutePayload,
+  type AddressPolicy,
 } from '#contracts';
 import { ConcurrencyError, type AggregateHistory, type EventStore } from '#eventstore';
 import { queryRoute, queryRoutes, type RouteFilters } from '#persistence';
@@ -46,6 +47,8 @@ import { checkNameAllowed, resolveHostname, type NamingRules } from './domain/na
 
 export interface RoutingOptions {
   rules: NamingRules;
+  /** Which addresses may be targets at all (the one policy enrollment uses too). */
+  addresses: AddressPolicy;
   claimGraceMs: number;
   projectionWaitMs: number;
 }
@@ -141,7 +144,7 @@ export class RoutingCommands {
       agentId: payload.agentId,
       kind: payload.kind,
       hostname: resolved.hostname,
-      target: checkTarget(actor, agent.state, payload.target),
+      target: checkTarget(actor, agent.state, payload.target, this.options.addresses),
       options: checkOptions(payload.kind, payload.options),
     };
     const context = contextOf(command);
@@ -268,10 +271,17 @@ export class RoutingCommands {
       const history = await this.load('route', payload.routeId, foldRoute);
       const route = checkRouteAccess(history.state, actor, payload.routeId);
       const agent = await this.load('agent', route.agentId, foldAgent);
-      const events = decideUpdateRoute(history.state, agent.state, actor, payload.routeId, {
-        target: payload.target,
-        options: payload.options,
-      });
+      const events = decideUpdateRoute(
+        history.state,
+        agent.state,
+        actor,
+        payload.routeId,
+        {
+          target: payload.target,
+          options: payload.options,
+        },
+        this.options.addresses,
+      );
       if (events.length === 0) return { outcome: 'unchanged', route: await this.view(route) };
       try {
         const stored = await this.append(

@@ -8,3 +8,4 @@ export * from './commands.js';
 export * from './events/index.js';
 export * from './routing.js';
 export * from './certificates.js';
+export * from './addresses.js';

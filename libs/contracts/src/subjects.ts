@@ -18,6 +18,7 @@ export const AGGREGATE_TYPES = [
   'admin',
   'enrollment-token',
   'quarantine',
+  'address',
 ] as const;
 export type AggregateType = (typeof AGGREGATE_TYPES)[number];
 
@@ -37,7 +38,13 @@ export function tokenToHostname(token: string): string {
 
 /** The subject token for an aggregate id; host names are mapped, anything else must already be token-safe. */
 export function aggregateToken(type: AggregateType, id: string): string {
-  const token = type === 'hostname' ? hostnameToken(id) : id;
+  // Addresses are canonical IP literals: `.` becomes `_` and `:` becomes `-` (neither occurs otherwise).
+  const token =
+    type === 'hostname'
+      ? hostnameToken(id)
+      : type === 'address'
+        ? id.replace(/\./g, '_').replace(/:/g, '-')
+        : id;
   if (!TOKEN_SAFE.test(token))
     throw new Error(`aggregate id ${JSON.stringify(id)} cannot be a subject token`);
   return token;

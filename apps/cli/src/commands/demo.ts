@@ -144,7 +144,8 @@ async function startAgent(config: DemoConfig, admin: string, agent: DemoAgent): 
     apiUrl: `http://127.0.0.1:${config.CL_API_PORT}`,
     ...(enrollmentToken ? { enrollmentToken } : {}),
     agentId: agent.agentId,
-    publicAddress: agent.address,
+    // The agent enrolls from its VPS's address: the front takes that as the agent's own.
+    sourceAddress: agent.address,
     labels: { demo: 'true' },
     stateDir: files.state,
     heartbeatIntervalMs: 5_000,

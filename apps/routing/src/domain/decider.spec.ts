@@ -1,4 +1,10 @@
-import type { DomainError, NewEvent, StoredEvent } from '#contracts';
+import {
+  addressPolicy,
+  parseAddressRange,
+  type DomainError,
+  type NewEvent,
+  type StoredEvent,
+} from '#contracts';
 import {
   checkAgentUsable,
   checkOptions,
@@ -20,6 +26,11 @@ import {
 } from './decider.js';
 
 const t0 = new Date('2030-01-01T00:00:00.000Z');
+/** The agents here sit in documentation ranges, which a test installation allows, as it allows 10/8. */
+const policy = addressPolicy(
+  ['2001:db8::/32', '192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24', '10.0.0.0/8'].map(parseAddressRange),
+  ['198.51.100.250'],
+);
 let sequence = 0;
 
 function stored(events: NewEvent[], at = t0, causationId: string | null = null): StoredEvent[] {
@@ -117,17 +128,38 @@ describe('routes', () => {
   test('an update makes a new revision; equal values change nothing; removed routes are gone', () => {
     const route = foldRoute(requested());
     expect(
-      decideUpdateRoute(route, activeA, agentA, definition.routeId, { options: { tlsToTarget: false } }),
+      decideUpdateRoute(
+        route,
+        activeA,
+        agentA,
+        definition.routeId,
+        { options: { tlsToTarget: false } },
+        policy,
+      ),
     ).toEqual([]);
     expect(
-      decideUpdateRoute(route, activeA, agentA, definition.routeId, {
-        target: { host: '2001:DB8:0::A', port: 8080 },
-      }),
+      decideUpdateRoute(
+        route,
+        activeA,
+        agentA,
+        definition.routeId,
+        {
+          target: { host: '2001:DB8:0::A', port: 8080 },
+        },
+        policy,
+      ),
     ).toEqual([]);
     expect(
-      decideUpdateRoute(route, activeA, agentA, definition.routeId, {
-        target: { host: '2001:db8::a', port: 81 },
-      }),
+      decideUpdateRoute(
+        route,
+        activeA,
+        agentA,
+        definition.routeId,
+        {
+          target: { host: '2001:db8::a', port: 81 },
+        },
+        policy,
+      ),
     ).toEqual([
       {
         type: 'RouteUpdated',
@@ -139,34 +171,64 @@ describe('routes', () => {
       },
     ]);
     const forbidden = refusal(() =>
-      decideUpdateRoute(route, activeA, agentB, definition.routeId, { options: { tlsToTarget: true } }),
+      decideUpdateRoute(
+        route,
+        activeA,
+        agentB,
+        definition.routeId,
+        { options: { tlsToTarget: true } },
+        policy,
+      ),
     );
     expect(forbidden.code).toBe('forbidden');
     const elsewhere = refusal(() =>
-      decideUpdateRoute(route, activeA, agentA, definition.routeId, {
-        target: { host: '198.51.100.1', port: 81 },
-      }),
+      decideUpdateRoute(
+        route,
+        activeA,
+        agentA,
+        definition.routeId,
+        {
+          target: { host: '198.51.100.1', port: 81 },
+        },
+        policy,
+      ),
     );
     expect([elsewhere.code, elsewhere.field]).toEqual(['forbidden', 'target.host']);
     expect(
-      decideUpdateRoute(route, activeA, admin, definition.routeId, {
-        target: { host: '198.51.100.1', port: 81 },
-      }),
+      decideUpdateRoute(
+        route,
+        activeA,
+        admin,
+        definition.routeId,
+        {
+          target: { host: '198.51.100.1', port: 81 },
+        },
+        policy,
+      ),
     ).toHaveLength(1);
     const gone = foldRoute([
       ...requested(),
       ...stored([{ type: 'RouteRemoved', data: { routeId: definition.routeId, reason: 'x' } }]),
     ]);
     expect(
-      refusal(() => decideUpdateRoute(gone, activeA, admin, definition.routeId, { options: {} })).code,
+      refusal(() => decideUpdateRoute(gone, activeA, admin, definition.routeId, { options: {} }, policy))
+        .code,
     ).toBe('gone');
     expect(
-      refusal(() => decideUpdateRoute(initialRouteState, activeA, admin, definition.routeId, {})).code,
+      refusal(() => decideUpdateRoute(initialRouteState, activeA, admin, definition.routeId, {}, policy))
+        .code,
     ).toBe('not_found');
     const deregistered = refusal(() =>
-      decideUpdateRoute(route, { ...activeA, status: 'deregistered' } as never, admin, definition.routeId, {
-        options: { tlsToTarget: true },
-      }),
+      decideUpdateRoute(
+        route,
+        { ...activeA, status: 'deregistered' } as never,
+        admin,
+        definition.routeId,
+        {
+          options: { tlsToTarget: true },
+        },
+        policy,
+      ),
     );
     expect([deregistered.code, deregistered.field]).toEqual(['conflict', 'agentId']);
   });
@@ -307,18 +369,28 @@ describe('policies', () => {
   });
 
   test('targets: an agent only its own address (any spelling), an admin any host address', () => {
-    expect(checkTarget(agentA, activeA, { host: '2001:DB8:0:0::A', port: 80 })).toEqual({
+    expect(checkTarget(agentA, activeA, { host: '2001:DB8:0:0::A', port: 80 }, policy)).toEqual({
       host: '2001:db8::a',
       port: 80,
     });
-    const other = refusal(() => checkTarget(agentA, activeA, { host: '10.0.0.1', port: 80 }));
+    const other = refusal(() => checkTarget(agentA, activeA, { host: '10.0.0.1', port: 80 }, policy));
     expect([other.code, other.field]).toEqual(['forbidden', 'target.host']);
-    expect(checkTarget(admin, activeA, { host: '10.0.0.1', port: 80 })).toEqual({
+    expect(checkTarget(admin, activeA, { host: '10.0.0.1', port: 80 }, policy)).toEqual({
       host: '10.0.0.1',
       port: 80,
     });
-    for (const host of ['0.0.0.0', '255.255.255.255', '224.0.0.1', '::', 'ff02::1']) {
-      const error = refusal(() => checkTarget(admin, activeA, { host, port: 80 }));
+    for (const host of [
+      '0.0.0.0',
+      '255.255.255.255',
+      '224.0.0.1',
+      '::',
+      'ff02::1',
+      '127.0.0.1',
+      '169.254.169.254',
+      '192.168.1.1',
+      '198.51.100.250',
+    ]) {
+      const error = refusal(() => checkTarget(admin, activeA, { host, port: 80 }, policy));
       expect([error.code, error.field]).toEqual(['invalid', 'target.host']);
     }
   });

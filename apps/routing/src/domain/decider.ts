@@ -1,4 +1,7 @@
 import {
+  addressRefusal,
+  canonicalAddress,
+  type AddressPolicy,
   DomainError,
   type Actor,
   type DomainEvent,
@@ -7,7 +10,6 @@ import {
   type RouteView,
   type StoredEvent,
 } from '#contracts';
-import { canonicalAddress, unroutableReason } from './addresses.js';
 
 /**
  * The routing domain as pure functions: a route's, a host name's and an agent's state folded from their
@@ -163,14 +165,20 @@ export function checkAgentUsable(agent: AgentState, agentId: string): asserts ag
 }
 
 /**
- * The target, in its canonical spelling. Agents may only send traffic to the address they enrolled
- * with; admins to any host address (they answer for it). Nobody to an address that is not a host.
+ * The target, in its canonical spelling. Nobody may send traffic to an address the policy refuses (the
+ * front itself, loopback, link-local, private ranges not allowed…); agents only to the address they
+ * enrolled with; admins to any other host address (they answer for it).
  */
-export function checkTarget(actor: Actor, agent: ActiveAgent, target: RouteTarget): RouteTarget {
+export function checkTarget(
+  actor: Actor,
+  agent: ActiveAgent,
+  target: RouteTarget,
+  policy: AddressPolicy,
+): RouteTarget {
   const host = canonicalAddress(target.host);
   if (host === undefined) throw new DomainError('invalid', 'must be an IPv4 or IPv6 address', 'target.host');
-  const unroutable = unroutableReason(host);
-  if (unroutable) throw new DomainError('invalid', `${host} ${unroutable}`, 'target.host');
+  const refusal = addressRefusal(host, policy);
+  if (refusal) throw new DomainError('invalid', refusal.message, 'target.host');
   if (actor.kind === 'agent' && host !== canonicalAddress(agent.publicAddress)) {
     throw new DomainError(
       'forbidden',
@@ -303,11 +311,12 @@ export function decideUpdateRoute(
   actor: Actor,
   routeId: string,
   patch: RoutePatch,
+  policy: AddressPolicy,
 ): NewEvent[] {
   const existing = checkRouteAccess(route, actor, routeId);
   if (existing.status === 'removed') throw new DomainError('gone', `route ${routeId} was removed`);
   checkAgentUsable(agent, existing.agentId);
-  const target = patch.target ? checkTarget(actor, agent, patch.target) : existing.target;
+  const target = patch.target ? checkTarget(actor, agent, patch.target, policy) : existing.target;
   const options = checkOptions(existing.kind, { ...existing.options, ...patch.options });
   if (sameTarget(target, existing.target) && sameOptions(options, existing.options)) return [];
   return [{ type: 'RouteUpdated', data: { routeId, target, options } }];

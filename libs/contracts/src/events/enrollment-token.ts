@@ -1,9 +1,15 @@
 import { z } from 'zod';
 import { defineEvent } from '../registry.js';
-import { dnsLabel, isoTimestamp, label } from '../fields.js';
+import { dnsLabel, ipAddress, isoTimestamp, label } from '../fields.js';
 
 /** SHA-256 of an enrollment token, lower-case hex: the token itself is never stored. */
 export const tokenHash = z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 hash in lower-case hex');
+
+/** Addresses an admin approved for an enrollment: canonical IP literals, a few at most. */
+export const approvedAddresses = z
+  .array(ipAddress)
+  .min(1, 'must name at least one address')
+  .max(8, 'must name at most 8 addresses');
 
 /** An admin made a one-time enrollment token. The aggregate id is the token's hash. */
 export const EnrollmentTokenIssued = defineEvent({
@@ -14,6 +20,11 @@ export const EnrollmentTokenIssued = defineEvent({
     tokenHash,
     expiresAt: isoTimestamp,
     note: label(200).optional(),
+    /**
+     * The admin's approval, given with the token, for the agent to enroll with one of these addresses
+     * although it connects from another (behind NAT, through a proxy), or although another agent has it.
+     */
+    approvedAddresses: approvedAddresses.optional(),
   }),
 });
 

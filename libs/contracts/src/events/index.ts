@@ -9,6 +9,7 @@ import { adminEvents } from './admin.js';
 import { enrollmentTokenEvents } from './enrollment-token.js';
 import { certificateEvents } from './certificate.js';
 import { quarantineEvents } from './quarantine.js';
+import { addressEvents } from './address.js';
 
 export * from './agent.js';
 export * from './hostname.js';
@@ -19,6 +20,7 @@ export * from './enrollment-token.js';
 export * from './registration.js';
 export * from './certificate.js';
 export * from './quarantine.js';
+export * from './address.js';
 
 /** Every event type of the product. Add a domain's definitions here when it gains events. */
 export const eventDefinitions = [
@@ -30,6 +32,7 @@ export const eventDefinitions = [
   ...adminEvents,
   ...certificateEvents,
   ...quarantineEvents,
+  ...addressEvents,
 ] as const;
 
 type Definition = (typeof eventDefinitions)[number];

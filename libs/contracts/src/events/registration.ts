@@ -3,7 +3,7 @@ import { commandSubject } from '../commands.js';
 import { dnsLabel, ipAddress, isoTimestamp, label } from '../fields.js';
 import { AGENTS_STREAM, agentSubjects } from '../subjects.js';
 import { agentLabels, natsUserPublicKey } from './agent.js';
-import { tokenHash } from './enrollment-token.js';
+import { approvedAddresses, tokenHash } from './enrollment-token.js';
 
 /**
  * The registration service's commands (NATS request/reply from the API) and the messages agents send it.
@@ -22,13 +22,17 @@ export const issueEnrollmentTokenPayload = z.strictObject({
   tokenHash,
   expiresAt: isoTimestamp,
   note: label(200).optional(),
+  approvedAddresses: approvedAddresses.optional(),
 });
 export type IssueEnrollmentTokenPayload = z.output<typeof issueEnrollmentTokenPayload>;
 
 export const enrollPayload = z.strictObject({
   tokenHash,
   agentId: dnsLabel.optional(),
+  /** The address the agent will be reached at; the one it enrolled from unless an admin approved another. */
   publicAddress: ipAddress,
+  /** The address the enrollment request came from, as the API saw it (trusted proxies resolved). */
+  sourceAddress: ipAddress,
   natsPublicKey: natsUserPublicKey,
   labels: agentLabels.default({}),
 });
