@@ -336,7 +336,7 @@ export class AgentsStack {
     } = {},
   ): Promise<{ status: number; body: Record<string, unknown> }> {
     const headers: Record<string, string> = { ...options.headers };
-    if (options.body !== undefined || options.rawBody !== undefined)
+    if ((options.body !== undefined || options.rawBody !== undefined) && !headers['content-type'])
       headers['content-type'] = 'application/json';
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     const url = new URL(`${this.baseUrl}/api/v1/${path}`);

@@ -15,6 +15,7 @@ import { CertificatesController } from './certificates.controller.js';
 import type { ApiConfig } from './config.js';
 import { dashboardHandler, loadDashboard, securityHeaders } from './dashboard.js';
 import { DeadLetters } from './dead-letters.js';
+import { bodyEncodingGuard, requestId } from './edge.js';
 import { ApiExceptionFilter, bodyErrorHandler } from './errors.js';
 import { EventLogModule } from './event-log.js';
 import { EventsController } from './events.controller.js';
@@ -88,8 +89,11 @@ export async function createApiApp(config: ApiConfig, logger: Logger): Promise<N
     bodyParser: false,
     logger: new NestJsonLogger(logger),
   });
+  // A request id first, so that everything after it (errors included) can name the request.
+  app.use(requestId);
+  app.use(bodyEncodingGuard);
   app.useBodyParser('json', { limit: '64kb', strict: false });
-  app.use(bodyErrorHandler);
+  app.use(bodyErrorHandler(logger));
   app.setGlobalPrefix(API_PREFIX);
   app.useGlobalFilters(new ApiExceptionFilter(logger));
   app.disable('x-powered-by');

@@ -2,6 +2,7 @@ import { Catch, HttpException, type ArgumentsHost, type ExceptionFilter } from '
 import type { NextFunction, Request, Response } from 'express';
 import { ERROR_STATUS, toErrorBody, type ErrorBody, type ErrorCode } from '#contracts';
 import type { Logger } from '#platform';
+import { requestIdOf } from './edge.js';
 
 const CODE_BY_STATUS: Record<number, ErrorCode> = {
   400: 'invalid',
@@ -35,27 +36,45 @@ export function errorResponse(error: unknown): { status: number; body: ErrorBody
   return { status: ERROR_STATUS[body.error], body };
 }
 
+/**
+ * Every 5xx is logged with the request's id, which the response carries too (X-Request-Id, and in the
+ * message of an internal error), so an admin can find the one log line a user quotes.
+ */
+function send(
+  logger: Logger,
+  request: Request,
+  response: Response,
+  error: unknown,
+  { status, body }: { status: number; body: ErrorBody },
+): void {
+  const requestId = requestIdOf(response);
+  if (status >= 500) {
+    const where = { requestId, method: request.method, path: request.path, status, code: body.error };
+    if (body.error === 'internal') logger.error('request failed', { ...where, error });
+    else logger.warn('request not served', { ...where, message: body.message });
+  }
+  const answer =
+    body.error === 'internal' && requestId
+      ? { ...body, message: `internal error; see the service log for request ${requestId}` }
+      : body;
+  response.status(status).json(answer);
+}
+
 /** Global filter: DomainError, ValidationError, HTTP and unknown errors, all in one JSON shape. */
 @Catch()
 export class ApiExceptionFilter implements ExceptionFilter {
   constructor(private readonly logger: Logger) {}
 
   catch(error: unknown, host: ArgumentsHost): void {
-    const response = host.switchToHttp().getResponse<Response>();
-    const { status, body } = errorResponse(error);
-    if (status >= 500 && body.error === 'internal') this.logger.error('request failed', { error });
-    response.status(status).json(body);
+    const http = host.switchToHttp();
+    send(this.logger, http.getRequest<Request>(), http.getResponse<Response>(), error, errorResponse(error));
   }
 }
 
 /** Express error middleware for what fails before Nest's routing (the JSON body parser). */
-export function bodyErrorHandler(
-  error: unknown,
-  _request: Request,
-  response: Response,
-  next: NextFunction,
-): void {
-  if (response.headersSent) return next(error);
-  const { status, body } = errorResponse(error);
-  response.status(status).json(body);
+export function bodyErrorHandler(logger: Logger) {
+  return (error: unknown, request: Request, response: Response, next: NextFunction): void => {
+    if (response.headersSent) return next(error);
+    send(logger, request, response, error, errorResponse(error));
+  };
 }

@@ -11,6 +11,8 @@ export const ERROR_STATUS = {
   not_found: 404,
   conflict: 409,
   gone: 410,
+  /** A body in an encoding or charset the API does not read (the field names the header). */
+  unsupported: 415,
   unavailable: 503,
   timeout: 504,
   internal: 500,
