@@ -36,6 +36,8 @@ export function errorResponse(error: unknown): { status: number; body: ErrorBody
   return { status: ERROR_STATUS[body.error], body };
 }
 
+const RETRY_AFTER_S = 2;
+
 /**
  * Every 5xx is logged with the request's id, which the response carries too (X-Request-Id, and in the
  * message of an internal error), so an admin can find the one log line a user quotes.
@@ -53,6 +55,8 @@ function send(
     if (body.error === 'internal') logger.error('request failed', { ...where, error });
     else logger.warn('request not served', { ...where, message: body.message });
   }
+  // Unavailable or slow parts come back: tell clients when to retry (with the same Idempotency-Key).
+  if (status === 503 || status === 504) response.setHeader('Retry-After', String(RETRY_AFTER_S));
   const answer =
     body.error === 'internal' && requestId
       ? { ...body, message: `internal error; see the service log for request ${requestId}` }

@@ -51,6 +51,33 @@ export async function handleCommand<S extends z.ZodType, R>(
   }
 }
 
+/**
+ * A command that could not be delivered as a 503 naming what is missing: the service (nothing subscribes
+ * to its subject: the server answers "no responders", which Nest reports as an empty response) or the
+ * broker itself (the client lost its connection). Anything else is passed on unchanged.
+ */
+export function unavailableError(subject: string, error: unknown): unknown {
+  // Nest rejects with a bare string while the connection is down.
+  const message = error instanceof Error ? error.message : String(error);
+  const service = /^cmd\.([^.]+)\./.exec(subject)?.[1] ?? subject;
+  if (
+    /no responders|no subscribers listening/i.test(message) ||
+    (error as { code?: string } | undefined)?.code === '503'
+  ) {
+    return new DomainError(
+      'unavailable',
+      `the ${service} service is not running (nothing answers ${subject}); start it, then retry`,
+    );
+  }
+  if (/connection (lost|closed|refused)|CONNECTION_REFUSED|ECONNREFUSED|disconnect/i.test(message)) {
+    return new DomainError(
+      'unavailable',
+      `the message broker (NATS) is not reachable, so ${service} cannot be asked; retry when it is back`,
+    );
+  }
+  return error;
+}
+
 export interface CommandMeta {
   actor: Actor;
   /** Stable id of this command: a client's Idempotency-Key, so retries append nothing new. */
@@ -85,11 +112,7 @@ export class CommandBus implements OnApplicationShutdown {
           `no answer to ${subject} in time; the service may be down. Retry with the same Idempotency-Key`,
         );
       }
-      const message = error instanceof Error ? error.message : String(error);
-      if (/no responders/i.test(message) || (error as { code?: string })?.code === '503') {
-        throw new DomainError('unavailable', `no service answers ${subject}; start it and retry`);
-      }
-      throw error;
+      throw unavailableError(subject, error);
     }
     if (reply.ok) return reply.result;
     throw isErrorBody(reply.error)
