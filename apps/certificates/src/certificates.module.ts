@@ -13,7 +13,7 @@ import { EventStore, EventStoreModule, NATS_CONNECTION } from '#eventstore';
 import { AgentRequestServer } from '#messaging';
 import { DatabaseModule } from '#persistence';
 import type { PkiSettings } from '#pki';
-import { LOGGER, type Logger } from '#platform';
+import { LOGGER, retryWhileTransient, type Logger } from '#platform';
 import { AgentChannel } from './agent-channel.js';
 import { agentCertificateRequests } from './agent-requests.js';
 import { Authority } from './authority.js';
@@ -60,10 +60,17 @@ class CertificatesLifecycle implements OnApplicationBootstrap, BeforeApplication
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    await this.authority.record(this.store, this.logger);
-    await this.commands.revokeOfDeregistered(await deregisteredAgents(this.store));
-    await this.crl.rebuild();
-    await this.commands.ensureFront();
+    // Idempotent steps over the broker: a timeout on a loaded machine is waited out, not fatal.
+    await retryWhileTransient(
+      'the event log to record the CA and the front certificate',
+      async () => {
+        await this.authority.record(this.store, this.logger);
+        await this.commands.revokeOfDeregistered(await deregisteredAgents(this.store));
+        await this.crl.rebuild();
+        await this.commands.ensureFront();
+      },
+      this.logger,
+    );
     this.requests.start();
     const tick = () => {
       if (this.running) return;

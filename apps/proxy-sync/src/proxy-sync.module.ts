@@ -14,7 +14,7 @@ import { DataSource } from 'typeorm';
 import { DataplaneClient } from '#dataplane';
 import { EventStore, EventStoreModule, NATS_CONNECTION } from '#eventstore';
 import { DatabaseModule } from '#persistence';
-import { LOGGER, type Logger } from '#platform';
+import { LOGGER, retryWhileTransient, type Logger } from '#platform';
 import { layoutOf, type ProxySyncConfig } from './config.js';
 import { DataplaneGateway } from './gateway.js';
 import { PostgresRouteSource } from './postgres-route-source.js';
@@ -95,7 +95,11 @@ export class ProxySyncService implements OnApplicationBootstrap, OnApplicationSh
 
   async onApplicationBootstrap(): Promise<void> {
     const node = this.config.CL_PROXY_NODE_ID;
-    const kv = await new Kvm(this.connection).create(this.config.CL_PROXY_KV_BUCKET, { history: 1 });
+    const kv = await retryWhileTransient(
+      `JetStream to open the ${this.config.CL_PROXY_KV_BUCKET} bucket`,
+      () => new Kvm(this.connection).create(this.config.CL_PROXY_KV_BUCKET, { history: 1 }),
+      this.logger,
+    );
     this.source = routeSourceOf(this.config, this.dataSource, this.logger);
     const reconciler = createReconciler({
       config: this.config,

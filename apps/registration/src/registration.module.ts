@@ -11,7 +11,7 @@ import {
 } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import { credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import {
   agentCredentialsPayload,
   deregisterPayload,
@@ -20,8 +20,8 @@ import {
   registrationCommands,
 } from '#contracts';
 import { EventStore, EventStoreModule, NATS_CONNECTION } from '#eventstore';
-import { handleCommand, natsServers } from '#messaging';
-import { LOGGER, type Logger } from '#platform';
+import { connectNats, handleCommand } from '#messaging';
+import { LOGGER, retryWhileTransient, type Logger } from '#platform';
 import { AgentBroker } from './agent-broker.js';
 import type { RegistrationConfig } from './config.js';
 import { Liveness } from './liveness.js';
@@ -82,6 +82,15 @@ export class RegistrationLifecycle
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
+    // A loaded broker may time a request out: wait and repeat (every step is idempotent), never exit.
+    await retryWhileTransient(
+      "the broker to take the agents' accounts",
+      () => this.repairBroker(),
+      this.logger,
+    );
+  }
+
+  private async repairBroker(): Promise<void> {
     await this.broker.ensureServicesAccount();
     const agents = await foldAgentsFromLog(this.store);
     const active: string[] = [];
@@ -132,18 +141,21 @@ export class RegistrationModule {
         {
           provide: SYSTEM_CONNECTION,
           useFactory: () =>
-            connect({
-              servers: natsServers(config),
-              name: 'registration-system',
-              maxReconnectAttempts: -1,
-              reconnectTimeWait: 500,
-              authenticator: credsAuthenticator(AgentBroker.systemCredentials(config)),
-            }),
+            connectNats(
+              config,
+              'registration-system',
+              logger,
+              credsAuthenticator(AgentBroker.systemCredentials(config)),
+            ),
         },
         {
           provide: AgentBroker,
-          useFactory: async (connection: NatsConnection, system: NatsConnection) =>
-            AgentBroker.open(await jetstreamManager(connection), system, config, logger),
+          useFactory: (connection: NatsConnection, system: NatsConnection) =>
+            retryWhileTransient(
+              'JetStream to provision the AGENTS stream',
+              async () => AgentBroker.open(await jetstreamManager(connection), system, config, logger),
+              logger,
+            ),
           inject: [NATS_CONNECTION, SYSTEM_CONNECTION],
         },
         {

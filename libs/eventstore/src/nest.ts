@@ -4,7 +4,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { createDomainRegistry, EVENTS_STREAM, EVENTS_SUBJECT_PREFIX, type EventRegistry } from '#contracts';
 import { connectNats, natsConfigSchema } from '#messaging';
-import { env } from '#platform';
+import { createLogger, env, retryWhileTransient, type Logger } from '#platform';
 import { EventStore } from './event-store.js';
 import { provisionAppendOnlyStream } from './streams.js';
 
@@ -20,15 +20,23 @@ export async function openEventStore(
   connection: NatsConnection,
   config: EventStoreConfig,
   registry: EventRegistry = createDomainRegistry(),
+  logger: Logger = createLogger('eventstore'),
 ): Promise<EventStore> {
-  const jsm = await jetstreamManager(connection);
-  await provisionAppendOnlyStream(jsm, {
-    name: EVENTS_STREAM,
-    subjects: [`${EVENTS_SUBJECT_PREFIX}.>`],
-    replicas: config.CL_EVENTS_REPLICAS,
-    duplicateWindowMs: config.CL_EVENTS_DUPLICATE_WINDOW_MS,
-    description: 'CloudLunacy event log (append-only)',
-  });
+  const jsm = await retryWhileTransient(
+    `JetStream to provision the ${EVENTS_STREAM} stream`,
+    async () => {
+      const manager = await jetstreamManager(connection);
+      await provisionAppendOnlyStream(manager, {
+        name: EVENTS_STREAM,
+        subjects: [`${EVENTS_SUBJECT_PREFIX}.>`],
+        replicas: config.CL_EVENTS_REPLICAS,
+        duplicateWindowMs: config.CL_EVENTS_DUPLICATE_WINDOW_MS,
+        description: 'CloudLunacy event log (append-only)',
+      });
+      return manager;
+    },
+    logger,
+  );
   return new EventStore(connection, jsm, { registry });
 }
 
@@ -50,10 +58,14 @@ export class EventStoreModule {
       module: EventStoreModule,
       global: true,
       providers: [
-        { provide: NATS_CONNECTION, useFactory: () => connectNats(config, serviceName) },
+        {
+          provide: NATS_CONNECTION,
+          useFactory: () => connectNats(config, serviceName, createLogger(serviceName)),
+        },
         {
           provide: EventStore,
-          useFactory: (connection: NatsConnection) => openEventStore(connection, config),
+          useFactory: (connection: NatsConnection) =>
+            openEventStore(connection, config, createDomainRegistry(), createLogger(serviceName)),
           inject: [NATS_CONNECTION],
         },
         NatsShutdown,

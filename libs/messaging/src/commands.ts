@@ -26,6 +26,9 @@ export function commandServerOptions(config: NatsConfig, service: string): NatsO
       queue: service,
       name: `${service}-commands`,
       maxReconnectAttempts: -1,
+      // A service started before its broker waits for it (the client that sends commands does not:
+      // its callers get a 503 at once).
+      waitOnFirstConnect: true,
     },
   };
 }

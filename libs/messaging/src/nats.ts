@@ -6,7 +6,7 @@ import {
   type NatsConnection,
 } from '@nats-io/transport-node';
 import { z } from 'zod';
-import { env } from '#platform';
+import { createLogger, env, retryWhileTransient, type Logger } from '#platform';
 
 export const natsConfigSchema = z.object({
   CL_NATS_URL: env.string('nats://127.0.0.1:4222'),
@@ -23,13 +23,26 @@ export function natsAuthenticator(config: NatsConfig): Authenticator | undefined
   return config.CL_NATS_CREDS ? credsAuthenticator(readFileSync(config.CL_NATS_CREDS)) : undefined;
 }
 
-/** Connects and reconnects forever: services outlive broker restarts. */
-export function connectNats(config: NatsConfig, name: string): Promise<NatsConnection> {
-  return connect({
-    servers: natsServers(config),
-    name,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 500,
-    authenticator: natsAuthenticator(config),
-  });
+/**
+ * Connects and reconnects forever: services outlive broker restarts, and one started before its broker
+ * waits for it (saying so) instead of exiting.
+ */
+export function connectNats(
+  config: NatsConfig,
+  name: string,
+  logger: Logger = createLogger(name),
+  authenticator: Authenticator | undefined = natsAuthenticator(config),
+): Promise<NatsConnection> {
+  return retryWhileTransient(
+    `the message broker at ${config.CL_NATS_URL}`,
+    () =>
+      connect({
+        servers: natsServers(config),
+        name,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+        authenticator,
+      }),
+    logger,
+  );
 }

@@ -1,5 +1,6 @@
 import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import { createLogger, retryWhileTransient } from '#platform';
 import type { DatabaseConfig } from './data-source.js';
 import { createDataSource } from './data-source.js';
 import { PostgresDeadLetters } from './dead-letters.js';
@@ -11,7 +12,11 @@ export async function openDatabase(config: DatabaseConfig, applicationName: stri
     poolSize: config.CL_DATABASE_POOL_SIZE,
     applicationName,
   });
-  await dataSource.initialize();
+  await retryWhileTransient(
+    `the database at ${redactUrl(config.CL_DATABASE_URL)}`,
+    () => dataSource.initialize(),
+    createLogger(applicationName),
+  );
   if (await dataSource.showMigrations()) {
     await dataSource.destroy();
     throw new Error(
