@@ -245,7 +245,9 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
         payload: new TextDecoder().decode(message.data),
       });
       this.log.error('event dead-lettered', { sequence: message.seq, eventType: event?.type, error: reason });
-      message.term(reason.slice(0, 200));
+      // No reason: nats-server 2.9 does not parse `+TERM <reason>` and treats it as no ack at all, so the
+      // message came back every ack wait, forever. The reason is in the dead letter.
+      message.term();
     } catch (recordError) {
       // Without a record the event must not disappear: let it come back later.
       this.log.error('could not record a dead letter; will retry', {
