@@ -164,8 +164,11 @@ YAML
 start_service() { # name entry
   local name=$1 entry=$2
   if pid_alive "$name"; then say "$name already running (pid $(cat "$RUN/$name.pid"))"; return; fi
+  # Each service connects to the broker as its own user, allowed only what it needs (docs/security.md).
+  local creds="$CL_STACK_ABS/secrets/nats/$name.creds"
+  [ -f "$creds" ] || creds=$CL_NATS_CREDS
   # shellcheck disable=SC2086 # an entry may carry its arguments
-  node $entry >>"$LOGS/$name.log" 2>&1 &
+  CL_NATS_CREDS=$creds node $entry >>"$LOGS/$name.log" 2>&1 &
   echo $! >"$RUN/$name.pid"
   sleep 1
   pid_alive "$name" || fail "$name stopped at start; last lines of $LOGS/$name.log:

@@ -2,7 +2,7 @@
 # Makes a nats-server configuration directory use an installation's generated auth (operator, accounts,
 # full resolver): creates the secrets if missing (never overwrites), links auth.conf next to the server
 # config (nats-server 2.9 resolves `include` relative to the including file), and prints the
-# environment the services need.
+# environment the CLI needs (each service runs with its own CL_NATS_CREDS=<secrets>/nats/<service>.creds).
 #
 #   deploy/nats/setup-auth.sh <secrets dir> <nats config dir> [<resolver dir>]
 #
@@ -17,5 +17,5 @@ node dist/apps/cli/src/main.js init --secrets "$secrets" --nats-resolver-dir "$r
 ln -sfn "$secrets/nats/auth.conf" "$confdir/cloudlunacy-auth.conf"
 cat <<ENV
 CL_SECRETS_DIR=$secrets
-CL_NATS_CREDS=$secrets/nats/service.creds
+CL_NATS_CREDS=$secrets/nats/cli.creds
 ENV

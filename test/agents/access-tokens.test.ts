@@ -180,7 +180,9 @@ describe('the CLI (built, as an admin runs it)', () => {
         'auth/jwt-signing-key.pem',
         'nats/operator.nk',
         'nats/account-signing.nk',
-        'nats/service.creds',
+        'nats/installation-admin.creds',
+        'nats/registration.creds',
+        'nats/cli-read.creds',
         'nats/auth.conf',
       ]) {
         expect(statSync(join(dir, file)).mode & 0o777).toBe(0o600);

@@ -187,6 +187,6 @@ test('the revocation survives restarts of nats-server and of registration', asyn
     /Authorization Violation/,
   );
   // Service credentials still work after the restarts.
-  const service = await stack.nats.connectWithCreds(stack.installation.layout.serviceCreds);
+  const service = await stack.nats.connectWithCreds(stack.installation.layout.credsOf('registration'));
   await service.close();
 });

@@ -7,7 +7,7 @@ import { NestFactory } from '@nestjs/core';
 import type { INestApplication, INestApplicationContext, INestMicroservice } from '@nestjs/common';
 import { ClientProxyFactory, Transport, type MicroserviceOptions } from '@nestjs/microservices';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { initSecrets, TokenSigner } from '#auth';
+import { initSecrets, SERVICE_USERS, TokenSigner } from '#auth';
 import { EVENTS_STREAM } from '#contracts';
 import { CommandBus, commandServerOptions, natsAuthenticator } from '#messaging';
 import { caEncryptionKeySecret, loadPkiConfig } from '#pki';
@@ -117,7 +117,8 @@ export class AgentsStack {
     const port = await freePort();
     this.env = {
       CL_NATS_URL: this.nats.url,
-      CL_NATS_CREDS: this.installation.layout.serviceCreds,
+      // Each service gets its own user (envOf); this one is for tools run with the stack's environment.
+      CL_NATS_CREDS: this.installation.layout.credsOf('cli'),
       CL_SECRETS_DIR: this.installation.dir,
       CL_DATABASE_URL: this.db.url,
       CL_DATABASE_POOL_SIZE: '5',
@@ -136,7 +137,8 @@ export class AgentsStack {
       ...this.options.env,
     };
     if (this.options.certificates) await initSecrets(this.installation.dir, {}, [caEncryptionKeySecret]);
-    this.service = await this.nats.connectWithCreds(this.installation.layout.serviceCreds);
+    // The tests' own view of the broker: the installation admin, allowed everything in the account.
+    this.service = await this.nats.connectWithCreds(this.installation.layout.adminCreds);
     this.baseUrl = `http://127.0.0.1:${port}`;
     if (this.options.processes) {
       for (const service of STACK_SERVICES)
@@ -145,7 +147,7 @@ export class AgentsStack {
       return;
     }
     await this.startRegistration();
-    const projectorConfig = projectorConfigSchema.parse(this.env);
+    const projectorConfig = projectorConfigSchema.parse(this.envOf('projector'));
     if (this.options.projectorCommands) {
       const projector = await NestFactory.createMicroservice<MicroserviceOptions>(
         ProjectorModule.forRoot(projectorConfig, this.logger),
@@ -162,7 +164,7 @@ export class AgentsStack {
     }
     if (this.options.routing) await this.startRouting();
     if (this.options.certificates) await this.startCertificates();
-    this.api = await createApiApp(apiConfigSchema.parse(this.env), this.logger);
+    this.api = await createApiApp(apiConfigSchema.parse(this.envOf('api')), this.logger);
     await this.api.listen(port, '127.0.0.1');
   }
 
@@ -178,12 +180,18 @@ export class AgentsStack {
       throw new Error(`${name} is running already`);
     }
     const started = startApp(name, {
-      ...this.env,
+      ...this.envOf(name),
       CL_LOG_LEVEL: this.options.verbose ? 'info' : 'warn',
       ...env,
     });
     this.processes.set(name, started);
     return started;
+  }
+
+  /** The stack's environment as `service` runs with it: its own broker user, when it is one of ours. */
+  envOf(service: string): Record<string, string> {
+    const user = SERVICE_USERS.find((candidate) => candidate === service);
+    return user ? { ...this.env, CL_NATS_CREDS: this.installation.layout.credsOf(user) } : this.env;
   }
 
   /** Stops a service's process (SIGKILL for a crash). */
@@ -232,7 +240,7 @@ export class AgentsStack {
   }
 
   async startRegistration(): Promise<void> {
-    const config = registrationConfigSchema.parse(this.env);
+    const config = registrationConfigSchema.parse(this.envOf('registration'));
     this.registration = await NestFactory.createMicroservice<MicroserviceOptions>(
       RegistrationModule.forRoot(config, this.logger),
       { ...commandServerOptions(config, 'registration'), logger: false },
@@ -241,14 +249,14 @@ export class AgentsStack {
   }
 
   async startRouting(): Promise<void> {
-    this.routing = await createRoutingApp(routingConfigSchema.parse(this.env), this.logger, {
+    this.routing = await createRoutingApp(routingConfigSchema.parse(this.envOf('routing')), this.logger, {
       nestLogs: false,
     });
   }
 
   async startCertificates(): Promise<void> {
     this.certificates = await createCertificatesApp(
-      certificatesConfigSchema.parse(this.env),
+      certificatesConfigSchema.parse(this.envOf('certificates')),
       loadPkiConfig(this.env),
       this.logger,
       { nestLogs: false },
@@ -299,7 +307,7 @@ export class AgentsStack {
         servers: [this.nats.url],
         authenticator: natsAuthenticator({
           CL_NATS_URL: this.nats.url,
-          CL_NATS_CREDS: this.installation.layout.serviceCreds,
+          CL_NATS_CREDS: this.installation.layout.credsOf('api'),
         }),
       },
     });

@@ -12,6 +12,7 @@ import {
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { agentUserJwt, BrokerAccounts, readNatsKeys, secretsLayout, type NatsKeys } from '#auth';
 import { AGENTS_STREAM, agentSubjects } from '#contracts';
+import { isPermissionRefusal } from '#eventstore';
 import type { Logger } from '#platform';
 import type { RegistrationConfig } from './config.js';
 
@@ -61,7 +62,18 @@ export class AgentBroker {
     try {
       const info = await this.jsm.streams.info(AGENTS_STREAM);
       if (info.config.max_age !== desired.max_age) {
-        await this.jsm.streams.update(AGENTS_STREAM, { ...info.config, max_age: desired.max_age });
+        await this.jsm.streams
+          .update(AGENTS_STREAM, { ...info.config, max_age: desired.max_age })
+          .catch((error: unknown) => {
+            // Only the installation admin may edit streams: run with the age that is there.
+            if (!isPermissionRefusal(error)) throw error;
+            this.logger.warn('stream settings left as they are', {
+              stream: AGENTS_STREAM,
+              maxAgeNs: info.config.max_age,
+              wantedNs: desired.max_age,
+              reason: 'update it as the installation admin (nats/installation-admin.creds)',
+            });
+          });
       }
     } catch (error) {
       if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound))

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { ServiceUser } from './service-permissions.js';
 
 /**
  * Where an installation's secrets live inside its secrets directory. Every file is written once by
@@ -8,7 +9,9 @@ import { join } from 'node:path';
  * - registration makes each agent's own account (its identity derived from `nats/agent-accounts.key`),
  *   signs it with `nats/operator-signing.nk` and pushes it over `nats/system.creds`, and signs agent
  *   users with `nats/agent-signing.nk`; service users are signed with `nats/account-signing.nk`;
- * - every service connects to NATS with `nats/service.creds`;
+ * - each service, and the CLI, connects to NATS as a user of its own, `nats/<user>.creds`, allowed only
+ *   what it needs (service-permissions.ts); `nats/installation-admin.creds` may do everything in the
+ *   services' account (edit or delete streams) and nothing runs with it;
  * - nats-server includes `nats/auth.conf`.
  */
 export function secretsLayout(dir: string) {
@@ -29,7 +32,9 @@ export function secretsLayout(dir: string) {
     systemAccountJwt: join(dir, 'nats', 'system-account.jwt'),
     accountJwt: join(dir, 'nats', 'account.jwt'),
     systemCreds: join(dir, 'nats', 'system.creds'),
-    serviceCreds: join(dir, 'nats', 'service.creds'),
+    /** The credential of one process (`registration`, `api`, `cli-read`, …). */
+    credsOf: (user: ServiceUser) => join(dir, 'nats', `${user}.creds`),
+    adminCreds: join(dir, 'nats', 'installation-admin.creds'),
     natsAuthConfig: join(dir, 'nats', 'auth.conf'),
     natsResolverDir: join(dir, 'nats', 'resolver'),
   };

@@ -321,22 +321,20 @@ export async function agentUserJwt(options: AgentUserOptions): Promise<string> {
   );
 }
 
-/** A service user in the application account: full access to the account's subjects. */
+/**
+ * A user of the services' account. With `permissions` (libs/auth service-permissions.ts) it may do only
+ * what they list; without, everything in the account — the installation-admin user, which nothing runs as.
+ */
 export async function serviceUserCreds(
   keys: Pick<NatsKeys, 'account' | 'accountSigning'>,
   user: KeyPair,
   name = 'services',
+  permissions: Partial<Permissions> = {},
 ): Promise<Uint8Array> {
-  const token = await encodeUser(
-    name,
-    user,
-    fromPublic(keys.account.getPublicKey()),
-    {},
-    {
-      signer: keys.accountSigning,
-      algorithm: Algorithms.v2,
-    },
-  );
+  const token = await encodeUser(name, user, fromPublic(keys.account.getPublicKey()), permissions, {
+    signer: keys.accountSigning,
+    algorithm: Algorithms.v2,
+  });
   return fmtCreds(token, user);
 }
 

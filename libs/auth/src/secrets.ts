@@ -15,6 +15,7 @@ import {
   type NatsKeys,
 } from './nats-claims.js';
 import { secretsLayout, type SecretsLayout } from './layout.js';
+import { SERVICE_USERS, servicePermissions } from './service-permissions.js';
 
 export interface SecretsOptions {
   /** Where nats-server keeps account JWTs it receives at run time (default `<dir>/nats/resolver`). */
@@ -106,13 +107,31 @@ export const secretGenerators: SecretGenerator[] = [
   },
   {
     name: 'nats-credentials',
-    files: (layout) => [layout.systemCreds, layout.serviceCreds],
+    files: (layout) => [layout.systemCreds, layout.adminCreds],
     async generate(layout) {
       const keys = await readNatsKeys(layout);
       return {
         [layout.systemCreds]: await systemUserCreds(keys, createUser()),
-        [layout.serviceCreds]: await serviceUserCreds(keys, createUser()),
+        [layout.adminCreds]: await serviceUserCreds(keys, createUser(), 'installation-admin'),
       };
+    },
+  },
+  {
+    // One user per process, each allowed only its own subjects and JetStream calls.
+    name: 'nats-service-credentials',
+    files: (layout) => SERVICE_USERS.map((user) => layout.credsOf(user)),
+    async generate(layout) {
+      const keys = await readNatsKeys(layout);
+      const files: Record<string, Uint8Array> = {};
+      for (const user of SERVICE_USERS) {
+        files[layout.credsOf(user)] = await serviceUserCreds(
+          keys,
+          createUser(),
+          user,
+          servicePermissions(user),
+        );
+      }
+      return files;
     },
   },
   {

@@ -26,13 +26,14 @@ export async function openEventStore(
     `JetStream to provision the ${EVENTS_STREAM} stream`,
     async () => {
       const manager = await jetstreamManager(connection);
-      await provisionAppendOnlyStream(manager, {
+      const { notUpdated } = await provisionAppendOnlyStream(manager, {
         name: EVENTS_STREAM,
         subjects: [`${EVENTS_SUBJECT_PREFIX}.>`],
         replicas: config.CL_EVENTS_REPLICAS,
         duplicateWindowMs: config.CL_EVENTS_DUPLICATE_WINDOW_MS,
         description: 'CloudLunacy event log (append-only)',
       });
+      if (notUpdated) logger.warn('stream settings left as they are', { reason: notUpdated });
       return manager;
     },
     logger,

@@ -92,7 +92,7 @@ export function unsafeStreamSettings(config: StreamConfig, requiredSubjects: str
 export async function provisionAppendOnlyStream(
   jsm: JetStreamManager,
   options: AppendOnlyStreamOptions,
-): Promise<{ created: boolean; info: StreamInfo }> {
+): Promise<{ created: boolean; info: StreamInfo; notUpdated?: string }> {
   const desired = appendOnlyStreamConfig(options);
   let existing: StreamInfo | undefined;
   try {
@@ -113,11 +113,24 @@ export async function provisionAppendOnlyStream(
   const problems = unsafeStreamSettings(existing.config, options.subjects);
   if (problems.length > 0) throw new UnsafeStreamError(options.name, problems);
   if (existing.config.duplicate_window !== desired.duplicate_window) {
-    const info = await jsm.streams.update(options.name, {
-      ...existing.config,
-      duplicate_window: desired.duplicate_window,
-    });
-    return { created: false, info };
+    try {
+      const info = await jsm.streams.update(options.name, {
+        ...existing.config,
+        duplicate_window: desired.duplicate_window,
+      });
+      return { created: false, info };
+    } catch (error) {
+      // Services may not edit streams (only the installation admin may): run with what is there.
+      if (!isPermissionRefusal(error)) throw error;
+      return {
+        created: false,
+        info: existing,
+        notUpdated:
+          `the ${options.name} stream's duplicate window is ${existing.config.duplicate_window} ns, this ` +
+          `release asks for ${desired.duplicate_window} ns; update it as the installation admin ` +
+          '(nats/installation-admin.creds)',
+      };
+    }
   }
   return { created: false, info: existing };
 }
@@ -173,4 +186,10 @@ export async function provisionDurableConsumer(
     filter_subject: options.filterSubject,
     ...editable,
   });
+}
+
+/** The broker refused a JetStream API call to this user (nats-server's permissions violation). */
+export function isPermissionRefusal(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : String(error);
+  return /permissions violation/i.test(message);
 }

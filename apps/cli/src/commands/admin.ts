@@ -1,21 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { adminName, secretsLayout, TokenSigner } from '#auth';
-import {
-  createDomainRegistry,
-  label,
-  parseOrThrow,
-  uuid,
-  ValidationError,
-  type EventContext,
-} from '#contracts';
-import { EventStore, eventStoreConfigSchema } from '#eventstore';
-import { connectNats } from '#messaging';
+import { label, parseOrThrow, uuid, ValidationError, type EventContext } from '#contracts';
+import { eventStoreConfigSchema, type EventStore } from '#eventstore';
 import { createDataSource, databaseConfigSchema } from '#persistence';
 import { env, loadConfig } from '#platform';
 import { UsageError, type CliCommand } from '../command.js';
+import { withEventStore } from '../nats.js';
 
 const adminConfigSchema = eventStoreConfigSchema.extend({ CL_SECRETS_DIR: env.string() });
 type AdminConfig = z.output<typeof adminConfigSchema>;
@@ -23,24 +15,12 @@ type AdminConfig = z.output<typeof adminConfigSchema>;
 const MAX_TTL_S = 30 * 24 * 60 * 60;
 
 function config(): AdminConfig {
-  const loaded = loadConfig(adminConfigSchema);
-  // The CLI runs next to the secrets: without explicit credentials it uses the installation's service user.
-  const creds = secretsLayout(loaded.CL_SECRETS_DIR).serviceCreds;
-  if (!loaded.CL_NATS_CREDS && existsSync(creds)) return { ...loaded, CL_NATS_CREDS: creds };
-  return loaded;
+  return loadConfig(adminConfigSchema);
 }
 
-async function withStore<T>(cfg: AdminConfig, work: (store: EventStore) => Promise<T>): Promise<T> {
-  const connection = await connectNats({ ...cfg }, 'cli');
-  try {
-    // The log is provisioned by the services; the CLI only appends to it.
-    const store = new EventStore(connection, await jetstreamManager(connection), {
-      registry: createDomainRegistry(),
-    });
-    return await work(store);
-  } finally {
-    await connection.drain().catch(() => connection.close());
-  }
+/** Admin tokens are events (`events.admin.*`), appended as the CLI's own user (nats/cli.creds). */
+async function withStore<T>(work: (store: EventStore) => Promise<T>): Promise<T> {
+  return withEventStore('write', work);
 }
 
 function value(values: Record<string, string | boolean | undefined>, name: string): string | undefined {
@@ -83,7 +63,7 @@ export const adminCommands: CliCommand[] = [
       const tokenId = randomUUID();
       const signed = signer.adminToken(name, ttl, tokenId);
       // Recorded before it is shown: every admin token that exists is in the log, with who and until when.
-      await withStore(cfg, (store) =>
+      await withStore((store) =>
         store.append(
           { type: 'admin', id: tokenId },
           [{ type: 'AdminTokenIssued', data: { tokenId, name, expiresAt: signed.expiresAt.toISOString() } }],
@@ -103,8 +83,7 @@ export const adminCommands: CliCommand[] = [
       const tokenId = cliField(uuid, value(values, 'id'), 'id');
       const reason = cliField(label(200), value(values, 'reason') ?? 'revoked from the CLI', 'reason');
       const by = cliField(adminName, value(values, 'by') ?? 'cli', 'by');
-      const cfg = config();
-      const outcome = await withStore(cfg, async (store) => {
+      const outcome = await withStore(async (store) => {
         const history = await store.readAggregate('admin', tokenId);
         if (!history.events.some((event) => event.type === 'AdminTokenIssued')) {
           throw new Error(`no admin token ${tokenId}`);

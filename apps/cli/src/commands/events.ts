@@ -34,7 +34,7 @@ export const eventCommands: CliCommand[] = [
     async run({ values }) {
       const last = positiveInteger(values.last, 'last') ?? 20;
       const from = positiveInteger(values.from, 'from');
-      await withEventStore(async (store) => {
+      await withEventStore('read', async (store) => {
         const end = await store.lastSequence();
         const abort = new AbortController();
         process.once('SIGINT', () => abort.abort());
@@ -58,7 +58,7 @@ export const eventCommands: CliCommand[] = [
       const sequence = positiveInteger(positionals[0], 'sequence');
       if (sequence === undefined || positionals.length !== 1)
         throw new UsageError('give exactly one sequence number');
-      await withEventStore(async (store) => {
+      await withEventStore('read', async (store) => {
         const end = await store.lastSequence();
         if (sequence > end) throw new UsageError(`the log ends at sequence ${end}`);
         console.log(JSON.stringify(await store.getBySequence(sequence), null, 2));
@@ -77,7 +77,7 @@ export const eventCommands: CliCommand[] = [
         throw new UsageError('give exactly one sequence number');
       if (typeof values.reason !== 'string' || values.reason.trim() === '')
         throw new UsageError('say why with --reason (it is kept in the log with your name)');
-      const outcome = await withCommandBus((bus) =>
+      const outcome = await withCommandBus('write', (bus) =>
         bus.execute('cmd.projector.quarantine', { sequence, reason: values.reason }, { actor: cliActor }),
       );
       console.log(JSON.stringify(outcome, null, 2));

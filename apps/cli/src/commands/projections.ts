@@ -10,7 +10,9 @@ export const projectionCommands: CliCommand[] = [
     path: ['projections', 'status'],
     summary: 'how far the live projections are behind the log',
     async run() {
-      const state = await withCommandBus((bus) => bus.execute(projector('status'), {}, { actor: cliActor }));
+      const state = await withCommandBus('read', (bus) =>
+        bus.execute(projector('status'), {}, { actor: cliActor }),
+      );
       console.log(JSON.stringify(state, null, 2));
     },
   },
@@ -39,7 +41,7 @@ export const projectionCommands: CliCommand[] = [
         ...(time !== undefined ? { asOf: { time: String(time) } } : {}),
         ...(values.label !== undefined ? { label: String(values.label) } : {}),
       };
-      const final = await withCommandBus(async (bus) => {
+      const final = await withCommandBus('write', async (bus) => {
         let status = await bus.execute<RebuildStatus>(projector('rebuild'), request, { actor: cliActor });
         console.error(`rebuild ${status.id} started into schema ${status.schema}`);
         if (values['no-wait']) return status;
@@ -73,7 +75,7 @@ export const projectionCommands: CliCommand[] = [
     async run() {
       console.log(
         JSON.stringify(
-          await withCommandBus((bus) => bus.execute(projector('schemas'), {}, { actor: cliActor })),
+          await withCommandBus('read', (bus) => bus.execute(projector('schemas'), {}, { actor: cliActor })),
           null,
           2,
         ),
@@ -87,7 +89,7 @@ export const projectionCommands: CliCommand[] = [
     positionals: true,
     async run({ positionals }) {
       if (positionals.length !== 1) throw new UsageError('give exactly one schema name');
-      await withCommandBus((bus) =>
+      await withCommandBus('write', (bus) =>
         bus.execute(projector('drop-schema'), { schema: positionals[0] }, { actor: cliActor }),
       );
       console.log(`dropped ${positionals[0]}`);

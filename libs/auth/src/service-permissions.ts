@@ -1,0 +1,187 @@
+import type { Permissions } from '@nats-io/jwt';
+import { AGENTS_STREAM, aggregateTypeSubjects, EVENTS_STREAM, type AggregateType } from '#contracts';
+
+/**
+ * Least privilege on the broker: each process of the front connects as a user of the services' account
+ * with the subjects and JetStream API calls it needs, and nothing else. Nobody that runs may edit, purge
+ * or delete a stream; that takes the installation-admin user, which nothing runs with.
+ *
+ * Notes on the lists:
+ * - Every process reads replies on `_INBOX.>` (requests, JetStream answers, pulled messages).
+ * - A responder answers through `resp` (allow_responses): only to the reply subject of a request it got,
+ *   once, so answering needs no publish right of its own.
+ * - The @nats-io v3 client against nats-server 2.9 creates consumers on
+ *   `$JS.API.CONSUMER.CREATE.<stream>[.<name>[.<filter>]]` (never `DURABLE.CREATE`).
+ */
+
+/** The users `cli init` makes a credential for (`nats/<user>.creds`). */
+export const SERVICE_USERS = [
+  'registration',
+  'projector',
+  'routing',
+  'certificates',
+  'api',
+  'proxy-sync',
+  /** The CLI's commands that change things (admin tokens, quarantine, rebuilds). */
+  'cli',
+  /** The CLI's read-only commands (tail and show the log, projection status). */
+  'cli-read',
+] as const;
+export type ServiceUser = (typeof SERVICE_USERS)[number];
+
+/** The bucket proxy-sync keeps each node's liveness in (proxy-sync's CL_PROXY_KV_BUCKET default). */
+export const PROXY_NODES_BUCKET = 'proxy-nodes';
+
+/** What no running process may do: change, empty or remove a stream, or restore one over it. */
+export const STREAM_ADMIN_SUBJECTS = [
+  '$JS.API.STREAM.UPDATE.>',
+  '$JS.API.STREAM.DELETE.>',
+  '$JS.API.STREAM.PURGE.>',
+  '$JS.API.STREAM.MSG.DELETE.>',
+  '$JS.API.STREAM.SNAPSHOT.>',
+  '$JS.API.STREAM.RESTORE.>',
+  '$JS.API.STREAM.PEER.REMOVE.>',
+  '$JS.API.ACCOUNT.PURGE.>',
+  '$JS.API.SERVER.>',
+];
+
+const INBOX = '_INBOX.>';
+/** Answers to requests received; two minutes covers the slowest command (a dead-letter retry). */
+const RESPONSES = { max: 1, ttl: 120_000_000_000 };
+
+const events = (...types: AggregateType[]) => types.map((type) => aggregateTypeSubjects(type));
+
+/** Reading the log: aggregates (message get), and whole or filtered reads (ordered and probe consumers). */
+const READ_LOG = [
+  '$JS.API.INFO',
+  `$JS.API.STREAM.INFO.${EVENTS_STREAM}`,
+  `$JS.API.STREAM.MSG.GET.${EVENTS_STREAM}`,
+  `$JS.API.CONSUMER.CREATE.${EVENTS_STREAM}`,
+  `$JS.API.CONSUMER.CREATE.${EVENTS_STREAM}.*`,
+  `$JS.API.CONSUMER.CREATE.${EVENTS_STREAM}.*.>`,
+  `$JS.API.CONSUMER.INFO.${EVENTS_STREAM}.*`,
+  `$JS.API.CONSUMER.MSG.NEXT.${EVENTS_STREAM}.*`,
+  `$JS.API.CONSUMER.DELETE.${EVENTS_STREAM}.*`,
+];
+/** A service that starts on an empty broker creates the log (never changes it). */
+const CREATE_LOG = [`$JS.API.STREAM.CREATE.${EVENTS_STREAM}`];
+/** A durable consumer of the log: its acknowledgements, and retries of its dead letters on request. */
+const durable = (name: string) => ({
+  pub: [`$JS.ACK.${EVENTS_STREAM}.${name}.>`],
+  sub: [`cmd.dead-letters.retry.${name}`],
+});
+const KV = `KV_${PROXY_NODES_BUCKET}`;
+
+interface Lists {
+  pub: string[];
+  sub: string[];
+  responds?: boolean;
+}
+
+function lists(user: ServiceUser): Lists {
+  switch (user) {
+    case 'registration':
+      return {
+        pub: [
+          ...events('agent', 'enrollment-token', 'address'),
+          ...READ_LOG,
+          ...CREATE_LOG,
+          `$JS.API.STREAM.INFO.${AGENTS_STREAM}`,
+          `$JS.API.STREAM.CREATE.${AGENTS_STREAM}`,
+          `$JS.API.CONSUMER.INFO.${AGENTS_STREAM}.*`,
+          `$JS.API.CONSUMER.CREATE.${AGENTS_STREAM}.*.>`,
+          `$JS.API.CONSUMER.DELETE.${AGENTS_STREAM}.*`,
+        ],
+        sub: ['cmd.registration.*', 'agents.*.out.heartbeat'],
+        responds: true,
+      };
+    case 'projector':
+      return {
+        pub: [...events('quarantine'), ...READ_LOG, ...CREATE_LOG],
+        sub: ['cmd.projector.*'],
+        responds: true,
+      };
+    case 'routing': {
+      const consumer = durable('routing');
+      return {
+        pub: [...events('route', 'hostname'), ...READ_LOG, ...CREATE_LOG, ...consumer.pub],
+        sub: ['cmd.routing.*', 'agents.*.out.req.routes.*', ...consumer.sub],
+        responds: true,
+      };
+    }
+    case 'certificates': {
+      const consumer = durable('certificates');
+      return {
+        pub: [
+          ...events('certificate', 'ca'),
+          // Notices to agents go through the AGENTS stream (renew, delivered, revoked).
+          'agents.*.in.certificates.*',
+          ...READ_LOG,
+          ...CREATE_LOG,
+          ...consumer.pub,
+        ],
+        sub: ['cmd.certificates.*', 'agents.*.out.req.certificates.*', ...consumer.sub],
+        responds: true,
+      };
+    }
+    case 'api':
+      return {
+        pub: [
+          'cmd.registration.*',
+          'cmd.routing.*',
+          'cmd.certificates.*',
+          'cmd.projector.*',
+          'cmd.dead-letters.retry.*',
+          ...READ_LOG,
+          // The proxy nodes' records: keys (an ordered push consumer) and gets.
+          `$JS.API.STREAM.INFO.${KV}`,
+          `$JS.API.STREAM.MSG.GET.${KV}`,
+          `$JS.API.DIRECT.GET.${KV}.>`,
+          `$JS.API.CONSUMER.CREATE.${KV}.*.>`,
+          `$JS.API.CONSUMER.INFO.${KV}.*`,
+          `$JS.API.CONSUMER.DELETE.${KV}.*`,
+          `$JS.FC.${KV}.>`,
+        ],
+        sub: [],
+      };
+    case 'proxy-sync':
+      return {
+        pub: [
+          ...events('route', 'proxy-node'),
+          ...READ_LOG,
+          ...CREATE_LOG,
+          `$KV.${PROXY_NODES_BUCKET}.*`,
+          `$JS.API.STREAM.INFO.${KV}`,
+          `$JS.API.STREAM.CREATE.${KV}`,
+          `$JS.API.STREAM.MSG.GET.${KV}`,
+          `$JS.API.DIRECT.GET.${KV}.>`,
+        ],
+        sub: [],
+      };
+    case 'cli':
+      return {
+        pub: [...events('admin'), 'cmd.projector.*', ...READ_LOG],
+        sub: [],
+      };
+    case 'cli-read':
+      return {
+        pub: [
+          'cmd.projector.status',
+          'cmd.projector.schemas',
+          'cmd.projector.rebuilds',
+          'cmd.projector.rebuild-status',
+          ...READ_LOG,
+        ],
+        sub: [],
+      };
+  }
+}
+
+export function servicePermissions(user: ServiceUser): Permissions {
+  const { pub, sub, responds } = lists(user);
+  return {
+    pub: { allow: pub, deny: STREAM_ADMIN_SUBJECTS },
+    sub: { allow: [INBOX, ...sub], deny: [] },
+    ...(responds ? { resp: RESPONSES } : {}),
+  };
+}
