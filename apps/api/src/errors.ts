@@ -37,6 +37,7 @@ export function errorResponse(error: unknown): { status: number; body: ErrorBody
 }
 
 const RETRY_AFTER_S = 2;
+const GENERIC_INTERNAL = toErrorBody(new Error()).message;
 
 /**
  * Every 5xx is logged with the request's id, which the response carries too (X-Request-Id, and in the
@@ -57,9 +58,17 @@ function send(
   }
   // Unavailable or slow parts come back: tell clients when to retry (with the same Idempotency-Key).
   if (status === 503 || status === 504) response.setHeader('Retry-After', String(RETRY_AFTER_S));
+  // An internal error's message names the request, so the log line can be found (a service's own
+  // explanation, such as how to quarantine a damaged event, is kept).
   const answer =
     body.error === 'internal' && requestId
-      ? { ...body, message: `internal error; see the service log for request ${requestId}` }
+      ? {
+          ...body,
+          message:
+            body.message === GENERIC_INTERNAL
+              ? `internal error; see the service log for request ${requestId}`
+              : `${body.message} (request ${requestId})`,
+        }
       : body;
   response.status(status).json(answer);
 }
