@@ -37,22 +37,8 @@ fail() { printf '\033[31m[stack] %s\033[0m\n' "$*" >&2; exit 1; }
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
 
-# Installs Debian packages that are missing, or says exactly what to install.
-need_packages() {
-  local missing=()
-  for pair in "$@"; do
-    local cmd=${pair%%:*} pkg=${pair##*:}
-    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  if command -v apt-get >/dev/null && as_root true 2>/dev/null; then
-    say "installing Debian packages: ${missing[*]}"
-    as_root apt-get update -qq >/dev/null
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  else
-    fail "missing: ${missing[*]}. Install them with: sudo apt-get install -y ${missing[*]}"
-  fi
-}
+# Debian packages: one list for the stack, the demo and the tests (deploy/debian-packages.sh).
+need_packages() { deploy/debian-packages.sh "$@" || fail "install the packages above, then run this again"; }
 
 check_node() {
   command -v node >/dev/null || fail "Node.js is missing: install Node 20.19 or newer (https://nodejs.org or your distribution's nodejs package)"
@@ -190,7 +176,7 @@ stop_one() { # name
 
 up() {
   check_node
-  need_packages nats-server:nats-server haproxy:haproxy openssl:openssl envsubst:gettext-base
+  need_packages stack
   mkdir -p "$RUN" "$LOGS"
   install_dependencies
   setup_auth
@@ -220,7 +206,8 @@ down() {
 }
 
 demo() {
-  need_packages redis-server:redis-server redis-cli:redis-tools curl:curl
+  # The tests' packages too: the README's next command is `npm test`.
+  need_packages demo test
   up
   node dist/apps/cli/src/main.js demo
 }
