@@ -15,7 +15,7 @@ let a: Awaited<ReturnType<AgentsStack['enroll']>>;
 let b: Awaited<ReturnType<AgentsStack['enroll']>>;
 
 beforeAll(async () => {
-  stack = await AgentsStack.start();
+  stack = await AgentsStack.start({ projectorCommands: true });
   admin = stack.adminToken();
   a = await stack.enroll('tok-a');
   b = await stack.enroll('tok-b');
@@ -214,6 +214,12 @@ describe('the CLI (built, as an admin runs it)', () => {
     const revoked = JSON.parse((await cli(['admin', 'token', 'revoke', '--id', tokenId])).stdout);
     expect(revoked).toEqual({ tokenId, outcome: 'revoked', visibleToApi: true });
     expect((await stack.request('GET', 'agents', { token })).status).toBe(401);
+  });
+
+  test('a read command prints only its output on stdout (as cli-read), so it pipes into jq', async () => {
+    const status = await cli(['projections', 'status']);
+    expect(() => JSON.parse(status.stdout)).not.toThrow();
+    expect(status.stdout).not.toMatch(/NatsStatus|"level"/);
   });
 
   test('admin token create refuses a bad name', async () => {

@@ -9,7 +9,6 @@ import {
   clientAddress,
   DomainError,
   dnsLabel,
-  hasControlCharacter,
   ipAddress,
   label,
   natsUserPublicKey,
@@ -25,6 +24,7 @@ import {
 import { CommandBus } from '#messaging';
 import { actorOf, Auth, CurrentPrincipal, type Principal } from './auth.js';
 import type { ApiConfig } from './config.js';
+import { commandIdOf } from './routes.controller.js';
 import { SessionStore } from './sessions.js';
 
 export const API_CONFIG = Symbol('API_CONFIG');
@@ -57,15 +57,6 @@ function tokenBody(maxTtl: number) {
     /** Addresses the enrolling agent may have although it does not connect from them, or shares them. */
     approvedAddresses: approvedAddresses.optional(),
   });
-}
-
-/** `Idempotency-Key`: the command id, so a retried request appends nothing new. */
-function idempotencyKey(value: string | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  if (value.length < 1 || value.length > 128 || hasControlCharacter(value) || /\s/.test(value)) {
-    throw new ValidationError([{ field: 'Idempotency-Key', message: 'must be 1 to 128 visible characters' }]);
-  }
-  return value;
 }
 
 function agentIdParam(id: string): string {
@@ -258,7 +249,7 @@ export class AgentsController {
     const result = await this.commands.execute<DeregisterResult>(
       registrationCommands.deregister,
       { agentId, reason: body.reason ?? `deregistered by ${principal.kind}` },
-      { actor: actorOf(principal), commandId: idempotencyKey(key) },
+      { actor: actorOf(principal), commandId: commandIdOf(key) },
     );
     await this.sessions.revokeAgent(agentId, 'agent deregistered');
     return result;

@@ -1,7 +1,13 @@
 import 'reflect-metadata';
-import { ConfigError } from '#platform';
+import { Logger } from '@nestjs/common';
+import { ConfigError, NestJsonLogger } from '#platform';
 import { findCommand, helpText, parseCommandArgs, UsageError } from './command.js';
 import { commands } from './commands/index.js';
+import { cliLogger } from './nats.js';
+
+// Nest's NATS client logs its status (connected, reconnecting) on stdout by default; `cli … | jq` needs
+// stdout to hold the command's output alone.
+Logger.overrideLogger(new NestJsonLogger(cliLogger));
 
 async function main(argv: string[]): Promise<number> {
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === 'help') {

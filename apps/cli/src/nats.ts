@@ -15,6 +15,12 @@ import {
 } from '#messaging';
 import { createLogger, env, loadConfig } from '#platform';
 
+/** The CLI's own log lines (and the libraries') go to stderr: stdout carries only a command's output. */
+export const cliLogger = createLogger('cli', {
+  level: 'warn',
+  write: (line) => process.stderr.write(`${line}\n`),
+});
+
 /** The CLI acts as this actor in commands it sends; events it causes name the operator running it. */
 export const cliActor: Actor = { kind: 'admin', id: `cli:${process.env.USER ?? 'operator'}` };
 
@@ -42,7 +48,7 @@ export async function withEventStore<T>(
   work: (store: EventStore) => Promise<T>,
 ): Promise<T> {
   const config = cliNatsConfig(access);
-  const connection: NatsConnection = await connectNats(config, 'cli', createLogger('cli'));
+  const connection: NatsConnection = await connectNats(config, 'cli', cliLogger);
   try {
     const store = new EventStore(connection, await jetstreamManager(connection), {
       registry: createDomainRegistry(),
