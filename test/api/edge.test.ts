@@ -104,3 +104,31 @@ test('a 5xx is logged with the request id the response carries', async () => {
     await stack.startRegistration();
   }
 });
+
+test('the dashboard is served at its own pages only; any other path is a JSON 404', async () => {
+  for (const path of ['/', '/agents', '/agents/web-1', '/routes', '/replay/views/asof_12']) {
+    const page = await fetch(`${stack.baseUrl}${path}`);
+    expect({ path, status: page.status, type: page.headers.get('content-type') }).toEqual({
+      path,
+      status: 200,
+      type: expect.stringContaining('text/html'),
+    });
+  }
+  for (const path of [
+    '/metrics',
+    '/health',
+    '/api/docs',
+    '/api',
+    '/api/v1/nope',
+    '/agents/web-1/x',
+    '/nope.js',
+  ]) {
+    const missing = await fetch(`${stack.baseUrl}${path}`);
+    expect({ path, status: missing.status, type: missing.headers.get('content-type') }).toEqual({
+      path,
+      status: 404,
+      type: expect.stringContaining('application/json'),
+    });
+    expect(((await missing.json()) as { error: string }).error).toBe('not_found');
+  }
+});

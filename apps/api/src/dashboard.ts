@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from '#platform';
+import { isDashboardPage } from '#contracts';
 
 /**
  * The dashboard's policy: scripts, styles, images and fonts only from this origin, requests only to this
@@ -133,14 +134,18 @@ export function securityHeaders(request: Request, response: Response, next: Next
   next();
 }
 
+/** The routes of the API (Nest answers unknown ones under it with its JSON 404). */
+const API_ROUTES = '/api/v1/';
+
 /**
- * Serves the dashboard at `/`: its files by exact path, and `index.html` for any other GET outside
- * `/api` without a file extension (the app's own routes, such as /routes?status=failed), so a reload on
- * any page works. Everything under `/api` goes on to the API, even when it does not exist there.
+ * Serves the dashboard at `/`: its files by exact path, and `index.html` at the dashboard's own pages
+ * (such as /routes?status=failed), so a reload on any page works. Everything under `/api/v1` goes on to
+ * the API; anything else is a JSON 404, whatever the method.
  */
 export function dashboardHandler(files: DashboardFiles | undefined) {
   return (request: Request, response: Response, next: NextFunction): void => {
-    if ((request.method !== 'GET' && request.method !== 'HEAD') || isApiPath(request.path)) return next();
+    if (request.path.startsWith(API_ROUTES)) return next();
+    if (request.method !== 'GET' && request.method !== 'HEAD') return notFound(request, response);
     if (!files) {
       response
         .status(404)
@@ -148,15 +153,11 @@ export function dashboardHandler(files: DashboardFiles | undefined) {
         .send('The dashboard is not built here: run `npm run dashboard:build` and restart the API.\n');
       return;
     }
-    let file = files.get(request.path);
-    if (!file) {
-      const lastSegment = request.path.slice(request.path.lastIndexOf('/') + 1);
-      if (lastSegment.includes('.')) {
-        response.status(404).type('text/plain').send('Not found.\n');
-        return;
-      }
-      file = files.get('/index.html')!;
-    }
+    // The built files, and the page at the dashboard's own paths; anything else (/metrics, /health,
+    // /api/docs, /agents/x/y) is a 404 rather than a page that pretends to be it.
+    const file =
+      files.get(request.path) ?? (isDashboardPage(request.path) ? files.get('/index.html') : undefined);
+    if (!file) return notFound(request, response);
     response.setHeader('Content-Security-Policy', DASHBOARD_CSP);
     response.setHeader('Content-Type', file.type);
     response.setHeader('ETag', file.etag);
@@ -175,6 +176,10 @@ export function dashboardHandler(files: DashboardFiles | undefined) {
     if (request.method === 'HEAD') response.end();
     else response.end(body);
   };
+}
+
+function notFound(request: Request, response: Response): void {
+  response.status(404).json({ error: 'not_found', message: `nothing at ${request.path.slice(0, 200)}` });
 }
 
 /** Loads the built dashboard if there is one; the API runs without it (and says so at `/`). */

@@ -17,18 +17,19 @@ import { ReplayPage } from './pages/replay';
 import { RoutesPage } from './pages/routes';
 import { SignInPage } from './pages/sign-in';
 import { TimeTravelPage } from './pages/time-travel';
+import { DASHBOARD_PAGES } from '../../../libs/contracts/src/dashboard-pages';
 
 type Page = ComponentType<{ params: Record<string, string> }>;
 
 const PAGES: { path: string; page: Page }[] = [
-  { path: '/', page: OverviewPage },
-  { path: '/agents', page: AgentsPage },
-  { path: '/agents/:id', page: AgentDetailPage },
-  { path: '/routes', page: RoutesPage },
-  { path: '/certificates', page: CertificatesPage },
-  { path: '/events', page: EventsPage },
-  { path: '/replay', page: ReplayPage },
-  { path: '/replay/views/:schema', page: TimeTravelPage },
+  { path: DASHBOARD_PAGES.overview, page: OverviewPage },
+  { path: DASHBOARD_PAGES.agents, page: AgentsPage },
+  { path: DASHBOARD_PAGES.agent, page: AgentDetailPage },
+  { path: DASHBOARD_PAGES.routes, page: RoutesPage },
+  { path: DASHBOARD_PAGES.certificates, page: CertificatesPage },
+  { path: DASHBOARD_PAGES.events, page: EventsPage },
+  { path: DASHBOARD_PAGES.replay, page: ReplayPage },
+  { path: DASHBOARD_PAGES.timeTravel, page: TimeTravelPage },
 ];
 
 const NAV: { to: string; label: string; key: string }[] = [

@@ -9,3 +9,4 @@ export * from './events/index.js';
 export * from './routing.js';
 export * from './certificates.js';
 export * from './addresses.js';
+export * from './dashboard-pages.js';

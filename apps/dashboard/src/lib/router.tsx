@@ -65,24 +65,8 @@ export function useRouter(): RouterValue {
   return value;
 }
 
-/** `/agents/:id` against a path: the parameters, or null. */
-export function matchPath(pattern: string, pathname: string): Record<string, string> | null {
-  const patternParts = pattern.split('/').filter(Boolean);
-  const pathParts = pathname.split('/').filter(Boolean);
-  if (patternParts.length !== pathParts.length) return null;
-  const params: Record<string, string> = {};
-  for (const [index, part] of patternParts.entries()) {
-    const actual = pathParts[index]!;
-    if (part.startsWith(':')) {
-      try {
-        params[part.slice(1)] = decodeURIComponent(actual);
-      } catch {
-        return null;
-      }
-    } else if (part !== actual) return null;
-  }
-  return params;
-}
+// One list of pages and one matcher for the dashboard and the API that serves it.
+export { matchPath } from '../../../../libs/contracts/src/dashboard-pages';
 
 /** The query string as a record, and a setter that keeps the other keys (empty values are removed). */
 export function useSearchParams(): [
