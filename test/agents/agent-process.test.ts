@@ -2,6 +2,7 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { EXIT_CODES } from '../../apps/agent/src/agent.js';
 import { startApp } from '../harness/apps.js';
 import { makeTempDir, waitFor, type RunningProcess } from '../harness/processes.js';
 import { AgentsStack } from './stack.js';
@@ -133,6 +134,31 @@ test('stopped (SIGTERM: clean exit), it goes offline; what was published meanwhi
   });
 });
 
+test('SIGTERM while the broker is away: it exits at once (it does not wait for a reconnect)', async () => {
+  await stack.nats.stop();
+  try {
+    await waitFor('the agent to see the broker gone', () =>
+      logOf(agent!).some((line) => line.msg === 'disconnected from NATS'),
+    );
+    const stopped = agent!.stop('SIGTERM');
+    // Far less than a reconnect backoff or a drain that waits for the broker (it took ~29 s).
+    await waitFor('the agent to exit', () => agent!.child.exitCode !== null, { timeoutMs: 5_000 });
+    await stopped;
+    expect(agent!.child.exitCode).toBe(0);
+  } finally {
+    await stack.nats.start();
+  }
+  agent = startAgent();
+  await stack.waitForAgentStatus('proc-a', 'online', 30_000);
+  // The services reconnect by themselves; registration takes commands again before the next test.
+  const admin = stack.adminToken();
+  await waitFor(
+    'registration to answer again',
+    async () => (await stack.request('POST', 'enrollment-tokens', { token: admin, body: {} })).status === 201,
+    { timeoutMs: 30_000, intervalMs: 250 },
+  );
+});
+
 test('deregistration: its connection is dropped, its credentials and tokens stop working', async () => {
   const identity = JSON.parse(await readFile(join(stateDir, 'identity.json'), 'utf8'));
   // A second connection with the agent's credentials, to watch the server drop it.
@@ -162,6 +188,13 @@ test('deregistration: its connection is dropped, its credentials and tokens stop
   await waitFor('the agent process to be cut off', () =>
     logOf(agent!).some((line) => cutOff.test(JSON.stringify(line))),
   );
+  // It learns why (its refresh is refused), says so once, and exits with the code that a service
+  // manager does not restart — instead of retrying forever.
+  await waitFor('the agent process to exit', () => agent!.child.exitCode !== null, { timeoutMs: 20_000 });
+  expect(agent!.child.exitCode).toBe(EXIT_CODES.credentialsRefused);
+  expect(
+    logOf(agent!).filter((line) => String(line.msg).includes("refused this agent's credentials")),
+  ).toHaveLength(1);
 
   expect((await stack.request('GET', 'agents/proc-a', { token: identity.accessToken })).status).toBe(401);
   const refresh = await stack.request('POST', 'auth/refresh', {

@@ -29,6 +29,20 @@ const decoder = new TextDecoder();
 /** Raised when the agent cannot go on without a person (bad token, refused enrollment). */
 export class FatalAgentError extends Error {}
 
+/** Exit codes a service manager tells apart (the unit does not restart on these). */
+export const EXIT_CODES = {
+  /** Enrollment refused, or no identity and no enrollment token: fix the config. */
+  enrollmentRefused: 3,
+  /** The front refused the agent's credentials: it was deregistered (or its tokens were stolen). */
+  credentialsRefused: 4,
+} as const;
+
+/** The front no longer accepts this agent's credentials; it must enroll again to come back. */
+export class CredentialsRefusedError extends FatalAgentError {}
+
+/** How long a stop waits for the connection to drain before closing it (a broker that is away). */
+const DRAIN_TIMEOUT_MS = 1_500;
+
 /**
  * The agent: enrolls once, then stays connected to NATS with its own credentials, consumes its
  * durable consumer (catching up on what arrived while it was away), beats, and refreshes its tokens.
@@ -44,6 +58,10 @@ export class Agent {
   private readonly startedAt = Date.now();
   private running?: Promise<void>;
   private reconnectAttempt = 0;
+  private refreshing = false;
+  private terminate!: (error: CredentialsRefusedError) => void;
+  /** Settles when the agent can no longer go on by itself (its credentials were refused). */
+  readonly terminated = new Promise<CredentialsRefusedError>((resolve) => (this.terminate = resolve));
 
   constructor(
     private readonly config: AgentConfig,
@@ -76,8 +94,15 @@ export class Agent {
     await Promise.allSettled(this.extensions.map((extension) => extension.stop()));
     this.messages?.stop();
     await this.running?.catch(() => undefined);
-    if (this.connection && !this.connection.isClosed()) {
-      await this.connection.drain().catch(() => this.connection?.close());
+    const connection = this.connection;
+    if (connection && !connection.isClosed()) {
+      // Draining needs the broker; without it (or with a slow one) close rather than wait for a reconnect.
+      const drained = connection.drain().then(
+        () => true,
+        () => false,
+      );
+      const inTime = await Promise.race([drained, this.pause(DRAIN_TIMEOUT_MS).then(() => false)]);
+      if (!inTime && !connection.isClosed()) await connection.close().catch(() => undefined);
     }
     this.logger.info('agent stopped');
   }
@@ -90,6 +115,11 @@ export class Agent {
       signal.addEventListener('abort', onStop, { once: true });
       pending.then(resolve, reject).finally(() => signal.removeEventListener('abort', onStop));
     });
+  }
+
+  /** A plain timer (sleep() ends early on stop; this one is for stopping itself). */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => setTimeout(resolve, ms).unref());
   }
 
   private sleep(ms: number): Promise<void> {
@@ -169,7 +199,9 @@ export class Agent {
   }
 
   private async refresh(failures: number): Promise<void> {
-    if (this.stopping || !this.identity) return;
+    if (this.stopping || !this.identity || this.refreshing) return;
+    this.refreshing = true;
+    clearTimeout(this.refreshTimer);
     try {
       const answer = await this.api.refresh(this.identity.refreshToken);
       this.identity = {
@@ -185,12 +217,21 @@ export class Agent {
       this.logger.info('tokens refreshed', { accessTokenExpiresAt: answer.accessTokenExpiresAt });
       this.scheduleRefresh(0);
     } catch (error) {
-      const final = error instanceof ApiError && error.final;
-      this.logger[final ? 'error' : 'warn']('token refresh failed', {
-        error,
-        hint: final ? 'the refresh token was refused: the agent may have been deregistered' : undefined,
-      });
+      if (error instanceof ApiError && error.final) {
+        // Retrying cannot help: the front ended this agent's sessions (deregistered, or its refresh
+        // token was used twice). Say so once and let the process end for good.
+        this.terminate(
+          new CredentialsRefusedError(
+            `the front refused this agent's credentials (${error.message}): it was deregistered, or its ` +
+              'tokens were used elsewhere. Enroll it again with a new enrollment token to bring it back',
+          ),
+        );
+        return;
+      }
+      this.logger.warn('token refresh failed', { error });
       this.scheduleRefresh(failures + 1);
+    } finally {
+      this.refreshing = false;
     }
   }
 
@@ -218,9 +259,10 @@ export class Agent {
     const identity = this.identity!;
     for (let attempt = 0; !this.stopping; attempt++) {
       try {
-        this.connection = await connect(this.natsOptions(identity));
+        this.connection = await this.unlessStopped(connect(this.natsOptions(identity)));
         break;
       } catch (error) {
+        if (/Authentication Revoked|Authorization Violation/i.test(String(error))) void this.refresh(0);
         const wait = this.delay(attempt);
         this.logger.warn('cannot connect to NATS; retrying', { error, retryInMs: wait });
         await this.sleep(wait);
@@ -269,6 +311,9 @@ export class Agent {
         this.logger.warn('disconnected from NATS', { server: status.server });
       } else if (status.type === 'error') {
         this.logger.warn('NATS error', { error: status.error });
+        // The broker refused the JWT: a fresh one may help; a refused refresh means the agent is gone.
+        if (/Authentication Revoked|Authorization Violation|expired/i.test(String(status.error)))
+          void this.refresh(0);
       }
     }
   }

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { mkdir } from 'node:fs/promises';
 import { createLogger, stopOnSignals } from '#platform';
-import { Agent, FatalAgentError } from './agent.js';
+import { Agent, EXIT_CODES, FatalAgentError } from './agent.js';
 import { CertificateManager } from './certificates/manager.js';
 import { loadAgentConfig } from './config.js';
 import { defaultHandlers } from './handlers.js';
@@ -21,8 +21,13 @@ try {
   ).register(handlers);
   const agent: Agent = new Agent(config, handlers, logger, undefined, [certificates]);
   stopOnSignals(logger, () => agent.stop());
+  void agent.terminated.then(async (reason) => {
+    logger.error(reason.message);
+    await agent.stop();
+    process.exit(EXIT_CODES.credentialsRefused);
+  });
   await agent.start();
 } catch (error) {
   logger.error(error instanceof FatalAgentError ? error.message : 'agent could not start', { error });
-  process.exit(error instanceof FatalAgentError ? 3 : 1);
+  process.exit(error instanceof FatalAgentError ? EXIT_CODES.enrollmentRefused : 1);
 }
