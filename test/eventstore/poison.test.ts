@@ -1,17 +1,15 @@
 import { Controller, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { Payload, type MicroserviceOptions } from '@nestjs/microservices';
+import { Payload } from '@nestjs/microservices';
 import type { INestMicroservice } from '@nestjs/common';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { StoredEvent } from '#contracts';
-import { JetStreamEventsServer, OnEvent, type EventStore } from '#eventstore';
-import { PostgresDeadLetters } from '#persistence';
+import { OnEvent, type EventStore } from '#eventstore';
 import { createLogger } from '#platform';
 import { startNats, type TestNats } from '../harness/nats.js';
 import { createTestDatabase, type TestDatabase } from '../harness/postgres.js';
 import { waitFor } from '../harness/processes.js';
-import { openTestStore, testContext } from './fixtures.js';
+import { openTestStore, startEventHandlers, testContext } from './fixtures.js';
 
 /**
  * Issue 14: on the nats-server this project runs (2.9.10), a dead-lettered message must stay dead. A
@@ -48,22 +46,19 @@ beforeAll(async () => {
   nc = await nats.connect();
   ({ store } = await openTestStore(nc));
   db = await createTestDatabase('poison');
-  app = await NestFactory.createMicroservice<MicroserviceOptions>(PoisonModule, {
-    logger: false,
-    strategy: new JetStreamEventsServer({
-      connection: nc,
-      store,
+  app = await startEventHandlers(
+    PoisonModule,
+    { connection: nc, store, db },
+    {
       durable: 'poison-service',
-      deadLetters: new PostgresDeadLetters(db.dataSource),
       logger: createLogger('test', { level: 'error', write: () => undefined }),
       maxDeliver: MAX_DELIVER,
       backoffMs: [50],
       ackWaitMs: ACK_WAIT_MS,
       // Smaller than the number of poison events below.
       maxAckPending: 2,
-    }),
-  });
-  await app.listen();
+    },
+  );
 });
 afterAll(async () => {
   await app?.close();

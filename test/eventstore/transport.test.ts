@@ -1,22 +1,13 @@
 import { Controller, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { Ctx, Payload, type MicroserviceOptions } from '@nestjs/microservices';
+import { Ctx, Payload } from '@nestjs/microservices';
 import type { INestMicroservice } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { StoredEvent } from '#contracts';
-import {
-  deadLetterRetrySubject,
-  JetStreamEventContext,
-  JetStreamEventsServer,
-  OnEvent,
-  type EventStore,
-} from '#eventstore';
-import { PostgresDeadLetters } from '#persistence';
-import { createLogger } from '#platform';
+import { deadLetterRetrySubject, JetStreamEventContext, OnEvent, type EventStore } from '#eventstore';
 import { startNats, type TestNats } from '../harness/nats.js';
 import { createTestDatabase, type TestDatabase } from '../harness/postgres.js';
 import { waitFor } from '../harness/processes.js';
-import { openTestStore, testContext } from './fixtures.js';
+import { openTestStore, startEventHandlers, testContext } from './fixtures.js';
 
 /** What the handlers saw, by event note: deliveries per note, in order of completion. */
 const seen: { note: string; delivery: number }[] = [];
@@ -52,19 +43,15 @@ beforeAll(async () => {
   nc = await nats.connect();
   ({ store } = await openTestStore(nc));
   db = await createTestDatabase('transport');
-  app = await NestFactory.createMicroservice<MicroserviceOptions>(HandlersModule, {
-    logger: false,
-    strategy: new JetStreamEventsServer({
-      connection: nc,
-      store,
+  app = await startEventHandlers(
+    HandlersModule,
+    { connection: nc, store, db },
+    {
       durable: 'counter-service',
-      deadLetters: new PostgresDeadLetters(db.dataSource),
-      logger: createLogger('test', { level: 'error' }),
       maxDeliver: 3,
       backoffMs: [50, 100],
-    }),
-  });
-  await app.listen();
+    },
+  );
 });
 afterAll(async () => {
   await app?.close();
@@ -168,19 +155,15 @@ test('a restarted service resumes from its durable consumer without handling ack
   await app.close();
   const whileDown = await append('while-down');
   const before = seen.length;
-  app = await NestFactory.createMicroservice<MicroserviceOptions>(HandlersModule, {
-    logger: false,
-    strategy: new JetStreamEventsServer({
-      connection: nc,
-      store,
+  app = await startEventHandlers(
+    HandlersModule,
+    { connection: nc, store, db },
+    {
       durable: 'counter-service',
-      deadLetters: new PostgresDeadLetters(db.dataSource),
-      logger: createLogger('test', { level: 'error' }),
       maxDeliver: 3,
       backoffMs: [50],
-    }),
-  });
-  await app.listen();
+    },
+  );
   await waitFor(
     'the event appended while down',
     () => seen.some((entry) => entry.note === 'while-down') || undefined,

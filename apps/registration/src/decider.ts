@@ -165,8 +165,7 @@ export function checkEnrollmentAddress(
     throw new DomainError('invalid', 'must be an IPv4 or IPv6 address', 'publicAddress');
   const refusal = addressRefusal(address, policy);
   if (refusal) throw new DomainError('invalid', refusal.message, 'publicAddress');
-  const approved = token.status === 'issued' && token.approvedAddresses.includes(address);
-  if (!approved && address !== canonicalAddress(request.sourceAddress)) {
+  if (!tokenApproves(token, address) && address !== canonicalAddress(request.sourceAddress)) {
     throw new DomainError(
       'forbidden',
       `${address} is not the address this enrollment came from (${request.sourceAddress}); enroll from it, ` +
@@ -175,6 +174,11 @@ export function checkEnrollmentAddress(
     );
   }
   return address;
+}
+
+/** Whether the admin approved this (canonical) address with the enrollment token. */
+export function tokenApproves(token: TokenState, address: string): boolean {
+  return token.status === 'issued' && token.approvedAddresses.includes(address);
 }
 
 export interface AddressHolder {

@@ -31,6 +31,7 @@ import {
   foldAddressHolders,
   foldAgent,
   foldToken,
+  tokenApproves,
   type AgentState,
 } from './decider.js';
 
@@ -51,13 +52,18 @@ export function generatedAgentId(): string {
 
 const MAX_ATTEMPTS = 5;
 
-/** Loads an aggregate, decides, appends with its last sequence; on a concurrent append, does it again. */
+/**
+ * Loads an aggregate, decides (a decision may read other aggregates first), appends with its last
+ * sequence; on a concurrent append, waits a short random pause (so many racers do not collide again in
+ * step) and does it again. `guarded: false` appends whatever came in between: for a decision that
+ * protects no invariant, such as an address the admin approved for sharing.
+ */
 export async function decideAndAppend<S>(
   store: EventStore,
   aggregate: { type: 'agent' | 'enrollment-token' | 'address'; id: string },
   fold: (events: Parameters<typeof foldAgent>[0]) => S,
-  decide: (state: S) => NewEvent[],
-  options: { context: EventContext; commandId?: string },
+  decide: (state: S) => NewEvent[] | Promise<NewEvent[]>,
+  options: { context: EventContext; commandId?: string; guarded?: boolean },
   /** The history already read for this decision, if any (saves one read on the first attempt). */
   loaded?: AggregateHistory,
 ): Promise<{ state: S; events: NewEvent[]; lastSequence: number }> {
@@ -65,43 +71,15 @@ export async function decideAndAppend<S>(
     const history =
       attempt === 1 && loaded ? loaded : await store.readAggregate(aggregate.type, aggregate.id);
     const state = fold(history.events);
-    const events = decide(state);
+    const events = await decide(state);
     if (events.length === 0) return { state, events, lastSequence: history.lastSequence };
     try {
       const result = await store.append(aggregate, events, {
         context: options.context,
-        expectedSequence: history.lastSequence,
+        ...(options.guarded === false ? {} : { expectedSequence: history.lastSequence }),
         commandId: options.commandId,
       });
       return { state, events, lastSequence: result.lastSequence };
-    } catch (error) {
-      if (!(error instanceof ConcurrencyError) || attempt >= MAX_ATTEMPTS) throw error;
-    }
-  }
-}
-
-/**
- * decideAndAppend for a decision that needs more reads (other aggregates) first. `guarded: false`
- * appends whatever came in between (the decision protects no invariant then, as for an address the admin
- * approved for sharing); a guarded one retries a lost race after a short random pause, so that many
- * racers do not collide again in step.
- */
-async function decideAndAppendAsync(
-  store: EventStore,
-  aggregate: { type: 'address'; id: string },
-  options: { context: EventContext; guarded: boolean },
-  decide: (events: AggregateHistory['events']) => Promise<NewEvent[]>,
-): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    const history = await store.readAggregate(aggregate.type, aggregate.id);
-    const events = await decide(history.events);
-    if (events.length === 0) return;
-    try {
-      await store.append(aggregate, events, {
-        context: options.context,
-        ...(options.guarded ? { expectedSequence: history.lastSequence } : {}),
-      });
-      return;
     } catch (error) {
       if (!(error instanceof ConcurrencyError) || attempt >= MAX_ATTEMPTS) throw error;
       await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
@@ -168,8 +146,7 @@ export class RegistrationCommands {
     const publicAddress = checkEnrollmentAddress(this.addresses, command.payload, token);
     const agentHistory = await this.store.readAggregate('agent', agentId);
     checkAgentIdFree(foldAgent(agentHistory.events), agentId);
-    const approved = token.status === 'issued' && token.approvedAddresses.includes(publicAddress);
-    await this.bindAddress(publicAddress, agentId, approved, context);
+    await this.bindAddress(publicAddress, agentId, tokenApproves(token, publicAddress), context);
 
     await decideAndAppend(
       this.store,
@@ -225,16 +202,16 @@ export class RegistrationCommands {
     approved: boolean,
     context: EventContext,
   ): Promise<void> {
-    await decideAndAppendAsync(
+    await decideAndAppend(
       this.store,
       { type: 'address', id: address },
-      { context, guarded: !approved },
-      async (events) => {
-        const holders = [...new Set(foldAddressHolders(events).map((holder) => holder.agentId))];
+      foldAddressHolders,
+      async (holders) => {
+        const ids = [...new Set(holders.map((holder) => holder.agentId))];
         const states = await Promise.all(
-          holders.map(async (holder) => foldAgent((await this.store.readAggregate('agent', holder)).events)),
+          ids.map(async (holder) => foldAgent((await this.store.readAggregate('agent', holder)).events)),
         );
-        const live = holders.filter((_, index) => {
+        const live = ids.filter((_, index) => {
           const state = states[index]!;
           return (
             state.status !== 'absent' &&
@@ -244,6 +221,7 @@ export class RegistrationCommands {
         });
         return decideBindAddress(address, agentId, live, approved);
       },
+      { context, guarded: !approved },
     );
   }
 

@@ -61,7 +61,7 @@ export class EventStoreModule {
       providers: [
         {
           provide: NATS_CONNECTION,
-          useFactory: () => connectNats(config, serviceName, createLogger(serviceName)),
+          useFactory: () => connectNats(config, serviceName),
         },
         {
           provide: EventStore,
