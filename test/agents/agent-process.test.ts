@@ -97,6 +97,25 @@ test('heartbeats bring it online (one AgentCameOnline, not one event per beat)',
   expect(await stack.lastEventSequence()).toBe(before);
 });
 
+test('its last-seen time is its last heartbeat, not the time it came online', async () => {
+  const token = stack.adminToken();
+  const seenAt = async () =>
+    Date.parse((await stack.request('GET', 'agents/proc-a', { token })).body.lastSeenAt as string);
+  const [online] = await stack.db.dataSource.query(
+    `SELECT last_seen_at FROM agents WHERE agent_id = 'proc-a'`,
+  );
+  const cameOnline = new Date(online.last_seen_at).getTime();
+  // Heartbeats are recorded at most every 5 s per agent: within two of those it has moved on.
+  await waitFor('a later last-seen time', async () => (await seenAt()) > cameOnline + 2_000, {
+    timeoutMs: 15_000,
+  });
+  const listed = await stack.request('GET', 'agents', { token });
+  const row = (listed.body.agents as { agentId: string; lastSeenAt: string }[]).find(
+    (agent) => agent.agentId === 'proc-a',
+  );
+  expect(Date.parse(row!.lastSeenAt)).toBeGreaterThan(cameOnline + 2_000);
+});
+
 test('a message to its subject is handled and acked; tokens are refreshed before they expire', async () => {
   await ping(1);
   await waitFor('pong 1', () => received.some((entry) => entry.n === 1));

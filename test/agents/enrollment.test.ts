@@ -46,6 +46,46 @@ test('an enrollment token is shown once, stored only as its hash, and the admin 
   expect(event.data.note).toBe('web fleet');
 });
 
+test('an Idempotency-Key makes a retried token request answer the same token and append nothing', async () => {
+  const headers = { 'Idempotency-Key': 'fleet-token-1' };
+  const first = await stack.request('POST', 'enrollment-tokens', {
+    token: admin,
+    headers,
+    body: { note: 'retried', ttlSeconds: 600 },
+  });
+  expect(first.status).toBe(201);
+  const before = await stack.lastEventSequence();
+  const retry = await stack.request('POST', 'enrollment-tokens', {
+    token: admin,
+    headers,
+    body: { note: 'retried', ttlSeconds: 600 },
+  });
+  expect(retry.status).toBe(201);
+  expect(retry.body).toEqual(first.body);
+  expect(await stack.lastEventSequence()).toBe(before);
+  // Another admin's same key, or the same key without one, is another token.
+  const other = await stack.request('POST', 'enrollment-tokens', {
+    token: stack.adminToken('bob'),
+    headers,
+    body: { note: 'retried', ttlSeconds: 600 },
+  });
+  expect(other.status).toBe(201);
+  expect(other.body.token).not.toBe(first.body.token);
+  // The same key for a different request is refused, naming the header, and appends nothing.
+  const afterOther = await stack.lastEventSequence();
+  const changed = await stack.request('POST', 'enrollment-tokens', {
+    token: admin,
+    headers,
+    body: { note: 'a different note' },
+  });
+  expect(changed.status).toBe(409);
+  expect(changed.body).toMatchObject({ error: 'conflict', field: 'Idempotency-Key' });
+  expect(await stack.lastEventSequence()).toBe(afterOther);
+  // The token works, once.
+  const enrolled = await enrollRequest(first.body.token as string, 'idem-1');
+  expect(enrolled.status).toBe(201);
+});
+
 test('a token works once: the second use is 401 and appends nothing', async () => {
   const token = await stack.enrollmentToken(admin);
   const first = await enrollRequest(token, 'once-1');

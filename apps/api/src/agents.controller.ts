@@ -2,7 +2,7 @@ import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Param, Post, 
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { DataSource } from 'typeorm';
-import { enrollmentTokenFormat, hashToken, newEnrollmentToken, refreshTokenFormat, TokenSigner } from '#auth';
+import { enrollmentTokenFormat, hashToken, refreshTokenFormat, TokenSigner } from '#auth';
 import {
   agentLabels,
   approvedAddresses,
@@ -21,7 +21,7 @@ import {
   type EnrollResult,
   type IssueEnrollmentTokenResult,
 } from '#contracts';
-import { CommandBus } from '#messaging';
+import { CommandBus, LastHeartbeats, laterOf } from '#messaging';
 import { actorOf, Auth, CurrentPrincipal, type Principal } from './auth.js';
 import type { ApiConfig } from './config.js';
 import { commandIdOf } from './routes.controller.js';
@@ -85,14 +85,16 @@ interface AgentRowData {
 
 const AGENT_COLUMNS = 'agent_id, status, public_address, labels, enrolled_at, last_seen_at, deregistered_at';
 
-function viewOf(row: AgentRowData): AgentView {
+/** `lastSeenAt` is the last heartbeat when one was recorded, else the last transition's time. */
+function viewOf(row: AgentRowData, heartbeats: LastHeartbeats): AgentView {
+  const transitionSeenAt = row.last_seen_at ? new Date(row.last_seen_at).toISOString() : null;
   return {
     agentId: row.agent_id,
     status: row.status,
     publicAddress: row.public_address,
     labels: row.labels,
     enrolledAt: new Date(row.enrolled_at).toISOString(),
-    lastSeenAt: row.last_seen_at ? new Date(row.last_seen_at).toISOString() : null,
+    lastSeenAt: laterOf(transitionSeenAt, heartbeats.of(row.agent_id)),
     deregisteredAt: row.deregistered_at ? new Date(row.deregistered_at).toISOString() : null,
   };
 }
@@ -115,6 +117,7 @@ export class AgentsController {
     @Inject(TokenSigner) private readonly signer: TokenSigner,
     @Inject(DataSource) private readonly dataSource: DataSource,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
+    @Inject(LastHeartbeats) private readonly heartbeats: LastHeartbeats,
   ) {}
 
   private get natsUrl(): string {
@@ -124,9 +127,15 @@ export class AgentsController {
   @Post('enrollment-tokens')
   @HttpCode(201)
   @Auth('admin')
-  async createEnrollmentToken(@Body() raw: unknown, @CurrentPrincipal() principal: Principal) {
+  async createEnrollmentToken(
+    @Body() raw: unknown,
+    @Headers('idempotency-key') key: string | undefined,
+    @CurrentPrincipal() principal: Principal,
+  ) {
     const body = parseOrThrow(tokenBody(this.config.CL_ENROLLMENT_TOKEN_MAX_TTL_S), raw ?? {});
-    const token = newEnrollmentToken();
+    const commandId = commandIdOf(key);
+    // A retry under the same key gets the same token back (derived, never stored) and appends nothing.
+    const token = this.signer.enrollmentToken(actorOf(principal).id, commandId);
     const ttl = body.ttlSeconds ?? this.config.CL_ENROLLMENT_TOKEN_TTL_S;
     const expiresAt = new Date(Date.now() + ttl * 1000).toISOString();
     // The token goes back to the admin only; registration stores its hash.
@@ -138,7 +147,7 @@ export class AgentsController {
         ...(body.note ? { note: body.note } : {}),
         ...(body.approvedAddresses ? { approvedAddresses: body.approvedAddresses } : {}),
       },
-      { actor: actorOf(principal) },
+      { actor: actorOf(principal), commandId },
     );
     return { token, expiresAt: result.expiresAt };
   }
@@ -220,7 +229,7 @@ export class AgentsController {
     const rows: AgentRowData[] = await this.dataSource.query(
       `SELECT ${AGENT_COLUMNS} FROM agents ORDER BY agent_id`,
     );
-    return { agents: rows.map(viewOf) };
+    return { agents: rows.map((row) => viewOf(row, this.heartbeats)) };
   }
 
   @Get('agents/:id')
@@ -232,7 +241,7 @@ export class AgentsController {
       [agentId],
     );
     if (!rows[0]) throw new DomainError('not_found', `no agent ${agentId}`);
-    return viewOf(rows[0]);
+    return viewOf(rows[0], this.heartbeats);
   }
 
   @Delete('agents/:id')

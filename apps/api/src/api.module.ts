@@ -4,7 +4,8 @@ import { DiscoveryModule, NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DataSource } from 'typeorm';
 import { secretsLayout, TokenSigner, TokenVerifier } from '#auth';
-import { CommandBusModule } from '#messaging';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { CommandBusModule, LastHeartbeats } from '#messaging';
 import { DatabaseModule } from '#persistence';
 import { LOGGER, NestJsonLogger, type Logger } from '#platform';
 import { AdminController } from './admin.controller.js';
@@ -17,7 +18,7 @@ import { dashboardHandler, loadDashboard, securityHeaders } from './dashboard.js
 import { DeadLetters } from './dead-letters.js';
 import { bodyEncodingGuard, requestId } from './edge.js';
 import { ApiExceptionFilter, bodyErrorHandler } from './errors.js';
-import { EventLogModule } from './event-log.js';
+import { API_NATS, EventLogModule } from './event-log.js';
 import { EventsController } from './events.controller.js';
 import { LiveController } from './live.controller.js';
 import { LiveUpdates } from './live.js';
@@ -68,6 +69,15 @@ export class ApiModule {
           provide: SessionStore,
           useFactory: (dataSource: DataSource) => new SessionStore(dataSource, config.CL_REFRESH_TOKEN_TTL_S),
           inject: [DataSource],
+        },
+        {
+          provide: LastHeartbeats,
+          useFactory: (connection: NatsConnection) => {
+            const heartbeats = new LastHeartbeats(connection, logger.child({ component: 'heartbeats' }));
+            heartbeats.start();
+            return heartbeats;
+          },
+          inject: [API_NATS],
         },
         Authenticator,
         AuthGuard,

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { DataSource } from 'typeorm';
 import { z } from 'zod';
@@ -19,6 +19,7 @@ import {
 } from '#contracts';
 import { CommandBus } from '#messaging';
 import { queryCertificate, queryCertificates } from '#persistence';
+import { commandIdOf } from './routes.controller.js';
 import { actorOf, Auth, CurrentPrincipal, type Principal } from './auth.js';
 
 const PEM_TYPE = 'application/x-pem-file';
@@ -86,6 +87,7 @@ export class CertificatesController {
   async request(
     @Param('id') id: string,
     @Body() raw: unknown,
+    @Headers('idempotency-key') key: string | undefined,
     @CurrentPrincipal() principal: Principal,
     @Res({ passthrough: true }) response: Response,
   ): Promise<IssueCertificateResult> {
@@ -95,7 +97,7 @@ export class CertificatesController {
     const result = await this.commands.execute<IssueCertificateResult>(
       certificateCommands.issue,
       { agentId, ...body },
-      { actor: actorOf(principal) },
+      { actor: actorOf(principal), commandId: commandIdOf(key) },
     );
     response.status(result.outcome === 'existing' ? 200 : 201);
     return result;
@@ -157,6 +159,7 @@ export class CertificatesController {
   async revoke(
     @Param('serial') raw: string,
     @Body() body: unknown,
+    @Headers('idempotency-key') key: string | undefined,
     @CurrentPrincipal() principal: Principal,
   ): Promise<unknown> {
     const serial = serialParam(raw);
@@ -164,7 +167,7 @@ export class CertificatesController {
     return this.commands.execute(
       certificateCommands.revoke,
       { serial, ...parsed },
-      { actor: actorOf(principal) },
+      { actor: actorOf(principal), commandId: commandIdOf(key) },
     );
   }
 }

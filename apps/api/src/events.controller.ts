@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { z } from 'zod';
 import {
@@ -13,6 +13,7 @@ import {
 } from '#contracts';
 import { EventStore, type QuarantineOutcome } from '#eventstore';
 import { CommandBus } from '#messaging';
+import { commandIdOf } from './routes.controller.js';
 import { actorOf, Auth, CurrentPrincipal, type Principal } from './auth.js';
 import { projectorCommands } from './dead-letters.js';
 
@@ -179,6 +180,7 @@ export class EventsController {
   async quarantine(
     @Param('sequence') raw: string,
     @Body() body: unknown,
+    @Headers('idempotency-key') key: string | undefined,
     @CurrentPrincipal() principal: Principal,
   ): Promise<QuarantineOutcome & { deadLettersResolved: number }> {
     const { sequence: seq } = parseOrThrow(z.object({ sequence }), { sequence: raw });
@@ -186,7 +188,7 @@ export class EventsController {
     return this.commands.execute(
       projectorCommands.quarantine,
       { sequence: seq, reason },
-      { actor: actorOf(principal) },
+      { actor: actorOf(principal), commandId: commandIdOf(key) },
     );
   }
 }

@@ -104,7 +104,7 @@ describe('enrollment tokens', () => {
     expect(refusal(() => decideUseToken(issued(), 'web-1', later)).code).toBe('unauthorized');
   });
 
-  test('an expiry in the past is invalid, and a token cannot be issued twice', () => {
+  test('an expiry in the past is invalid', () => {
     const error = refusal(() =>
       decideIssueToken(
         foldToken([]),
@@ -114,11 +114,32 @@ describe('enrollment tokens', () => {
       ),
     );
     expect([error.code, error.field]).toEqual(['invalid', 'expiresAt']);
+  });
+
+  test('issuing the same token again is a retry: the same request appends nothing, another is refused', () => {
+    // Later, with another expiry computed by the retry: still the first token, unchanged.
+    const later = new Date('2030-01-01T00:30:00.000Z');
     expect(
-      refusal(() =>
-        decideIssueToken(issued(), { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z' }, now, policy),
-      ).code,
-    ).toBe('conflict');
+      decideIssueToken(issued(), { tokenHash: hash, expiresAt: '2030-01-01T01:30:00.000Z' }, later, policy),
+    ).toEqual([]);
+    const other = refusal(() =>
+      decideIssueToken(
+        issued(),
+        { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z', note: 'something else' },
+        now,
+        policy,
+      ),
+    );
+    expect([other.code, other.field]).toEqual(['conflict', 'Idempotency-Key']);
+    const approving = refusal(() =>
+      decideIssueToken(
+        issued(),
+        { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z', approvedAddresses: ['203.0.113.9'] },
+        now,
+        policy,
+      ),
+    );
+    expect(approving.field).toBe('Idempotency-Key');
   });
 
   test('a release undoes only the use by the same agent, and makes the token usable again', () => {

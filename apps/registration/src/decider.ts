@@ -67,6 +67,7 @@ export type TokenState =
       tokenHash: string;
       expiresAt: string;
       usedBy: string | null;
+      note: string | null;
       /** Addresses the admin approved for this enrollment (canonical). */
       approvedAddresses: string[];
     };
@@ -81,6 +82,7 @@ export function evolveToken(state: TokenState, event: DomainEvent): TokenState {
         tokenHash: event.data.tokenHash,
         expiresAt: event.data.expiresAt,
         usedBy: null,
+        note: event.data.note ?? null,
         approvedAddresses: (event.data.approvedAddresses ?? []).map((address) => canonicalAddress(address)!),
       };
     case 'EnrollmentTokenUsed':
@@ -105,21 +107,35 @@ export function foldToken(events: readonly StoredEvent[]): TokenState {
 /** One message for every refusal of a token, so a caller cannot tell unknown from used from expired. */
 export const TOKEN_REFUSED = 'the enrollment token is unknown, already used or expired';
 
+/**
+ * Issues a token. A token that exists already is a retry under the same Idempotency-Key (a random token
+ * never meets another): the same request appends nothing, a different one is refused.
+ */
 export function decideIssueToken(
   state: TokenState,
   command: { tokenHash: string; expiresAt: string; note?: string; approvedAddresses?: string[] },
   now: Date,
   policy: AddressPolicy,
 ): NewEvent[] {
-  if (state.status !== 'absent') throw new DomainError('conflict', 'this enrollment token already exists');
-  if (Date.parse(command.expiresAt) <= now.getTime()) {
-    throw new DomainError('invalid', 'must be in the future', 'expiresAt');
-  }
   const approved = command.approvedAddresses?.map((address, index) => {
     const refusal = addressRefusal(address, policy);
     if (refusal) throw new DomainError('invalid', refusal.message, `approvedAddresses.${index}`);
     return canonicalAddress(address)!;
   });
+  const unique = approved ? [...new Set(approved)] : undefined;
+  if (state.status !== 'absent') {
+    const sameRequest =
+      state.note === (command.note ?? null) && sameMembers(state.approvedAddresses, unique ?? []);
+    if (sameRequest) return [];
+    throw new DomainError(
+      'conflict',
+      'this Idempotency-Key was already used for a different enrollment token; use a new key',
+      'Idempotency-Key',
+    );
+  }
+  if (Date.parse(command.expiresAt) <= now.getTime()) {
+    throw new DomainError('invalid', 'must be in the future', 'expiresAt');
+  }
   return [
     {
       type: 'EnrollmentTokenIssued',
@@ -127,10 +143,15 @@ export function decideIssueToken(
         tokenHash: command.tokenHash,
         expiresAt: command.expiresAt,
         ...(command.note ? { note: command.note } : {}),
-        ...(approved ? { approvedAddresses: [...new Set(approved)] } : {}),
+        ...(unique ? { approvedAddresses: unique } : {}),
       },
     },
   ];
+}
+
+function sameMembers(left: readonly string[], right: readonly string[]): boolean {
+  const set = new Set(left);
+  return set.size === new Set(right).size && right.every((item) => set.has(item));
 }
 
 /** Whether the token can let an agent in now; throws the 401 otherwise. */

@@ -1,6 +1,7 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { agentHeartbeat, agentSubjects, type EventContext, type NewEvent } from '#contracts';
 import type { EventStore } from '#eventstore';
+import type { HeartbeatRecorder } from '#messaging';
 import type { Logger } from '#platform';
 import {
   decideHeartbeat,
@@ -42,6 +43,8 @@ export class Liveness {
     private readonly connection: NatsConnection,
     private readonly options: { timeoutMs: number; checkMs: number },
     private readonly logger: Logger,
+    /** Keeps each agent's last heartbeat where the API shows it (the log keeps only transitions). */
+    private readonly recorder?: HeartbeatRecorder,
   ) {}
 
   /** Starts from the agents' states folded from the log; online agents get one timeout of grace. */
@@ -102,6 +105,7 @@ export class Liveness {
     if (tracked?.status === 'deregistered') return;
     if (tracked) tracked.lastSeen = now;
     else this.agents.set(agentId, { status: 'enrolled', lastSeen: now });
+    this.recorder?.record(agentId, now);
     if (!tracked || tracked.status !== 'online') {
       void this.transition(agentId, (state) => decideHeartbeat(state, new Date(now)));
     }

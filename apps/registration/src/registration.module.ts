@@ -20,7 +20,7 @@ import {
   registrationCommands,
 } from '#contracts';
 import { EventStore, EventStoreModule, NATS_CONNECTION } from '#eventstore';
-import { connectNats, handleCommand } from '#messaging';
+import { connectNats, handleCommand, HeartbeatRecorder, openHeartbeatsBucket } from '#messaging';
 import { LOGGER, retryWhileTransient, type Logger } from '#platform';
 import { AgentBroker } from './agent-broker.js';
 import type { RegistrationConfig } from './config.js';
@@ -160,13 +160,20 @@ export class RegistrationModule {
         },
         {
           provide: Liveness,
-          useFactory: (store: EventStore, connection: NatsConnection) =>
-            new Liveness(
+          useFactory: async (store: EventStore, connection: NatsConnection) => {
+            const heartbeats = await retryWhileTransient(
+              'JetStream to open the agent heartbeats bucket',
+              () => openHeartbeatsBucket(connection),
+              logger,
+            );
+            return new Liveness(
               store,
               connection,
               { timeoutMs: config.CL_LIVENESS_TIMEOUT_MS, checkMs: config.CL_LIVENESS_CHECK_MS },
               logger.child({ component: 'liveness' }),
-            ),
+              new HeartbeatRecorder(heartbeats, logger.child({ component: 'heartbeats' })),
+            );
+          },
           inject: [EventStore, NATS_CONNECTION],
         },
         {

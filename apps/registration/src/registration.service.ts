@@ -108,14 +108,17 @@ export class RegistrationCommands {
     command: CommandEnvelope<IssueEnrollmentTokenPayload>,
   ): Promise<IssueEnrollmentTokenResult> {
     const now = new Date();
-    await decideAndAppend(
+    const { state, events } = await decideAndAppend(
       this.store,
       { type: 'enrollment-token', id: command.payload.tokenHash },
       foldToken,
       (state) => decideIssueToken(state, command.payload, now, this.addresses),
       { context: contextOf(command), commandId: command.commandId },
     );
-    return { expiresAt: command.payload.expiresAt };
+    // A retry answers what the first attempt issued.
+    const expiresAt =
+      events.length === 0 && state.status === 'issued' ? state.expiresAt : command.payload.expiresAt;
+    return { expiresAt };
   }
 
   /**

@@ -31,6 +31,8 @@ export type ServiceUser = (typeof SERVICE_USERS)[number];
 
 /** The bucket proxy-sync keeps each node's liveness in (proxy-sync's CL_PROXY_KV_BUCKET default). */
 export const PROXY_NODES_BUCKET = 'proxy-nodes';
+/** The bucket registration keeps each agent's last heartbeat in (samples, not events). */
+export const AGENT_HEARTBEATS_BUCKET = 'agent-heartbeats';
 
 /** What no running process may do: change, empty or remove a stream, or restore one over it. */
 export const STREAM_ADMIN_SUBJECTS = [
@@ -71,6 +73,17 @@ const durable = (name: string) => ({
   sub: [`cmd.dead-letters.retry.${name}`],
 });
 const KV = `KV_${PROXY_NODES_BUCKET}`;
+const HEARTBEATS_KV = `KV_${AGENT_HEARTBEATS_BUCKET}`;
+/** Watching a bucket: its stream's info and an ordered push consumer (the watcher), with flow control. */
+const watchBucket = (stream: string) => [
+  `$JS.API.STREAM.INFO.${stream}`,
+  `$JS.API.STREAM.MSG.GET.${stream}`,
+  `$JS.API.DIRECT.GET.${stream}.>`,
+  `$JS.API.CONSUMER.CREATE.${stream}.*.>`,
+  `$JS.API.CONSUMER.INFO.${stream}.*`,
+  `$JS.API.CONSUMER.DELETE.${stream}.*`,
+  `$JS.FC.${stream}.>`,
+];
 
 interface Lists {
   pub: string[];
@@ -91,6 +104,9 @@ function lists(user: ServiceUser): Lists {
           `$JS.API.CONSUMER.INFO.${AGENTS_STREAM}.*`,
           `$JS.API.CONSUMER.CREATE.${AGENTS_STREAM}.*.>`,
           `$JS.API.CONSUMER.DELETE.${AGENTS_STREAM}.*`,
+          `$KV.${AGENT_HEARTBEATS_BUCKET}.*`,
+          `$JS.API.STREAM.INFO.${HEARTBEATS_KV}`,
+          `$JS.API.STREAM.CREATE.${HEARTBEATS_KV}`,
         ],
         sub: ['cmd.registration.*', 'agents.*.out.heartbeat'],
         responds: true,
@@ -133,14 +149,9 @@ function lists(user: ServiceUser): Lists {
           'cmd.projector.*',
           'cmd.dead-letters.retry.*',
           ...READ_LOG,
-          // The proxy nodes' records: keys (an ordered push consumer) and gets.
-          `$JS.API.STREAM.INFO.${KV}`,
-          `$JS.API.STREAM.MSG.GET.${KV}`,
-          `$JS.API.DIRECT.GET.${KV}.>`,
-          `$JS.API.CONSUMER.CREATE.${KV}.*.>`,
-          `$JS.API.CONSUMER.INFO.${KV}.*`,
-          `$JS.API.CONSUMER.DELETE.${KV}.*`,
-          `$JS.FC.${KV}.>`,
+          // The proxy nodes' records and the agents' last heartbeats: keys, gets and watches.
+          ...watchBucket(KV),
+          ...watchBucket(HEARTBEATS_KV),
         ],
         sub: [],
       };

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { z } from 'zod';
 import { adminNameSchema, DomainError, dnsLabel } from '#contracts';
@@ -67,6 +67,13 @@ export class TokenSigner {
   adminToken(name: string, ttlSeconds: number, id: string = randomUUID()): SignedToken {
     return this.sign({ kind: 'admin', name }, `admin:${name}`, ttlSeconds, id);
   }
+
+  /** A new enrollment token: random, or the same one for every retry of an admin's Idempotency-Key. */
+  enrollmentToken(admin: string, idempotencyKey?: string): string {
+    return idempotencyKey === undefined
+      ? newEnrollmentToken()
+      : enrollmentTokenFor(this.privateKeyPem, admin, idempotencyKey);
+  }
 }
 
 /**
@@ -126,6 +133,17 @@ export const refreshTokenFormat = z
 
 export function newEnrollmentToken(): string {
   return ENROLLMENT_PREFIX + randomBytes(32).toString('base64url');
+}
+
+/**
+ * The enrollment token of a request retried under one Idempotency-Key: derived with a keyed hash from a
+ * secret of the installation, the admin and the key, so a retry answers the same token while the token
+ * itself is stored nowhere (the log keeps its hash, as for random ones). Without the secret it cannot
+ * be guessed from the key.
+ */
+export function enrollmentTokenFor(secret: string, admin: string, idempotencyKey: string): string {
+  const mac = createHmac('sha256', secret).update(`enrollment-token\0${admin}\0${idempotencyKey}`, 'utf8');
+  return ENROLLMENT_PREFIX + mac.digest().toString('base64url');
 }
 
 export function newRefreshToken(): string {

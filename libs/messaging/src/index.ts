@@ -1,3 +1,4 @@
 export * from './nats.js';
 export * from './commands.js';
 export * from './agent-requests.js';
+export * from './heartbeats.js';

@@ -1,0 +1,114 @@
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { AGENT_HEARTBEATS_BUCKET } from '#auth';
+import type { Logger } from '#platform';
+
+/** One agent's last heartbeat, as registration saw it. */
+interface HeartbeatRecord {
+  at: string;
+}
+
+/** A deregistered agent's record goes away on its own after a week without heartbeats. */
+const RECORD_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
+
+export function openHeartbeatsBucket(connection: NatsConnection): Promise<KV> {
+  return new Kvm(connection).create(AGENT_HEARTBEATS_BUCKET, { history: 1, ttl: RECORD_MAX_AGE_MS });
+}
+
+/**
+ * Writes agents' last heartbeats to a KV bucket: samples, not events (the log keeps only transitions).
+ * At most one write per agent per `intervalMs`, so a fleet beating often costs the broker little.
+ */
+export class HeartbeatRecorder {
+  private readonly written = new Map<string, number>();
+
+  constructor(
+    private readonly kv: KV,
+    private readonly logger: Logger,
+    private readonly intervalMs = 5_000,
+  ) {}
+
+  record(agentId: string, at: number): void {
+    if (at - (this.written.get(agentId) ?? 0) < this.intervalMs) return;
+    this.written.set(agentId, at);
+    const record: HeartbeatRecord = { at: new Date(at).toISOString() };
+    this.kv.put(agentId, JSON.stringify(record)).catch((error: unknown) => {
+      // The next heartbeat writes again; the last-seen time is late by one interval meanwhile.
+      this.written.delete(agentId);
+      this.logger.warn('could not record a heartbeat', { agentId, error });
+    });
+  }
+}
+
+/**
+ * The agents' last heartbeats, kept current by watching the bucket (its current values first, then every
+ * write). Until the bucket exists (registration creates it), it is retried in the background.
+ */
+export class LastHeartbeats {
+  private readonly last = new Map<string, string>();
+  private stopped = false;
+  private watcher?: { stop(): void };
+
+  constructor(
+    private readonly connection: NatsConnection,
+    private readonly logger: Logger,
+    private readonly retryMs = 2_000,
+  ) {}
+
+  start(): void {
+    void this.watch();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.watcher?.stop();
+  }
+
+  /** Nest calls this on shutdown, before the connection closes. */
+  onApplicationShutdown(): void {
+    this.stop();
+  }
+
+  /** The last heartbeat of an agent, if one was recorded. */
+  of(agentId: string): string | undefined {
+    return this.last.get(agentId);
+  }
+
+  private async watch(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const kv = await new Kvm(this.connection).open(AGENT_HEARTBEATS_BUCKET);
+        const entries = await kv.watch({ key: '>' });
+        this.watcher = entries;
+        for await (const entry of entries) {
+          if (entry.operation !== 'PUT') {
+            this.last.delete(entry.key);
+            continue;
+          }
+          const record = parseRecord(entry.string());
+          if (record) this.last.set(entry.key, record.at);
+        }
+      } catch (error) {
+        if (this.stopped) return;
+        this.logger.debug('waiting for the agent heartbeats bucket', { error });
+      }
+      if (!this.stopped) await new Promise((resolve) => setTimeout(resolve, this.retryMs));
+    }
+  }
+}
+
+function parseRecord(text: string): HeartbeatRecord | undefined {
+  try {
+    const value = JSON.parse(text) as Partial<HeartbeatRecord>;
+    return typeof value.at === 'string' && !Number.isNaN(Date.parse(value.at)) ? { at: value.at } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The later of two optional ISO times. */
+export function laterOf(a: string | null | undefined, b: string | null | undefined): string | null {
+  if (!a) return b ?? null;
+  if (!b) return a;
+  return Date.parse(a) >= Date.parse(b) ? a : b;
+}
