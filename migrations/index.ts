@@ -3,6 +3,7 @@ import { Agents1764100000000 } from './1764100000000-agents.js';
 import { Routes1764500000000 } from './1764500000000-routes.js';
 import { Certificates1764600000000 } from './1764600000000-certificates.js';
 import { ProxySync1764700000000 } from './1764700000000-proxy-sync.js';
+import { Audit1764800000000 } from './1764800000000-audit.js';
 
 /** Every migration in order. TypeORM runs the ones a database has not seen yet. */
 export const migrations = [
@@ -11,4 +12,5 @@ export const migrations = [
   Routes1764500000000,
   Certificates1764600000000,
   ProxySync1764700000000,
+  Audit1764800000000,
 ];

@@ -449,6 +449,25 @@ test(
     expect(await letter.getAttribute('data-status')).toBe('open');
 
     await screenshot(page, 'replay-dead-letters');
+
+    // Grouped by message: one row for the poison event, naming each consumer; dismissing them all
+    // needs a reason and leaves nothing of it waiting.
+    await page.getByLabel('Group by message').check();
+    const message = page.locator(`tr[data-sequence="${poison.seq}"]`);
+    await message.getByText('routing (open)').waitFor({ timeout: 30_000 });
+    await message.getByRole('button', { name: `Dismiss the dead letters of event ${poison.seq}` }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Reason').fill('poison written by a test');
+    await dialog.getByRole('button', { name: 'Dismiss', exact: true }).click();
+    await outcome.getByText(`of event #${poison.seq}`).waitFor({ timeout: 30_000 });
+    await message.waitFor({ state: 'detached', timeout: 30_000 });
+    const rows: { status: string }[] = await e2e.stack.db.dataSource.query(
+      'SELECT status FROM dead_letters WHERE sequence = $1',
+      [poison.seq],
+    );
+    expect(rows.length).toBeGreaterThan(1);
+    expect(rows.every((row) => row.status === 'dismissed')).toBe(true);
+    await screenshot(page, 'replay-dead-letters-dismissed');
     expect(errors()).toEqual([]);
   },
   TEST_TIMEOUT_MS,

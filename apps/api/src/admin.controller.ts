@@ -1,12 +1,33 @@
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Query, Res } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  Headers,
+  HttpCode,
+  Inject,
+  Param,
+  Post,
+  Query,
+  Res,
+} from '@nestjs/common';
 import type { Response } from 'express';
 import { DataSource } from 'typeorm';
 import { z } from 'zod';
-import { DomainError, isoTimestamp, listRoutesQuery, parseOrThrow, type RouteListResult } from '#contracts';
+import {
+  DomainError,
+  isoTimestamp,
+  label,
+  listRoutesQuery,
+  parseOrThrow,
+  projectorCommands,
+  type RouteListResult,
+} from '#contracts';
 import { CommandBus } from '#messaging';
-import { queryRoutes, type RebuildStatus } from '#persistence';
+import { DEAD_LETTER_STATUSES, queryRoutes, type DismissOutcome, type RebuildStatus } from '#persistence';
 import { actorOf, Auth, CurrentPrincipal, type Principal } from './auth.js';
-import { DeadLetters, projectorCommands, type DeadLetterView, type RetryOutcome } from './dead-letters.js';
+import { DeadLetters, type DeadLetterView, type RetryOutcome } from './dead-letters.js';
+import { commandIdOf } from './routes.controller.js';
 
 const projectionName = z.string().regex(/^[a-z_]{1,63}$/, 'must be a projection name (a-z and _) or "all"');
 
@@ -64,7 +85,7 @@ const pageQuery = z.strictObject({
 
 const deadLettersQuery = z.strictObject({
   status: z
-    .enum(['open', 'retrying', 'resolved'], { error: 'must be open, retrying or resolved' })
+    .enum(DEAD_LETTER_STATUSES, { error: `must be one of ${DEAD_LETTER_STATUSES.join(', ')}` })
     .optional(),
   consumer: z
     .string()
@@ -75,6 +96,11 @@ const deadLettersQuery = z.strictObject({
 });
 
 const deadLetterId = z.string().regex(/^[1-9][0-9]{0,17}$/, 'must be a dead letter id');
+const dismissBody = z.strictObject({
+  reason: label(200),
+  /** `message`: every waiting dead letter of the same message (one per consumer), not only this one. */
+  scope: z.enum(['letter', 'message'], { error: 'must be "letter" or "message"' }).optional(),
+});
 
 /**
  * Admin replay and repair: rebuild projections (swap, or time travel into a named view) through the
@@ -255,6 +281,34 @@ export class AdminController {
   listDeadLetters(@Query() query: unknown) {
     const filters = parseOrThrow(deadLettersQuery, query);
     return this.deadLetters.list({ ...filters, limit: filters.limit ?? 100 });
+  }
+
+  /** Dead letters grouped by message: one bad message is a letter per consumer that met it. */
+  @Get('dead-letters/messages')
+  @Auth('admin')
+  listDeadLetterMessages(@Query() query: unknown) {
+    const { before, ...filters } = parseOrThrow(deadLettersQuery, query);
+    return this.deadLetters.messages({ ...filters, beforeSequence: before, limit: filters.limit ?? 50 });
+  }
+
+  /** Dismisses a dead letter (or all of its message's, `scope: "message"`): audited, with a reason. */
+  @Post('dead-letters/:id/dismiss')
+  @HttpCode(200)
+  @Auth('admin')
+  dismissDeadLetter(
+    @Param('id') id: string,
+    @Body() raw: unknown,
+    @Headers('idempotency-key') key: string | undefined,
+    @CurrentPrincipal() principal: Principal,
+  ): Promise<DismissOutcome> {
+    const checked = parseOrThrow(z.object({ id: deadLetterId }), { id }).id;
+    const body = parseOrThrow(dismissBody, raw ?? {});
+    return this.deadLetters.dismiss(
+      checked,
+      { scope: body.scope ?? 'letter', reason: body.reason },
+      actorOf(principal),
+      commandIdOf(key),
+    );
   }
 
   @Get('dead-letters/:id')

@@ -8,6 +8,7 @@ import {
   isoTimestamp,
   label,
   parseOrThrow,
+  projectorCommands,
   UndecodableEventError,
   type StoredEvent,
 } from '#contracts';
@@ -15,7 +16,6 @@ import { EventStore, type QuarantineOutcome } from '#eventstore';
 import { CommandBus } from '#messaging';
 import { commandIdOf } from './routes.controller.js';
 import { actorOf, Auth, CurrentPrincipal, type Principal } from './auth.js';
-import { projectorCommands } from './dead-letters.js';
 
 const sequence = z.coerce
   .number({ error: 'must be a sequence number' })

@@ -21,7 +21,8 @@ async function main(argv: string[]): Promise<number> {
   }
   try {
     await found.command.run(parseCommandArgs(found.command, found.rest));
-    return 0;
+    // A command that printed its result and still failed (a retry that failed again) sets exitCode.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof UsageError) {
       console.error(

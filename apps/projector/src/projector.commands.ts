@@ -1,7 +1,7 @@
 import { Controller, Inject } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import { z } from 'zod';
-import { commandSubject, isoTimestamp, label } from '#contracts';
+import { isoTimestamp, label, projectorCommands } from '#contracts';
 import { handleCommand } from '#messaging';
 import { LOGGER, type Logger } from '#platform';
 import { ProjectorService } from './projector.service.js';
@@ -28,18 +28,14 @@ export const rebuildRequestSchema = z
     path: ['asOf'],
   });
 
-export const projectorCommands = {
-  rebuild: commandSubject('projector', 'rebuild'),
-  rebuildStatus: commandSubject('projector', 'rebuild-status'),
-  rebuilds: commandSubject('projector', 'rebuilds'),
-  schemas: commandSubject('projector', 'schemas'),
-  dropSchema: commandSubject('projector', 'drop-schema'),
-  status: commandSubject('projector', 'status'),
-  quarantine: commandSubject('projector', 'quarantine'),
-};
-
 export const quarantineRequestSchema = z.strictObject({
   sequence: z.number({ error: 'must be a number' }).int('must be an integer').min(1, 'must be at least 1'),
+  reason: label(200),
+});
+
+export const dismissDeadLettersSchema = z.strictObject({
+  id: z.string().regex(/^[1-9][0-9]{0,17}$/, 'must be a dead letter id'),
+  scope: z.enum(['letter', 'message'], { error: 'must be "letter" or "message"' }),
   reason: label(200),
 });
 
@@ -101,6 +97,17 @@ export class ProjectorCommands {
         correlationId: command.correlationId,
         causationId: command.commandId,
       }),
+    );
+  }
+
+  @MessagePattern(projectorCommands.dismissDeadLetters)
+  dismissDeadLetters(@Payload() raw: unknown) {
+    return handleCommand(dismissDeadLettersSchema, raw, this.logger, (command) =>
+      this.projector.dismissDeadLetters(
+        command.payload,
+        { actor: command.actor, correlationId: command.correlationId, causationId: command.commandId },
+        command.commandId,
+      ),
     );
   }
 

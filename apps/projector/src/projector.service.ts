@@ -7,6 +7,7 @@ import {
   listProjectionSchemas,
   ProjectionRunner,
   RebuildJob,
+  type DismissOutcome,
   type RebuildStatus,
 } from '#persistence';
 import { LOGGER, type Logger } from '#platform';
@@ -73,6 +74,51 @@ export class ProjectorService implements OnApplicationBootstrap, OnApplicationSh
       deadLettersResolved: resolved,
     });
     return { ...outcome, deadLettersResolved: resolved };
+  }
+
+  /**
+   * Dismisses dead letters: the one named, or every one of its message (`scope: 'message'`), that is
+   * still waiting. One DeadLettersDismissed records who and why (on the message's `dead-letter` record);
+   * the rows change in the same transaction, so a failed append changes nothing.
+   */
+  async dismissDeadLetters(
+    command: { id: string; scope: 'letter' | 'message'; reason: string },
+    context: EventContext,
+    commandId?: string,
+  ): Promise<DismissOutcome> {
+    return this.dataSource.transaction(async (manager) => {
+      const [letter]: { stream: string; sequence: string; status: string }[] = await manager.query(
+        'SELECT stream, sequence, status FROM dead_letters WHERE id = $1',
+        [command.id],
+      );
+      if (!letter) throw new DomainError('not_found', `no dead letter ${command.id}`, 'id');
+      const sequence = Number(letter.sequence);
+      const waiting: { id: string; consumer: string }[] = await manager.query(
+        `SELECT id::text AS id, consumer FROM dead_letters
+          WHERE stream = $1 AND sequence = $2 AND status IN ('open', 'retrying')
+            AND ($3::bigint IS NULL OR id = $3)
+          ORDER BY id FOR UPDATE`,
+        [letter.stream, sequence, command.scope === 'letter' ? command.id : null],
+      );
+      if (waiting.length === 0) return { sequence, changed: false, dismissed: [] };
+      const consumers = waiting.map((row) => row.consumer);
+      await this.store.append(
+        { type: 'dead-letter', id: String(sequence) },
+        [
+          {
+            type: 'DeadLettersDismissed',
+            data: { stream: letter.stream, sequence, consumers, reason: command.reason },
+          },
+        ],
+        { context, commandId },
+      );
+      await manager.query(
+        `UPDATE dead_letters SET status = 'dismissed', updated_at = now() WHERE id = ANY($1::bigint[])`,
+        [waiting.map((row) => row.id)],
+      );
+      this.logger.warn('dead letters dismissed', { sequence, consumers, actor: context.actor });
+      return { sequence, changed: true, dismissed: waiting };
+    });
   }
 
   /** The sequence every live projection has reached. */

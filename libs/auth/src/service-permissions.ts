@@ -113,7 +113,7 @@ function lists(user: ServiceUser): Lists {
       };
     case 'projector':
       return {
-        pub: [...events('quarantine'), ...READ_LOG, ...CREATE_LOG],
+        pub: [...events('quarantine', 'dead-letter'), ...READ_LOG, ...CREATE_LOG],
         sub: ['cmd.projector.*'],
         responds: true,
       };
@@ -171,7 +171,7 @@ function lists(user: ServiceUser): Lists {
       };
     case 'cli':
       return {
-        pub: [...events('admin'), 'cmd.projector.*', ...READ_LOG],
+        pub: [...events('admin'), 'cmd.projector.*', 'cmd.dead-letters.retry.*', ...READ_LOG],
         sub: [],
       };
     case 'cli-read':

@@ -10,3 +10,4 @@ export * from './routing.js';
 export * from './certificates.js';
 export * from './addresses.js';
 export * from './dashboard-pages.js';
+export * from './projector.js';

@@ -19,6 +19,8 @@ export const AGGREGATE_TYPES = [
   'enrollment-token',
   'quarantine',
   'address',
+  /** What admins decided about the dead letters of one message (id: its stream sequence). */
+  'dead-letter',
 ] as const;
 export type AggregateType = (typeof AGGREGATE_TYPES)[number];
 

@@ -5,7 +5,9 @@ const INSERT_DEAD_LETTER = `
   INSERT INTO dead_letters (consumer, stream, sequence, subject, event_type, event_id, deliveries, error, payload)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
   ON CONFLICT (consumer, sequence) DO UPDATE
-    SET deliveries = EXCLUDED.deliveries, error = EXCLUDED.error, status = 'open', updated_at = now()`;
+    SET deliveries = EXCLUDED.deliveries, error = EXCLUDED.error, updated_at = now(),
+        -- What an admin dismissed stays dismissed when it fails again (a rebuild applies it again).
+        status = CASE WHEN dead_letters.status = 'dismissed' THEN 'dismissed' ELSE 'open' END`;
 
 /** Writes a dead letter through any manager, so a projection can record one inside its own transaction. */
 export async function insertDeadLetter(

@@ -9,3 +9,4 @@ export * from './transient.js';
 export * from './nest.js';
 export * from './rebuild.js';
 export * from './rebuild-job.js';
+export * from './dead-letter-admin.js';

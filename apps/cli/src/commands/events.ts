@@ -1,4 +1,4 @@
-import type { StoredEvent } from '#contracts';
+import { projectorCommands, type StoredEvent } from '#contracts';
 import { UsageError, type CliCommand } from '../command.js';
 import { cliActor, withCommandBus, withEventStore } from '../nats.js';
 
@@ -78,7 +78,7 @@ export const eventCommands: CliCommand[] = [
       if (typeof values.reason !== 'string' || values.reason.trim() === '')
         throw new UsageError('say why with --reason (it is kept in the log with your name)');
       const outcome = await withCommandBus('write', (bus) =>
-        bus.execute('cmd.projector.quarantine', { sequence, reason: values.reason }, { actor: cliActor }),
+        bus.execute(projectorCommands.quarantine, { sequence, reason: values.reason }, { actor: cliActor }),
       );
       console.log(JSON.stringify(outcome, null, 2));
     },

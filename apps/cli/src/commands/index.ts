@@ -2,6 +2,7 @@ import type { CliCommand } from '../command.js';
 import { adminCommands } from './admin.js';
 import { certsCommands } from './certs.js';
 import { dbCommands } from './db.js';
+import { deadLetterCommands } from './dead-letters.js';
 import { demoCommands } from './demo.js';
 import { eventCommands } from './events.js';
 import { projectionCommands } from './projections.js';
@@ -11,6 +12,7 @@ import { installationCommands } from './installation.js';
 export const commands: readonly CliCommand[] = [
   ...dbCommands,
   ...eventCommands,
+  ...deadLetterCommands,
   ...projectionCommands,
   ...installationCommands,
   ...adminCommands,

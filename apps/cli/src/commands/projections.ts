@@ -1,9 +1,8 @@
+import { projectorCommands } from '#contracts';
 import type { RebuildStatus } from '#persistence';
 import { UsageError, type CliCommand } from '../command.js';
 import { withCommandBus, cliActor } from '../nats.js';
 import { drawProgress, endProgress, renderProgress } from '../progress.js';
-
-const projector = (command: string) => `cmd.projector.${command}`;
 
 export const projectionCommands: CliCommand[] = [
   {
@@ -11,7 +10,7 @@ export const projectionCommands: CliCommand[] = [
     summary: 'how far the live projections are behind the log',
     async run() {
       const state = await withCommandBus('read', (bus) =>
-        bus.execute(projector('status'), {}, { actor: cliActor }),
+        bus.execute(projectorCommands.status, {}, { actor: cliActor }),
       );
       console.log(JSON.stringify(state, null, 2));
     },
@@ -42,13 +41,15 @@ export const projectionCommands: CliCommand[] = [
         ...(values.label !== undefined ? { label: String(values.label) } : {}),
       };
       const final = await withCommandBus('write', async (bus) => {
-        let status = await bus.execute<RebuildStatus>(projector('rebuild'), request, { actor: cliActor });
+        let status = await bus.execute<RebuildStatus>(projectorCommands.rebuild, request, {
+          actor: cliActor,
+        });
         console.error(`rebuild ${status.id} started into schema ${status.schema}`);
         if (values['no-wait']) return status;
         while (status.phase !== 'done' && status.phase !== 'failed') {
           await new Promise((resolve) => setTimeout(resolve, 500));
           status = await bus.execute<RebuildStatus>(
-            projector('rebuild-status'),
+            projectorCommands.rebuildStatus,
             { id: status.id },
             { actor: cliActor },
           );
@@ -75,7 +76,9 @@ export const projectionCommands: CliCommand[] = [
     async run() {
       console.log(
         JSON.stringify(
-          await withCommandBus('read', (bus) => bus.execute(projector('schemas'), {}, { actor: cliActor })),
+          await withCommandBus('read', (bus) =>
+            bus.execute(projectorCommands.schemas, {}, { actor: cliActor }),
+          ),
           null,
           2,
         ),
@@ -90,7 +93,7 @@ export const projectionCommands: CliCommand[] = [
     async run({ positionals }) {
       if (positionals.length !== 1) throw new UsageError('give exactly one schema name');
       await withCommandBus('write', (bus) =>
-        bus.execute(projector('drop-schema'), { schema: positionals[0] }, { actor: cliActor }),
+        bus.execute(projectorCommands.dropSchema, { schema: positionals[0] }, { actor: cliActor }),
       );
       console.log(`dropped ${positionals[0]}`);
     },

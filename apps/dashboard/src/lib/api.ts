@@ -206,17 +206,7 @@ export interface EventPage {
   next: { before?: number; after?: number } | null;
 }
 
-export const AGGREGATE_TYPES = [
-  'agent',
-  'route',
-  'hostname',
-  'certificate',
-  'ca',
-  'proxy-node',
-  'admin',
-  'enrollment-token',
-  'quarantine',
-];
+export { AGGREGATE_TYPES } from '../../../../libs/contracts/src/subjects';
 export const ACTOR_KINDS = ['admin', 'agent', 'service', 'system'];
 
 export interface Overview {
@@ -338,10 +328,29 @@ export interface DeadLetter {
   eventId: string | null;
   deliveries: number;
   error: string;
-  status: 'open' | 'retrying' | 'resolved';
+  status: 'open' | 'retrying' | 'resolved' | 'dismissed';
   payload: string;
   createdAt: string;
   updatedAt: string;
+}
+
+/** The dead letters of one message (GET /admin/dead-letters/messages). */
+export interface DeadLetterMessage {
+  stream: string;
+  sequence: number;
+  subject: string;
+  eventType: string | null;
+  eventId: string | null;
+  firstAt: string;
+  lastAt: string;
+  waiting: number;
+  letters: Pick<DeadLetter, 'id' | 'consumer' | 'status' | 'deliveries' | 'error' | 'updatedAt'>[];
+}
+
+export interface DismissOutcome {
+  sequence: number;
+  changed: boolean;
+  dismissed: { id: string; consumer: string }[];
 }
 
 export interface RetryOutcome {

@@ -16,6 +16,8 @@ import {
   ApiError,
   describeError,
   type DeadLetter,
+  type DeadLetterMessage,
+  type DismissOutcome,
   type ProjectionSchema,
   type ProjectorStatus,
   type Rebuild,
@@ -321,6 +323,11 @@ function Views() {
   );
 }
 
+/** Open and retrying letters still wait for someone; resolved and dismissed ones do not. */
+function waitingStatus(status: DeadLetter['status']): boolean {
+  return status === 'open' || status === 'retrying';
+}
+
 function DeadLetters() {
   const [status, setStatus] = useState('open');
   const letters = useResource(`dead-letters:${status}`, (signal) =>
@@ -332,6 +339,45 @@ function DeadLetters() {
   const [opened, setOpened] = useState<DeadLetter | null>(null);
   const [quarantining, setQuarantining] = useState<DeadLetter | null>(null);
   const [reason, setReason] = useState('');
+  const [byMessage, setByMessage] = useState(false);
+  const messages = useResource(`dead-letter-messages:${status}:${byMessage}`, (signal) =>
+    byMessage
+      ? api.get<{ messages: DeadLetterMessage[] }>(
+          '/admin/dead-letters/messages',
+          { status, limit: 50 },
+          signal,
+        )
+      : Promise.resolve({ messages: [] }),
+  );
+  useInterval(messages.refresh, 10_000);
+  const [dismissing, setDismissing] = useState<{ id: string; sequence: number; whole: boolean } | null>(null);
+  const dismiss = async (target: { id: string; sequence: number; whole: boolean }) => {
+    setBusy(target.id);
+    setOutcome(null);
+    try {
+      const result = await api.post<DismissOutcome>(`/admin/dead-letters/${target.id}/dismiss`, {
+        reason,
+        scope: target.whole ? 'message' : 'letter',
+      });
+      setOutcome({
+        id: target.id,
+        good: true,
+        text: result.changed
+          ? `Dismissed ${result.dismissed.length} dead letter(s) of event #${result.sequence}: ${result.dismissed
+              .map((letter) => letter.consumer)
+              .join(', ')}.`
+          : `Nothing of event #${result.sequence} was waiting any more.`,
+      });
+      setDismissing(null);
+      setReason('');
+    } catch (caught) {
+      setOutcome({ id: target.id, good: false, text: describeError(caught) });
+    } finally {
+      setBusy(null);
+      letters.refresh();
+      messages.refresh();
+    }
+  };
   const quarantine = async (letter: DeadLetter) => {
     setBusy(letter.id);
     setOutcome(null);
@@ -383,15 +429,26 @@ function DeadLetters() {
       title="Dead letters"
       id="dead-letters"
       actions={
-        <Field label="Status" className="inline">
-          {(props) => (
-            <select {...props} value={status} onChange={(event) => setStatus(event.target.value)}>
-              <option value="open">open</option>
-              <option value="retrying">retrying</option>
-              <option value="resolved">resolved</option>
-            </select>
-          )}
-        </Field>
+        <>
+          <Field label="Status" className="inline">
+            {(props) => (
+              <select {...props} value={status} onChange={(event) => setStatus(event.target.value)}>
+                <option value="open">open</option>
+                <option value="retrying">retrying</option>
+                <option value="resolved">resolved</option>
+                <option value="dismissed">dismissed</option>
+              </select>
+            )}
+          </Field>
+          <label className="inline">
+            <input
+              type="checkbox"
+              checked={byMessage}
+              onChange={(event) => setByMessage(event.target.checked)}
+            />{' '}
+            Group by message
+          </label>
+        </>
       }
     >
       {outcome && (
@@ -404,7 +461,67 @@ function DeadLetters() {
       {letters.data && letters.data.deadLetters.length === 0 && (
         <Empty>No {status} dead letter: every consumer handled every event.</Empty>
       )}
-      {letters.data && letters.data.deadLetters.length > 0 && (
+      {byMessage && messages.data && messages.data.messages.length > 0 && (
+        <div className="table-wrap">
+          <table>
+            <caption className="visually-hidden">Dead letters by message</caption>
+            <thead>
+              <tr>
+                <th scope="col">Event</th>
+                <th scope="col">Consumers</th>
+                <th scope="col">Waiting</th>
+                <th scope="col">Since</th>
+                <th scope="col">Actions</th>
+              </tr>
+            </thead>
+            <tbody>
+              {messages.data.messages.map((message) => {
+                const waiting = message.letters.find(
+                  (letter) => letter.status === 'open' || letter.status === 'retrying',
+                );
+                return (
+                  <tr key={`${message.stream}:${message.sequence}`} data-sequence={message.sequence}>
+                    <th scope="row">
+                      <code>{message.eventType ?? 'undecodable'}</code>
+                      <div className="muted small">
+                        {message.stream} #{message.sequence} · <code>{message.subject}</code>
+                      </div>
+                    </th>
+                    <td className="wrap small">
+                      {message.letters.map((letter) => (
+                        <span key={letter.id} className="badge" title={`${letter.status}: ${letter.error}`}>
+                          {letter.consumer} ({letter.status})
+                        </span>
+                      ))}
+                    </td>
+                    <td className="num">
+                      {message.waiting} of {message.letters.length}
+                    </td>
+                    <td>
+                      <Time value={message.firstAt} relative />
+                    </td>
+                    <td>
+                      {waiting && (
+                        <button
+                          type="button"
+                          disabled={busy !== null}
+                          onClick={() =>
+                            setDismissing({ id: waiting.id, sequence: message.sequence, whole: true })
+                          }
+                          aria-label={`Dismiss the dead letters of event ${message.sequence}`}
+                        >
+                          Dismiss all…
+                        </button>
+                      )}
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {!byMessage && letters.data && letters.data.deadLetters.length > 0 && (
         <div className="table-wrap">
           <table>
             <caption className="visually-hidden">Dead letters</caption>
@@ -431,7 +548,7 @@ function DeadLetters() {
                   <td>{letter.consumer}</td>
                   <td>
                     <code>{letter.eventType ?? 'undecodable'}</code>
-                    {letter.eventType === null && letter.status !== 'resolved' && (
+                    {letter.eventType === null && waitingStatus(letter.status) && (
                       <span
                         className="badge badge-warn"
                         title="The record it sits on cannot be read until it is quarantined"
@@ -455,7 +572,7 @@ function DeadLetters() {
                       <button type="button" onClick={() => setOpened(letter)}>
                         Open
                       </button>
-                      {letter.status !== 'resolved' && (
+                      {waitingStatus(letter.status) && (
                         <button
                           type="button"
                           disabled={busy !== null}
@@ -465,7 +582,19 @@ function DeadLetters() {
                           {busy === letter.id ? 'Retrying…' : 'Retry'}
                         </button>
                       )}
-                      {letter.status !== 'resolved' && letter.eventType === null && (
+                      {(letter.status === 'open' || letter.status === 'retrying') && (
+                        <button
+                          type="button"
+                          disabled={busy !== null}
+                          onClick={() =>
+                            setDismissing({ id: letter.id, sequence: letter.sequence, whole: false })
+                          }
+                          aria-label={`Dismiss dead letter ${letter.id}`}
+                        >
+                          Dismiss…
+                        </button>
+                      )}
+                      {waitingStatus(letter.status) && letter.eventType === null && (
                         <button
                           type="button"
                           disabled={busy !== null}
@@ -490,6 +619,47 @@ function DeadLetters() {
         wide
       >
         {opened && <JsonView value={opened} label={`Dead letter ${opened.id} as JSON`} />}
+      </Dialog>
+      <Dialog
+        open={dismissing !== null}
+        title={`Dismiss dead letters of event #${dismissing?.sequence ?? ''}`}
+        onClose={() => setDismissing(null)}
+      >
+        {dismissing && (
+          <form
+            onSubmit={(event) => {
+              event.preventDefault();
+              void dismiss(dismissing);
+            }}
+          >
+            <p>
+              A dismissed dead letter is not handled and nobody is asked about it again. The event stays in
+              the log; your name and reason are kept with the dismissal.
+            </p>
+            <label>
+              <input
+                type="checkbox"
+                checked={dismissing.whole}
+                onChange={(event) => setDismissing({ ...dismissing, whole: event.target.checked })}
+              />{' '}
+              Every waiting dead letter of this event (one per consumer)
+            </label>
+            <Field label="Reason">
+              {(props) => (
+                <input
+                  {...props}
+                  required
+                  maxLength={200}
+                  value={reason}
+                  onChange={(event) => setReason(event.target.value)}
+                />
+              )}
+            </Field>
+            <button type="submit" disabled={busy !== null || reason.trim() === ''}>
+              {busy === dismissing.id ? 'Dismissing…' : 'Dismiss'}
+            </button>
+          </form>
+        )}
       </Dialog>
       <Dialog
         open={quarantining !== null}

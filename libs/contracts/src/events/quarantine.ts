@@ -21,4 +21,22 @@ export const EventQuarantined = defineEvent({
   }),
 });
 
-export const quarantineEvents = [EventQuarantined] as const;
+/**
+ * An admin dismissed dead letters of one message (aggregate `dead-letter`, id = its stream sequence): the
+ * consumers named will not handle it, and nobody is asked to look at it again. The message stays in the
+ * log; only the waiting ends, with a name and a reason.
+ */
+export const DeadLettersDismissed = defineEvent({
+  type: 'DeadLettersDismissed',
+  aggregate: 'dead-letter',
+  version: 1,
+  schema: z.strictObject({
+    stream: z.string().min(1).max(64),
+    sequence: z.number().int().min(1),
+    /** The consumers whose dead letters of this message were dismissed. */
+    consumers: z.array(z.string().min(1).max(200)).min(1).max(100),
+    reason: label(200),
+  }),
+});
+
+export const quarantineEvents = [EventQuarantined, DeadLettersDismissed] as const;

@@ -52,7 +52,7 @@ export class DeadLetterRecord {
   payload!: string;
 
   @Column({ type: 'text' })
-  status!: 'open' | 'retrying' | 'resolved';
+  status!: 'open' | 'retrying' | 'resolved' | 'dismissed';
 
   @Column({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
