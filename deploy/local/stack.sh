@@ -7,6 +7,8 @@
 #   deploy/local/stack.sh status   what runs, with pids and ports
 #   deploy/local/stack.sh logs S   follow one service's log
 #   deploy/local/stack.sh cli ...  run the admin CLI against the stack (its NATS credentials and database)
+#   deploy/local/stack.sh db       only create the stack's PostgreSQL role and database if missing (npm test's
+#                                  pretest runs it: the tests create their databases with that role)
 #   deploy/local/stack.sh down     stop everything (data stays in .stack/)
 set -euo pipefail
 
@@ -83,16 +85,88 @@ start_nats() {
   say "nats-server on 127.0.0.1:$CL_NATS_PORT (data in $CL_STACK_DIR/nats)"
 }
 
-ensure_postgres() {
-  if ! node -e "const c=new (require('pg').Client)({connectionString:process.env.CL_DATABASE_ADMIN_URL});c.connect().then(()=>c.end(),()=>process.exit(1))" 2>/dev/null; then
-    if command -v pg_lsclusters >/dev/null && as_root true 2>/dev/null; then
-      say "starting PostgreSQL"
-      as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
-    fi
-    node -e "const c=new (require('pg').Client)({connectionString:process.env.CL_DATABASE_ADMIN_URL});c.connect().then(()=>c.end(),()=>process.exit(1))" 2>/dev/null ||
-      fail "PostgreSQL is not reachable at $CL_DATABASE_ADMIN_URL. Install it (sudo apt-get install -y postgresql), allow local connections for that user, or set CL_DATABASE_ADMIN_URL and CL_DATABASE_URL in .stack/stack.env"
+# PostgreSQL. Unless CL_DATABASE_URL is set (then the stack uses that database as it is and creates nothing),
+# the stack has a role and a database of its own, both `cloudlunacy`, on the local server at 127.0.0.1 and
+# CL_POSTGRES_PORT. Only creating them needs the server's superuser: psql as the `postgres` OS user over the
+# local socket (peer authentication, Debian's default). Everything else connects over TCP with the role's
+# generated password, kept in .stack/secrets/postgres.password, so it works with Debian's scram-sha-256 for
+# 127.0.0.1 as well as with trust. The server only ever sees the password's SCRAM verifier.
+PG_ROLE=cloudlunacy
+PG_DATABASE=cloudlunacy
+PG_PASSWORD_FILE="$CL_STACK_ABS/secrets/postgres.password"
+if [ -n "${CL_DATABASE_URL:-}" ]; then own_database=false; else own_database=true; fi
+
+redacted() { echo "$1" | sed -E 's#//[^@]*@#//#'; }
+
+# CL_DATABASE_URL for the stack's own role, once its password exists.
+use_own_database() {
+  $own_database && [ -s "$PG_PASSWORD_FILE" ] || return 0
+  local password; password=$(cat "$PG_PASSWORD_FILE")
+  [[ $password =~ ^[A-Za-z0-9._~-]+$ ]] || fail "$PG_PASSWORD_FILE must hold one URL-safe word (delete it to get a new one)"
+  export CL_DATABASE_URL="postgres://$PG_ROLE:$password@127.0.0.1:$CL_POSTGRES_PORT/$PG_DATABASE"
+}
+
+# psql as the server's superuser: the `postgres` OS user on the local socket (from / : it may not enter ours).
+as_postgres_psql() {
+  local psql=(psql -X -q -v ON_ERROR_STOP=1 -p "$CL_POSTGRES_PORT" -d postgres)
+  if [ "$(id -un)" = postgres ]; then (cd / && "${psql[@]}")
+  elif [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "${psql[@]}")
+  elif command -v sudo >/dev/null; then (cd / && sudo -u postgres -- "${psql[@]}")
+  else return 1; fi
+}
+
+# "t" when the stack's role can log in over TCP and owns its database.
+own_database_ready() {
+  PGPASSWORD=$(cat "$PG_PASSWORD_FILE") PGCONNECT_TIMEOUT=5 psql -X -A -t -q -h 127.0.0.1 -p "$CL_POSTGRES_PORT" \
+    -U "$PG_ROLE" -d "$PG_DATABASE" \
+    -c 'SELECT pg_get_userbyid(datdba) = current_user FROM pg_database WHERE datname = current_database()' 2>/dev/null
+}
+
+start_postgres() {
+  local cluster
+  # The cluster configured for that port (pg_lsclusters: version, name, port, status, …).
+  cluster=$(pg_lsclusters -h 2>/dev/null | awk -v port="$CL_POSTGRES_PORT" '$3 == port { print $1, $2; exit }')
+  [ -n "$cluster" ] ||
+    fail "no PostgreSQL server listens on 127.0.0.1:$CL_POSTGRES_PORT and no cluster is configured for that port (pg_lsclusters). Set CL_POSTGRES_PORT in .stack/stack.env, or install PostgreSQL: sudo apt-get install -y postgresql"
+  say "starting PostgreSQL $cluster"
+  # shellcheck disable=SC2086 # version and cluster name
+  as_root pg_ctlcluster --skip-systemctl-redirect $cluster start || true
+  for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p "$CL_POSTGRES_PORT" && return 0; sleep 0.2; done
+  fail "PostgreSQL $cluster did not start on 127.0.0.1:$CL_POSTGRES_PORT; see /var/log/postgresql/"
+}
+
+# The role and database of the stack (and of the tests, which create their throwaway databases with the
+# role: hence CREATEDB), created once and checked on every run. Idempotent.
+provision_postgres() {
+  command -v psql >/dev/null && command -v pg_isready >/dev/null ||
+    fail "PostgreSQL is not installed: sudo apt-get install -y postgresql (or set CL_DATABASE_URL in .stack/stack.env to use another server)"
+  pg_isready -q -h 127.0.0.1 -p "$CL_POSTGRES_PORT" || start_postgres
+  if [ ! -s "$PG_PASSWORD_FILE" ]; then
+    (umask 077 && mkdir -p "$(dirname "$PG_PASSWORD_FILE")" &&
+      node -e 'process.stdout.write(require("crypto").randomBytes(24).toString("base64url"))' >"$PG_PASSWORD_FILE")
   fi
-  say "migrating $(echo "$CL_DATABASE_URL" | sed -E 's#//[^@]*@#//#')"
+  use_own_database
+  [ "$(own_database_ready)" = t ] && return 0
+  say "setting up PostgreSQL role $PG_ROLE and database $PG_DATABASE on port $CL_POSTGRES_PORT (psql as the postgres user)"
+  local verifier
+  verifier=$(node -e '
+    const c = require("crypto"), password = require("fs").readFileSync(process.argv[1], "utf8"), salt = c.randomBytes(16);
+    const salted = c.pbkdf2Sync(password, salt, 4096, 32, "sha256");
+    const hmac = (key, text) => c.createHmac("sha256", key).update(text).digest();
+    const stored = c.createHash("sha256").update(hmac(salted, "Client Key")).digest();
+    const b64 = (bytes) => bytes.toString("base64");
+    process.stdout.write(`SCRAM-SHA-256$4096:${b64(salt)}$${b64(stored)}:${b64(hmac(salted, "Server Key"))}`);
+  ' "$PG_PASSWORD_FILE")
+  { printf '\\set verifier %s\n' "'$verifier'"; cat deploy/local/postgres-role.sql; } | as_postgres_psql >>"$LOGS/setup.log" 2>&1 ||
+    fail "could not create the PostgreSQL role $PG_ROLE as the postgres user (run this as root or with sudo, or create it yourself: README, PostgreSQL); see $LOGS/setup.log"
+  [ "$(own_database_ready)" = t ] ||
+    fail "the role $PG_ROLE cannot log in to 127.0.0.1:$CL_POSTGRES_PORT/$PG_DATABASE with its password: pg_hba.conf must allow it (Debian's default, scram-sha-256 for 127.0.0.1/32, does)"
+}
+
+ensure_postgres() {
+  if $own_database; then provision_postgres
+  else say "CL_DATABASE_URL is set: using $(redacted "$CL_DATABASE_URL") as it is"; fi
+  say "migrating $(redacted "$CL_DATABASE_URL")"
   node dist/apps/cli/src/main.js db migrate >/dev/null
 }
 
@@ -227,6 +301,8 @@ case "${1:-}" in
   down) down ;;
   status) status ;;
   logs) tail -n 50 -f "$LOGS/${2:?which service?}.log" ;;
-  cli) shift; setup_auth; node dist/apps/cli/src/main.js "$@" ;;
-  *) echo "usage: deploy/local/stack.sh up|demo|status|logs <service>|cli <command…>|down" >&2; exit 2 ;;
+  cli) shift; setup_auth; use_own_database; node dist/apps/cli/src/main.js "$@" ;;
+  db) mkdir -p "$LOGS"; if $own_database; then provision_postgres; say "PostgreSQL role and database $PG_DATABASE ready"
+      else say "CL_DATABASE_URL is set: the stack creates no role or database"; fi ;;
+  *) echo "usage: deploy/local/stack.sh up|demo|status|logs <service>|cli <command…>|db|down" >&2; exit 2 ;;
 esac
