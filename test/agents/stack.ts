@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -342,7 +343,7 @@ export class AgentsStack {
       headers?: Record<string, string>;
       from?: string;
     } = {},
-  ): Promise<{ status: number; body: Record<string, unknown> }> {
+  ): Promise<{ status: number; body: Record<string, unknown>; headers: IncomingHttpHeaders }> {
     const headers: Record<string, string> = { ...options.headers };
     if ((options.body !== undefined || options.rawBody !== undefined) && !headers['content-type'])
       headers['content-type'] = 'application/json';
@@ -367,7 +368,7 @@ export class AgentsStack {
     } catch {
       body = { raw: reply.body };
     }
-    return { status: reply.status, body };
+    return { status: reply.status, body, headers: reply.headers };
   }
 
   /**

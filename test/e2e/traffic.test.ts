@@ -119,6 +119,62 @@ test('a removed route stops answering once the node reports it dropped', async (
   expect((await runtimeMap(e2e.haproxy, 'hosts')).some((line) => line.startsWith('gone.'))).toBe(false);
 });
 
+test("one request's trail: its correlation id is returned, and names every event it caused, each with its cause", async () => {
+  const trail = await app(httpAgent('127.0.0.2', 'web-a'));
+  const correlationId = `trail-${Date.now()}`;
+  const created = await e2e.stack.request('POST', 'routes?wait=active&timeout=20000', {
+    token: await web.token(),
+    headers: { 'X-Correlation-Id': correlationId },
+    body: { kind: 'http', subdomain: 'trail', target: { host: '127.0.0.2', port: trail.port } },
+  });
+  expect(created.status).toBe(200);
+  expect(created.headers['x-correlation-id']).toBe(correlationId);
+  const route = created.body as RouteBody;
+  const removed = await e2e.stack.request('DELETE', `routes/${route.routeId}`, {
+    token: await web.token(),
+    headers: { 'X-Correlation-Id': `${correlationId}-removal` },
+    body: { reason: 'trail followed' },
+  });
+  expect(removed.status).toBe(202);
+
+  type Entry = { type: string; eventId: string; correlationId: string; causationId: string | null };
+  const eventsOf = async (id: string) =>
+    ((await e2e.request('GET', `events?correlationId=${id}&after=0`)).body.events as Entry[]) ?? [];
+  // The request appended the claim and the route; proxy-sync's report of it continues the same trail,
+  // naming the route's event as its cause.
+  const causedByCreation = await waitFor('the report of the route in the trail', async () => {
+    const events = await eventsOf(correlationId);
+    return events.some((event) => event.type === 'RouteApplied') ? events : undefined;
+  });
+  expect(causedByCreation.map((event) => event.type)).toEqual(
+    expect.arrayContaining(['HostnameClaimed', 'RouteRequested', 'RouteApplied']),
+  );
+  expect(causedByCreation.every((event) => event.causationId !== null)).toBe(true);
+  const requested = causedByCreation.find((event) => event.type === 'RouteRequested')!;
+  expect(causedByCreation.find((event) => event.type === 'RouteApplied')!.causationId).toBe(
+    requested.eventId,
+  );
+
+  const removal = await waitFor('the drop report in the removal trail', async () => {
+    const events = await eventsOf(`${correlationId}-removal`);
+    return events.some((event) => event.type === 'RouteDropped') ? events : undefined;
+  });
+  expect(removal.map((event) => event.type)).toEqual(
+    expect.arrayContaining(['RouteRemoved', 'HostnameReleased', 'RouteDropped']),
+  );
+  expect(removal.every((event) => event.causationId !== null)).toBe(true);
+
+  // Over the whole log so far: every event names a cause.
+  const all = (await e2e.request('GET', 'events?limit=500')).body.events as Entry[];
+  expect(all.filter((event) => event.causationId === null).map((event) => event.type)).toEqual([]);
+  // A correlation id that is not short and plain is replaced, not stored.
+  const odd = await e2e.stack.request('GET', 'agents/web-a', {
+    token: await web.token(),
+    headers: { 'X-Correlation-Id': 'has spaces and <angle brackets>' },
+  });
+  expect(odd.headers['x-correlation-id']).toMatch(/^[0-9a-f-]{36}$/);
+});
+
 test('?wait=active does not answer 200 while no proxy node routes the route', async () => {
   const later = await app(httpAgent('127.0.0.2', 'web-a'));
   await e2e.stopProxySync();

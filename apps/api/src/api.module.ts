@@ -16,7 +16,7 @@ import { CertificatesController } from './certificates.controller.js';
 import type { ApiConfig } from './config.js';
 import { dashboardHandler, loadDashboard, securityHeaders } from './dashboard.js';
 import { DeadLetters } from './dead-letters.js';
-import { bodyEncodingGuard, requestId } from './edge.js';
+import { bodyEncodingGuard, correlationScope, requestId } from './edge.js';
 import { ApiExceptionFilter, bodyErrorHandler } from './errors.js';
 import { API_NATS, EventLogModule } from './event-log.js';
 import { EventsController } from './events.controller.js';
@@ -104,6 +104,7 @@ export async function createApiApp(config: ApiConfig, logger: Logger): Promise<N
   app.use(bodyEncodingGuard);
   app.useBodyParser('json', { limit: '64kb', strict: false });
   app.use(bodyErrorHandler(logger));
+  app.use(correlationScope);
   app.setGlobalPrefix(API_PREFIX);
   app.useGlobalFilters(new ApiExceptionFilter(logger));
   app.disable('x-powered-by');

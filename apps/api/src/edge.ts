@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
+import { ACCEPTABLE_CORRELATION_ID, withCorrelation } from '#platform';
 
 /**
  * What every request meets before the routes: an id that the response carries (and 5xx logs name), and
@@ -8,19 +9,36 @@ import type { NextFunction, Request, Response } from 'express';
  */
 
 export const REQUEST_ID_HEADER = 'x-request-id';
-/** An id a proxy in front chose is kept if it is short and plain; anything else is replaced. */
-const ACCEPTABLE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+export const CORRELATION_ID_HEADER = 'x-correlation-id';
 
 export function requestIdOf(response: Response): string | undefined {
   return (response.locals as { requestId?: string }).requestId;
 }
 
+/**
+ * The request's id is its correlation id: taken from X-Correlation-Id (or X-Request-Id, as a proxy in
+ * front sets it) when short and plain, made otherwise, returned in both headers, and carried by every
+ * command, event and log line the request causes (`GET /api/v1/events?correlationId=` finds the events).
+ */
 export function requestId(request: Request, response: Response, next: NextFunction): void {
-  const given = request.headers[REQUEST_ID_HEADER];
-  const id = typeof given === 'string' && ACCEPTABLE_REQUEST_ID.test(given) ? given : randomUUID();
+  const given = [request.headers[CORRELATION_ID_HEADER], request.headers[REQUEST_ID_HEADER]].find(
+    (value): value is string => typeof value === 'string' && ACCEPTABLE_CORRELATION_ID.test(value),
+  );
+  const id = given ?? randomUUID();
   (response.locals as { requestId?: string }).requestId = id;
   response.setHeader('X-Request-Id', id);
+  response.setHeader('X-Correlation-Id', id);
   next();
+}
+
+/**
+ * Runs the rest of the request in its correlation scope. After the body parser: a stream's callbacks
+ * run in the scope of the socket, so a scope opened before the body is read would be lost.
+ */
+export function correlationScope(_request: Request, response: Response, next: NextFunction): void {
+  const id = requestIdOf(response);
+  if (id === undefined) return next();
+  withCorrelation(id, next);
 }
 
 function unsupported(response: Response, field: string, message: string): void {

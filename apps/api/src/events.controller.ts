@@ -13,6 +13,7 @@ import {
   type StoredEvent,
 } from '#contracts';
 import { EventStore, type QuarantineOutcome } from '#eventstore';
+import { ACCEPTABLE_CORRELATION_ID } from '#platform';
 import { CommandBus } from '#messaging';
 import { commandIdOf } from './routes.controller.js';
 import { actorOf, Auth, CurrentPrincipal, type Principal } from './auth.js';
@@ -42,6 +43,18 @@ const eventsQuery = z
       .enum(['admin', 'agent', 'service', 'system'], { error: 'must be admin, agent, service or system' })
       .optional(),
     actorId: label(128).optional(),
+    /** Everything one request caused (its X-Correlation-Id), or one chain of events. */
+    correlationId: z
+      .string()
+      .regex(ACCEPTABLE_CORRELATION_ID, 'must be 1-128 characters of letters, digits and . _ : -')
+      .optional(),
+    /** An event id, or a command id (an Idempotency-Key): what directly caused the events. */
+    causationId: z
+      .string()
+      .min(1, 'must not be empty')
+      .max(128, 'must be at most 128 characters')
+      .refine((value) => !hasControlCharacter(value), { message: 'must not contain control characters' })
+      .optional(),
     from: isoTimestamp.optional(),
     to: isoTimestamp.optional(),
     /** Newest first, older than this sequence (the default order). */
@@ -116,6 +129,8 @@ export class EventsController {
     if (query.aggregateId) add('aggregate_id = ?', query.aggregateId);
     if (query.actorKind) add('actor_kind = ?', query.actorKind);
     if (query.actorId) add('actor_id = ?', query.actorId);
+    if (query.correlationId) add('correlation_id = ?', query.correlationId);
+    if (query.causationId) add('causation_id = ?', query.causationId);
     if (query.from) add('occurred_at >= ?', query.from);
     if (query.to) add('occurred_at <= ?', query.to);
     if (query.before !== undefined) add('sequence < ?', query.before);

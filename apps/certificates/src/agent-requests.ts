@@ -30,18 +30,22 @@ export function agentCertificateRequests(
       maxBodyBytes: 32 * 1024,
       maxInFlightPerAgent: 4,
       commands: {
-        request: async ({ agentId, actor, body }) =>
+        request: async ({ agentId, actor, body, correlationId }) =>
           commands.issue({
             commandId: randomUUID(),
             actor,
-            correlationId: randomUUID(),
+            correlationId,
             payload: { agentId, ...parseOrThrow(requestCertificateBody, body) },
           }),
-        confirm: async ({ agentId, actor, body }) =>
-          commands.confirm(agentId, parseOrThrow(confirmCertificateBody, body), {
+        confirm: async ({ agentId, actor, body, correlationId }) => {
+          const confirmation = parseOrThrow(confirmCertificateBody, body);
+          // The cause is the agent's confirmation of that certificate (there is no command id to name).
+          return commands.confirm(agentId, confirmation, {
             actor,
-            correlationId: randomUUID(),
-          }),
+            correlationId,
+            causationId: `confirm-${confirmation.serial}`,
+          });
+        },
         names: async ({ agentId }) => commands.names(agentId),
       },
     },

@@ -77,7 +77,12 @@ export class Authority {
           },
         ],
         {
-          context: { actor: CERTIFICATES_ACTOR, correlationId: `ca-${fingerprint}` },
+          // Caused by the installation's CA file: the first service to start with it records it.
+          context: {
+            actor: CERTIFICATES_ACTOR,
+            correlationId: `ca-${fingerprint}`,
+            causationId: `ca-file-${fingerprint}`,
+          },
           expectedSequence: 0,
         },
       );

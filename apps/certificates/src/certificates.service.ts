@@ -340,9 +340,11 @@ export class CertificateCommands {
     const issued = result.issued
       ? issuedData(result.issued, null)
       : describeCertificate(await readFile(path, 'utf8'), ca, null);
+    // Caused by the front's check at start or renewal time, named by the certificate it found or made.
     const { stored } = await this.decideOnHolder(FRONT_HOLDER, (state) => decideRecordFront(state, issued), {
       actor: CERTIFICATES_ACTOR,
       correlationId: `front-${issued.serial}`,
+      causationId: `front-${result.action}-${issued.serial}`,
     });
     if (result.action !== 'kept' || stored.length > 0) {
       this.logger.info('front certificate', {

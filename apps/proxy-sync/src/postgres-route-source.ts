@@ -51,10 +51,13 @@ interface RouteRow {
   options: { tlsToTarget?: boolean } | null;
   removed: boolean;
   applied_revision: number | null;
+  change_event_id: string | null;
+  change_correlation_id: string | null;
 }
 
 const COLUMNS = `c.position, r.route_id, r.revision, r.agent_id, r.kind, r.hostname, r.target_host,
-  r.target_port, r.options, r.removed_at IS NOT NULL AS removed, (r.applied -> $1 ->> 'revision')::int AS applied_revision`;
+  r.target_port, r.options, r.removed_at IS NOT NULL AS removed, (r.applied -> $1 ->> 'revision')::int AS applied_revision,
+  r.change_event_id, r.change_correlation_id`;
 const CHECKPOINT = `(SELECT coalesce(max(last_sequence), 0) AS position FROM projection_checkpoints WHERE projection = '${PROJECTION}') c`;
 
 /** Live routes, and removed ones this node has not reported dropped (one statement: one snapshot). */
@@ -63,6 +66,12 @@ const FULL_READ = `SELECT ${COLUMNS} FROM ${CHECKPOINT}
 const CHECKPOINT_ONLY = `SELECT c.position FROM ${CHECKPOINT}`;
 /** Every row changed after a checkpoint (removed ones included: they leave the memory). */
 const CHANGES = `SELECT ${COLUMNS} FROM ${CHECKPOINT} LEFT JOIN routes r ON r.last_sequence > $2`;
+
+function causeOf(row: RouteRow): Pick<SourcedRoute, 'cause'> {
+  return row.change_event_id && row.change_correlation_id
+    ? { cause: { eventId: row.change_event_id, correlationId: row.change_correlation_id } }
+    : {};
+}
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -159,6 +168,7 @@ export class PostgresRouteSource implements RouteSource {
       target: { host: row.target_host, port: row.target_port },
       options: { tlsToTarget: row.options?.tlsToTarget ?? false },
       appliedRevision: row.applied_revision,
+      ...causeOf(row),
     };
     // The same object for an unchanged route keeps the reconciler's per-object caches warm.
     return previous && sameRoute(previous, route) ? previous : route;
@@ -195,7 +205,7 @@ export class PostgresRouteSource implements RouteSource {
     if (!row.removed) {
       this.routes.set(routeId, this.routeOf(row, previous));
     } else if (row.applied_revision !== null) {
-      this.removed.set(routeId, { routeId, revision: row.applied_revision });
+      this.removed.set(routeId, { routeId, revision: row.applied_revision, ...causeOf(row) });
     }
   }
 

@@ -37,6 +37,13 @@ import type {
 import { safeDetail } from './reporting.js';
 import type { RouteSource, SourcedRoute } from './route-source.js';
 
+/** The change a rendered route came from, as its source told (the lib sees only its spec). */
+const sources = new WeakMap<RouteSpec, SourcedRoute>();
+function causeOf(spec: RouteSpec): Pick<SourcedRoute, 'cause'> {
+  const cause = sources.get(spec)?.cause;
+  return cause ? { cause } : {};
+}
+
 export interface ReconcilerOptions {
   node: string;
   layout: ProxyLayout;
@@ -114,6 +121,7 @@ function specOf(route: SourcedRoute): RouteSpec {
   const { routeId, revision, agentId, kind, hostname, target, options } = route;
   const spec = { routeId, revision, agentId, kind, hostname, target, options };
   specs.set(route, spec);
+  sources.set(spec, route);
   return spec;
 }
 
@@ -397,12 +405,18 @@ export class Reconciler {
         revision: route.revision,
         configVersion: version,
         propagationMs: doneAt - this.firstSeenAt(route.routeId, route.revision, doneAt),
+        ...causeOf(route),
       }));
     const failed: RouteFailedReport[] = desired.rejected
       .filter(({ route }) => route && typeof route === 'object' && typeof route.routeId === 'string')
       .filter(({ route, reason }) => this.reportedFailed.get(route.routeId) !== `${route.revision}:${reason}`)
       .filter(({ route }) => Number.isInteger(route.revision) && route.revision >= 1)
-      .map(({ route, reason }) => ({ routeId: route.routeId, revision: route.revision, reason }));
+      .map(({ route, reason }) => ({
+        routeId: route.routeId,
+        revision: route.revision,
+        reason,
+        ...causeOf(route),
+      }));
     if (applied.length > 0) {
       await this.routes.applied(applied);
       for (const report of applied) this.reportedApplied.set(report.routeId, report.revision);
@@ -478,11 +492,11 @@ export class Reconciler {
       if (!live.has(routeId) && !this.reportedDropped.has(routeId) && !candidates.has(routeId))
         candidates.set(routeId, revision);
     }
-    const dropped = [...candidates].map(([routeId, revision]) => ({
-      routeId,
-      revision,
-      configVersion: version,
-    }));
+    const causes = new Map(listed.map((removed) => [removed.routeId, removed.cause]));
+    const dropped = [...candidates].map(([routeId, revision]) => {
+      const cause = causes.get(routeId);
+      return { routeId, revision, configVersion: version, ...(cause ? { cause } : {}) };
+    });
     if (dropped.length > 0) await this.routes.dropped(dropped);
     const stillListed = new Set(listed.map(({ routeId }) => routeId));
     for (const routeId of this.reportedDropped)

@@ -2,10 +2,13 @@ import type { KV } from '@nats-io/kv';
 import { hasControlCharacter, type EventContext, type PROXY_NODE_STATUSES } from '#contracts';
 import type { EventStore } from '#eventstore';
 import type { Logger } from '#platform';
+import type { RouteCause } from './route-source.js';
 
 export interface RouteAppliedReport {
   routeId: string;
   revision: number;
+  /** The event that made the revision, when the source knows it. */
+  cause?: RouteCause;
   configVersion: number;
   /** From when proxy-sync first saw this revision to when HAProxy was seen routing it. */
   propagationMs: number;
@@ -14,6 +17,7 @@ export interface RouteAppliedReport {
 export interface RouteFailedReport {
   routeId: string;
   revision: number;
+  cause?: RouteCause;
   reason: string;
 }
 
@@ -23,6 +27,7 @@ export interface RouteDroppedReport {
   /** The revision the node had applied. */
   revision: number;
   configVersion: number;
+  cause?: RouteCause;
 }
 
 /** Where applied / failed / dropped results of routes go (the event log in production). */
@@ -66,10 +71,15 @@ export function safeDetail(text: string, max = 500): string {
   return (out.length > max ? out.slice(0, max - 1) + '…' : out) || 'unknown';
 }
 
-const context = (node: string, correlationId: string): EventContext => ({
+const context = (node: string, correlationId: string, causationId?: string): EventContext => ({
   actor: { kind: 'service', id: `proxy-sync/${node}` },
   correlationId,
+  ...(causationId ? { causationId } : {}),
 });
+
+/** A report about a route continues the trail of the change it reports on. */
+const routeContext = (node: string, report: { routeId: string; cause?: RouteCause }): EventContext =>
+  context(node, report.cause?.correlationId ?? `route-${report.routeId}`, report.cause?.eventId);
 
 async function inParallel<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>) {
   let next = 0;
@@ -114,7 +124,7 @@ export class EventStoreReporter implements RouteStatusReporter {
           },
         ],
         {
-          context: context(this.node, `route-${report.routeId}`),
+          context: routeContext(this.node, report),
           commandId: `route-applied-${this.node}-${report.routeId}-${report.revision}`,
         },
       );
@@ -133,7 +143,7 @@ export class EventStoreReporter implements RouteStatusReporter {
           },
         ],
         {
-          context: context(this.node, `route-${report.routeId}`),
+          context: routeContext(this.node, report),
           commandId: `route-failed-${this.node}-${report.routeId}-${report.revision}`,
         },
       );
@@ -157,7 +167,7 @@ export class EventStoreReporter implements RouteStatusReporter {
           },
         ],
         {
-          context: context(this.node, `route-${report.routeId}`),
+          context: routeContext(this.node, report),
           commandId: `route-dropped-${this.node}-${report.routeId}`,
         },
       );
@@ -202,7 +212,14 @@ export class KvNodeReporter implements ProxyNodeReporter {
           },
         },
       ],
-      { context: context(this.node, `proxy-node-${this.node}`) },
+      // Caused by the pass (or the failure) this node's record describes.
+      {
+        context: context(
+          this.node,
+          `proxy-node-${this.node}`,
+          `proxy-pass-${this.node}-${record.configVersion}`,
+        ),
+      },
     );
   }
 }

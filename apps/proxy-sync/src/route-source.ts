@@ -7,6 +7,13 @@ export interface SourcedRoute extends RouteSpec {
    * proxy-sync does not append RouteApplied again for routes it already confirmed.
    */
   appliedRevision?: number | null;
+  /** The event that made this revision: a report of it names that event as its cause. */
+  cause?: RouteCause;
+}
+
+export interface RouteCause {
+  eventId: string;
+  correlationId: string;
 }
 
 /** A removed route that, as far as the source knows, this node still routes (it has not reported the drop). */
@@ -14,6 +21,8 @@ export interface RemovedRoute {
   routeId: string;
   /** The revision the node last applied. */
   revision: number;
+  /** The removal: a drop report names it as its cause. */
+  cause?: RouteCause;
 }
 
 export interface ListRoutesOptions {

@@ -18,9 +18,11 @@ interface Tracked {
   lastSeen: number;
 }
 
-const SYSTEM_CONTEXT = (correlationId: string): EventContext => ({
+/** A transition's cause is the heartbeat that came, or the timeout that passed without one. */
+const SYSTEM_CONTEXT = (correlationId: string, causationId: string): EventContext => ({
   actor: { kind: 'system', id: 'registration-liveness' },
   correlationId,
+  causationId,
 });
 
 /**
@@ -107,7 +109,9 @@ export class Liveness {
     else this.agents.set(agentId, { status: 'enrolled', lastSeen: now });
     this.recorder?.record(agentId, now);
     if (!tracked || tracked.status !== 'online') {
-      void this.transition(agentId, (state) => decideHeartbeat(state, new Date(now)));
+      void this.transition(agentId, `heartbeat-${agentId}-${now}`, (state) =>
+        decideHeartbeat(state, new Date(now)),
+      );
     }
   }
 
@@ -116,18 +120,22 @@ export class Liveness {
     for (const [agentId, tracked] of this.agents) {
       if (tracked.status !== 'online' || now - tracked.lastSeen <= this.options.timeoutMs) continue;
       const lastSeen = new Date(tracked.lastSeen);
-      await this.transition(agentId, (state) =>
+      await this.transition(agentId, `liveness-timeout-${agentId}-${tracked.lastSeen}`, (state) =>
         decideLivenessTimeout(state, lastSeen, new Date(now), this.options.timeoutMs),
       );
     }
   }
 
-  private async transition(agentId: string, decide: (state: AgentState) => NewEvent[]): Promise<void> {
+  private async transition(
+    agentId: string,
+    cause: string,
+    decide: (state: AgentState) => NewEvent[],
+  ): Promise<void> {
     if (this.busy.has(agentId)) return;
     this.busy.add(agentId);
     try {
       const outcome = await decideAndAppend(this.store, { type: 'agent', id: agentId }, foldAgent, decide, {
-        context: SYSTEM_CONTEXT(`liveness-${agentId}-${Date.now()}`),
+        context: SYSTEM_CONTEXT(`liveness-${agentId}-${Date.now()}`, cause),
       });
       const tracked = this.agents.get(agentId);
       let state = outcome.state;

@@ -25,7 +25,7 @@ function envelopeOf<T>(request: AgentRequest, payload: T): CommandEnvelope<T> {
   return {
     commandId: header === undefined ? randomUUID() : parseOrThrow(idempotencyKey, header, IDEMPOTENCY_HEADER),
     actor: request.actor,
-    correlationId: randomUUID(),
+    correlationId: request.correlationId,
     payload,
   };
 }

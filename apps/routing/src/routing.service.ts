@@ -435,7 +435,13 @@ export class RoutingCommands {
     for (const row of rows) {
       const agent = await this.load('agent', row.agent_id, foldAgent);
       if (agent.state.status !== 'deregistered') continue;
-      const context: EventContext = { actor: ROUTING_ACTOR, correlationId: `sweep-${row.agent_id}` };
+      // The cause is the agent's deregistration (the sweep found what its handler missed).
+      const deregistration = agent.history.events.findLast((event) => event.type === 'AgentDeregistered');
+      const context: EventContext = {
+        actor: ROUTING_ACTOR,
+        correlationId: deregistration?.correlationId ?? `sweep-${row.agent_id}`,
+        causationId: deregistration?.id ?? `sweep-${row.agent_id}`,
+      };
       const result = await this.removeRoute(row.route_id, ROUTING_ACTOR, 'agent deregistered', context);
       if (result.outcome === 'removed') removed++;
     }

@@ -222,7 +222,15 @@ const MAP_LINE = /^[A-Za-z0-9._:-]{1,253} [A-Za-z0-9._:-]{1,253}\|[A-Za-z0-9._:-
  * The map file for a set of entries: one `<key> <value>` line each, in the map's order (the order of
  * the routes as the source lists them). Every line is checked again: nothing else can be written.
  */
+/**
+ * The file of a map without entries. Not empty: the Data Plane API requires a body to store a file, so
+ * the file of a map whose last route was removed could never be written (every pass failed on it).
+ * HAProxy skips lines starting with `#`.
+ */
+export const EMPTY_MAP_FILE = '# no routes\n';
+
 export function renderMapFile(entries: ReadonlyMap<string, string>): string {
+  if (entries.size === 0) return EMPTY_MAP_FILE;
   let text = '';
   for (const [key, value] of entries) {
     const line = `${key} ${value}`;

@@ -97,7 +97,7 @@ describe('map entries of routes', () => {
     expect(renderMapFile(entries)).toBe(
       'b.example.com be_dyn_http|10.0.0.2|80\na.example.com be_dyn_tcp|10.0.0.1|443\n',
     );
-    expect(renderMapFile(new Map())).toBe('');
+    expect(renderMapFile(new Map())).toBe('# no routes\n');
   });
 });
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
   agentSubjects,
@@ -8,7 +9,7 @@ import {
   type Actor,
   type CommandReply,
 } from '#contracts';
-import type { Logger } from '#platform';
+import { ACCEPTABLE_CORRELATION_ID, withCorrelation, type Logger } from '#platform';
 
 /**
  * Whether an answer on `reply` can only reach the agent that sent the request: the server's one-off
@@ -30,7 +31,12 @@ export interface AgentRequest {
   /** The JSON body (`{}` when empty), not yet validated: each command parses its own. */
   body: unknown;
   headers?: MsgHdrs;
+  /** The agent's `X-Correlation-Id` header when short and plain, else a new id: what it causes carries it. */
+  correlationId: string;
 }
+
+/** The NATS header an agent names its own correlation id in (as X-Correlation-Id over HTTP). */
+export const CORRELATION_HEADER = 'X-Correlation-Id';
 
 export interface AgentRequestServerOptions {
   /** The wildcard subject of every agent's requests, e.g. `agents.*.out.req.routes.*`. */
@@ -137,12 +143,17 @@ export class AgentRequestServer {
           '(subject)',
         );
       }
-      const result = await command({
-        agentId,
-        actor: { kind: 'agent', id: agentId },
-        body: this.body(message.data),
-        headers: message.headers,
-      });
+      const given = message.headers?.get(CORRELATION_HEADER);
+      const correlationId = given && ACCEPTABLE_CORRELATION_ID.test(given) ? given : randomUUID();
+      const result = await withCorrelation(correlationId, () =>
+        command({
+          agentId,
+          actor: { kind: 'agent', id: agentId },
+          body: this.body(message.data),
+          headers: message.headers,
+          correlationId,
+        }),
+      );
       return { ok: true, result };
     } catch (error) {
       const body = toErrorBody(error);

@@ -13,7 +13,7 @@ import {
   type CommandEnvelope,
   type CommandReply,
 } from '#contracts';
-import type { Logger } from '#platform';
+import { currentCorrelationId, withCorrelation, type Logger } from '#platform';
 import { natsAuthenticator, natsServers, type NatsConfig } from './nats.js';
 
 /** Options for a Nest microservice that answers commands: one queue group per service, so replicas share work. */
@@ -46,7 +46,9 @@ export async function handleCommand<S extends z.ZodType, R>(
   try {
     const envelope = parseOrThrow(commandEnvelopeSchema, raw);
     const payload = parseOrThrow(payloadSchema, envelope.payload, 'payload');
-    return { ok: true, result: await run({ ...envelope, payload }) };
+    // What the command causes (events, further commands, log lines) carries its correlation id.
+    const result = await withCorrelation(envelope.correlationId, () => run({ ...envelope, payload }));
+    return { ok: true, result };
   } catch (error) {
     const body = toErrorBody(error);
     if (body.error === 'internal') logger.error('command failed', { error });
@@ -100,7 +102,7 @@ export class CommandBus implements OnApplicationShutdown {
     const envelope: CommandEnvelope = {
       commandId: meta.commandId ?? randomUUID(),
       actor: meta.actor,
-      correlationId: meta.correlationId ?? randomUUID(),
+      correlationId: meta.correlationId ?? currentCorrelationId() ?? randomUUID(),
       payload,
     };
     let reply: CommandReply<R>;

@@ -1,3 +1,4 @@
 export * from './logger.js';
 export * from './config.js';
 export * from './lifecycle.js';
+export * from './correlation.js';

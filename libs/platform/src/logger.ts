@@ -1,4 +1,5 @@
 import type { LoggerService } from '@nestjs/common';
+import { currentCorrelationId } from './correlation.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFields = Record<string, unknown>;
@@ -48,6 +49,9 @@ export function createLogger(service: string, options: LoggerOptions = {}, bound
       service,
       msg: redact(message),
     };
+    // A line logged while handling a request or a command names it, so one grep finds all it caused.
+    const correlationId = currentCorrelationId();
+    if (correlationId !== undefined) entry.correlationId = correlationId;
     for (const [key, value] of Object.entries({ ...bound, ...fields })) entry[key] = safeValue(value);
     let line: string;
     try {

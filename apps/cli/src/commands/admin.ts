@@ -37,8 +37,10 @@ function cliField<T>(schema: z.ZodType<T>, input: unknown, option: string): T {
   }
 }
 
+/** The cause of what a CLI command appends is that run of the command (one id for both). */
 function context(name: string): EventContext {
-  return { actor: { kind: 'admin', id: name }, correlationId: randomUUID() };
+  const run = `cli-${randomUUID()}`;
+  return { actor: { kind: 'admin', id: name }, correlationId: run, causationId: run };
 }
 
 export const adminCommands: CliCommand[] = [

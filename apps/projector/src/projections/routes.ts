@@ -22,6 +22,12 @@ export type RouteRow = {
   removed_at: string | null;
   /** The log sequence of the last event that changed the row: readers fetch what changed after a position. */
   last_sequence: number;
+  /**
+   * The event that made the current revision (requested, updated, removed) and its correlation id: what a
+   * proxy node's report of that revision names as its cause, so one request's trail reaches HAProxy.
+   */
+  change_event_id: string | null;
+  change_correlation_id: string | null;
 };
 
 /** Largest value of a Postgres integer: a propagation time beyond it (24 days) is recorded as this. */
@@ -32,9 +38,19 @@ const MAX_INTEGER = 2_147_483_647;
  * `active` once a proxy node applied the current revision, `failed` when a node could not and no other
  * node has it, `removed` for good. Reports about older revisions only update that node's entry.
  */
+const REVISION_EVENTS = new Set(['RouteRequested', 'RouteUpdated', 'RouteRemoved']);
+
 export function evolveRouteRow(row: RouteRow | undefined, stored: StoredEvent): RouteRow | undefined {
   const next = evolveRoute(row, stored);
-  return next === undefined || next === row ? next : { ...next, last_sequence: stored.sequence };
+  if (next === undefined || next === row) return next;
+  return REVISION_EVENTS.has(stored.type)
+    ? {
+        ...next,
+        last_sequence: stored.sequence,
+        change_event_id: stored.id,
+        change_correlation_id: stored.correlationId,
+      }
+    : { ...next, last_sequence: stored.sequence };
 }
 
 function evolveRoute(row: RouteRow | undefined, stored: StoredEvent): RouteRow | undefined {
@@ -60,6 +76,8 @@ function evolveRoute(row: RouteRow | undefined, stored: StoredEvent): RouteRow |
         updated_at: event.occurredAt,
         removed_at: null,
         last_sequence: stored.sequence,
+        change_event_id: stored.id,
+        change_correlation_id: stored.correlationId,
       };
     case 'RouteUpdated':
       if (!row || row.status === 'removed') return row;
@@ -153,6 +171,8 @@ export const routesProjection = new RowProjection<RouteRow>({
     updated_at: 'timestamptz',
     removed_at: 'timestamptz',
     last_sequence: 'bigint',
+    change_event_id: 'text',
+    change_correlation_id: 'text',
   },
   eventTypes: [
     'RouteRequested',
