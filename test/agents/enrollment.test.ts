@@ -1,5 +1,6 @@
 import { hashToken } from '#auth';
 import { registrationCommands } from '#contracts';
+import { generatedAgentId } from '../../apps/registration/src/registration.service.js';
 import { AgentsStack, agentKeys } from './stack.js';
 
 let stack: AgentsStack;
@@ -97,6 +98,37 @@ test('a token works once: the second use is 401 and appends nothing', async () =
   expect(second.status).toBe(401);
   expect(second.body).toMatchObject({ error: 'unauthorized' });
   expect(await stack.lastEventSequence()).toBe(before);
+});
+
+test('an enrollment that stopped between its appends is completed by its retry, and only by it', async () => {
+  const token = await stack.enrollmentToken(admin);
+  const tokenHash = hashToken(token);
+  const agentId = generatedAgentId(tokenHash);
+  // What a registration killed after the token's use and before the agent's enrollment leaves behind.
+  const { openStore } = await import('../routes/helpers.js');
+  const store = await openStore(stack);
+  const history = await store.readAggregate('enrollment-token', tokenHash);
+  await store.append(
+    { type: 'enrollment-token', id: tokenHash },
+    [{ type: 'EnrollmentTokenUsed', data: { agentId } }],
+    {
+      context: { actor: { kind: 'agent', id: agentId }, correlationId: 'killed-enrollment' },
+      expectedSequence: history.lastSequence,
+    },
+  );
+  // Another agent id with the used token: refused, as any use of a used token.
+  expect((await enrollRequest(token, 'not-the-same')).status).toBe(401);
+  // The retry (no agent id: the generated one is derived from the token) completes it.
+  const retried = await enrollRequest(token);
+  expect(retried.status).toBe(201);
+  expect(retried.body.agentId).toBe(agentId);
+  const uses = await store.readAggregate('enrollment-token', tokenHash);
+  expect(uses.events.map((event) => event.type)).toEqual(['EnrollmentTokenIssued', 'EnrollmentTokenUsed']);
+  expect((await store.readAggregate('agent', agentId)).events.map((event) => event.type)).toEqual([
+    'AgentEnrolled',
+  ]);
+  // Done once, the token is spent for good.
+  expect((await enrollRequest(token)).status).toBe(401);
 });
 
 test('two concurrent enrollments with the same token: exactly one agent gets in', async () => {

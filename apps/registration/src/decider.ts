@@ -161,6 +161,21 @@ export function checkTokenUsable(state: TokenState, now: Date): void {
   }
 }
 
+/** The token was used by this agent id, which was never enrolled, and the token has not expired. */
+export function isUnfinishedEnrollment(
+  token: TokenState,
+  agent: AgentState,
+  agentId: string,
+  now: Date,
+): boolean {
+  return (
+    token.status === 'issued' &&
+    token.usedBy === agentId &&
+    agent.status === 'absent' &&
+    Date.parse(token.expiresAt) > now.getTime()
+  );
+}
+
 export function decideUseToken(state: TokenState, agentId: string, now: Date): NewEvent[] {
   checkTokenUsable(state, now);
   return [{ type: 'EnrollmentTokenUsed', data: { agentId } }];

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import {
   agentSubjectSet,
   canonicalAddress,
@@ -28,6 +28,7 @@ import {
   decideIssueToken,
   decideReleaseToken,
   decideUseToken,
+  isUnfinishedEnrollment,
   foldAddressHolders,
   foldAgent,
   foldToken,
@@ -45,9 +46,14 @@ export interface EnrollCommand {
 }
 
 /** Agent ids chosen for agents that did not ask for one: `agent-` and 10 base-32 characters. */
-export function generatedAgentId(): string {
+/**
+ * The id of an agent that enrolls without naming one: derived from its token's hash, so a retry of the
+ * same enrollment (after a crash between its appends) names the same agent and can complete it.
+ */
+export function generatedAgentId(tokenHash: string): string {
   const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
-  return 'agent-' + [...randomBytes(10)].map((byte) => alphabet[byte % 32]).join('');
+  const digest = createHash('sha256').update(`agent-id\0${tokenHash}`).digest();
+  return 'agent-' + [...digest.subarray(0, 10)].map((byte) => alphabet[byte % 32]).join('');
 }
 
 const MAX_ATTEMPTS = 5;
@@ -127,13 +133,14 @@ export class RegistrationCommands {
    * the other reloads, sees the token used and gets 401); only then the agent's enrollment, with expected
    * sequence 0 on the agent's subject. If that second append loses a race for the agent id, the use is
    * released again (EnrollmentTokenReleased) and the caller gets 409. A crash between the two appends
-   * leaves a used token and no agent: the safe side (the admin issues another token).
+   * leaves a used token and no agent: a retry of the same enrollment (the same token and agent id; a
+   * generated id is derived from the token) completes it; anything else is refused as before.
    * Checks that refuse (bad token, taken id) run before anything is appended.
    */
   async enroll(command: CommandEnvelope<EnrollCommand>): Promise<EnrollResult> {
     const now = new Date();
     const { tokenHash, natsPublicKey, labels } = command.payload;
-    const agentId = command.payload.agentId ?? generatedAgentId();
+    const agentId = command.payload.agentId ?? generatedAgentId(tokenHash);
     const tokenAggregate = { type: 'enrollment-token' as const, id: tokenHash };
     const agentAggregate = { type: 'agent' as const, id: agentId };
     const context: EventContext = {
@@ -145,20 +152,25 @@ export class RegistrationCommands {
     // Refusals first, before anything is appended.
     const tokenHistory = await this.store.readAggregate('enrollment-token', tokenHash);
     const token = foldToken(tokenHistory.events);
-    checkTokenUsable(token, now);
-    const publicAddress = checkEnrollmentAddress(this.addresses, command.payload, token);
     const agentHistory = await this.store.readAggregate('agent', agentId);
+    // An enrollment that stopped after using its token and before enrolling the agent is completed by
+    // its retry (same token, same agent id); any other use of a used token is refused.
+    const resuming = isUnfinishedEnrollment(token, foldAgent(agentHistory.events), agentId, now);
+    if (!resuming) checkTokenUsable(token, now);
+    const publicAddress = checkEnrollmentAddress(this.addresses, command.payload, token);
     checkAgentIdFree(foldAgent(agentHistory.events), agentId);
     await this.bindAddress(publicAddress, agentId, tokenApproves(token, publicAddress), context);
 
-    await decideAndAppend(
-      this.store,
-      tokenAggregate,
-      foldToken,
-      (state) => decideUseToken(state, agentId, now),
-      { context },
-      tokenHistory,
-    );
+    if (!resuming) {
+      await decideAndAppend(
+        this.store,
+        tokenAggregate,
+        foldToken,
+        (state) => decideUseToken(state, agentId, now),
+        { context },
+        tokenHistory,
+      );
+    }
     let enrolledAt: string;
     try {
       const events = decideEnroll(foldAgent(agentHistory.events), {
@@ -175,6 +187,14 @@ export class RegistrationCommands {
       enrolledAt = result.events[0]!.occurredAt;
     } catch (error) {
       if (error instanceof ConcurrencyError || (error instanceof DomainError && error.code === 'conflict')) {
+        // The use is released unless the agent id was enrolled with this very token (by a concurrent
+        // retry of this enrollment): then the token did its one job, and stays used.
+        const enrolled = (await this.store.readAggregate('agent', agentId)).events.find(
+          (event) => event.type === 'AgentEnrolled',
+        );
+        const byThisToken =
+          (enrolled?.data as { enrollmentTokenId?: string } | undefined)?.enrollmentTokenId === tokenHash;
+        if (byThisToken) throw new DomainError('conflict', `agent id ${agentId} is taken`, 'agentId');
         await decideAndAppend(
           this.store,
           tokenAggregate,

@@ -275,3 +275,46 @@ describe('installing, superseding, revoking', () => {
     ]);
   });
 });
+
+/**
+ * A decision of several events is appended one event at a time: a writer that stops between two appends
+ * leaves a prefix. Deciding again on the history with that prefix must give exactly the rest.
+ */
+function expectResumable(history: History, decide: (state: History['state']) => NewEvent[]): void {
+  const whole = decide(history.state);
+  expect(whole.length).toBeGreaterThan(1);
+  for (let written = 1; written < whole.length; written++) {
+    const partial = new History();
+    partial.events = [...history.events, ...stored(whole.slice(0, written))];
+    expect(decide(partial.state)).toEqual(whole.slice(written));
+  }
+}
+
+describe('a decision half written is completed by the next one', () => {
+  test('recording the front certificate, first and renewed', () => {
+    const history = new History();
+    const first = { ...certificate('01', 'k1', ['*.apps.example.com']), agentId: null };
+    expectResumable(history, (state) => decideRecordFront(state, first));
+    history.add(decideRecordFront(history.state, first));
+    const second = { ...first, serial: '02', publicKeyFingerprint: 'k2'.padEnd(64, 'a') };
+    expectResumable(history, (state) => decideRecordFront(state, second));
+  });
+
+  test('confirming a renewal that supersedes two', () => {
+    const history = new History();
+    const issue = (data: IssuedData, replaces?: string) =>
+      history.add(
+        decideIssue(
+          history.state,
+          { publicKeyFingerprint: data.publicKeyFingerprint, names: data.names, replaces },
+          data,
+          now,
+        ),
+      );
+    issue(certificate('01', 'k1'));
+    history.add(decideConfirm(history.state, '01', { status: 'succeeded' }));
+    issue(certificate('02', 'k2'), '01');
+    issue(certificate('03', 'k3'), '01');
+    expectResumable(history, (state) => decideConfirm(state, '03', { status: 'succeeded' }));
+  });
+});

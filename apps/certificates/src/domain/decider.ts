@@ -273,20 +273,24 @@ export interface HookReport {
 
 /**
  * The holder installed `serial`: CertificateInstalled, and CertificateSuperseded for what it replaces (and
- * for other renewals of that same certificate that were never installed). Confirming again decides nothing.
+ * for other renewals of that same certificate that were never installed). Confirming again decides what
+ * is still missing — nothing once all of it is in the log, the rest if a writer stopped half-way.
  */
 export function decideConfirm(state: HolderState, serial: string, hook: HookReport): NewEvent[] {
   const certificate = state.certificates.get(serial);
   if (!certificate) throw new DomainError('not_found', `no certificate ${serial} of this holder`, 'serial');
   if (certificate.status === 'revoked')
     throw new DomainError('conflict', `certificate ${serial} was revoked; request a new one`, 'serial');
-  if (certificate.status !== 'issued') return [];
-  const events: NewEvent[] = [
-    {
-      type: 'CertificateInstalled',
-      data: { serial, hook: hook.status, hookDetail: hook.detail ?? null },
-    },
-  ];
+  if (certificate.status === 'superseded') return [];
+  const events: NewEvent[] =
+    certificate.status === 'issued'
+      ? [
+          {
+            type: 'CertificateInstalled',
+            data: { serial, hook: hook.status, hookDetail: hook.detail ?? null },
+          },
+        ]
+      : [];
   if (certificate.replaces !== null) {
     for (const other of state.certificates.values()) {
       if (other.serial === serial) continue;
@@ -330,22 +334,34 @@ export function decideRevokeAll(
 /**
  * The front server's certificate is installed by the service itself (it writes the bundle): a certificate
  * not yet in the log is recorded as issued (or renewed, replacing the newest one in use) and installed at
- * once, and whatever it replaces is superseded. A serial already recorded decides nothing.
+ * once, and whatever it replaces is superseded. Deciding again adds only what is missing: nothing when
+ * all of it is recorded, the rest when a writer stopped between the appends.
  */
 export function decideRecordFront(state: HolderState, issued: IssuedData): NewEvent[] {
-  if (state.certificates.has(issued.serial)) return [];
-  const inUse = [...state.certificates.values()].filter(
-    (certificate) => certificate.status === 'issued' || certificate.status === 'installed',
+  const known = state.certificates.get(issued.serial);
+  if (known?.status === 'revoked' || known?.status === 'superseded') return [];
+  const others = [...state.certificates.values()].filter(
+    (certificate) =>
+      certificate.serial !== issued.serial &&
+      (certificate.status === 'issued' || certificate.status === 'installed'),
   );
-  const latest = inUse[inUse.length - 1];
-  const data = issuedDataOf(issued);
-  const events: NewEvent[] = [
-    latest
-      ? { type: 'CertificateRenewed', data: { ...data, replaces: latest.serial } }
-      : { type: 'CertificateIssued', data },
-    { type: 'CertificateInstalled', data: { serial: issued.serial, hook: 'none', hookDetail: null } },
-  ];
-  for (const certificate of inUse) {
+  const events: NewEvent[] = [];
+  if (!known) {
+    const latest = others[others.length - 1];
+    const data = issuedDataOf(issued);
+    events.push(
+      latest
+        ? { type: 'CertificateRenewed', data: { ...data, replaces: latest.serial } }
+        : { type: 'CertificateIssued', data },
+    );
+  }
+  if (!known || known.status === 'issued') {
+    events.push({
+      type: 'CertificateInstalled',
+      data: { serial: issued.serial, hook: 'none', hookDetail: null },
+    });
+  }
+  for (const certificate of others) {
     events.push({ type: 'CertificateSuperseded', data: { serial: certificate.serial, by: issued.serial } });
   }
   return events;
