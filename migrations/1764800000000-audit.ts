@@ -9,6 +9,9 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  *   an index scan instead of a pass over the whole log.
  * - `routes.change_event_id` / `change_correlation_id`: the event that made a route's current revision, so
  *   proxy nodes' reports of it name their cause and the request's correlation id.
+ * - `proxy_nodes.status` may be `stale`: routing records a node whose proxy-sync stopped reporting.
+ * - `event_log_identity`: which event log the projections were built from (its stream's creation time).
+ *   A database kept while the broker's data was lost would otherwise show state of a log that is gone.
  */
 export class Audit1764800000000 implements MigrationInterface {
   name = 'Audit1764800000000';
@@ -24,9 +27,27 @@ export class Audit1764800000000 implements MigrationInterface {
     await queryRunner.query(
       `ALTER TABLE routes ADD COLUMN change_event_id text, ADD COLUMN change_correlation_id text`,
     );
+    await queryRunner.query(`ALTER TABLE proxy_nodes DROP CONSTRAINT proxy_nodes_status_check`);
+    await queryRunner.query(
+      `ALTER TABLE proxy_nodes ADD CONSTRAINT proxy_nodes_status_check
+         CHECK (status IN ('in-sync', 'degraded', 'unreachable', 'stale'))`,
+    );
+    await queryRunner.query(`
+      CREATE TABLE event_log_identity (
+        stream text PRIMARY KEY,
+        created text NOT NULL,
+        recorded_at timestamptz NOT NULL DEFAULT now()
+      )`);
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query('DROP TABLE event_log_identity');
+    await queryRunner.query(`DELETE FROM proxy_nodes WHERE status = 'stale'`);
+    await queryRunner.query(`ALTER TABLE proxy_nodes DROP CONSTRAINT proxy_nodes_status_check`);
+    await queryRunner.query(
+      `ALTER TABLE proxy_nodes ADD CONSTRAINT proxy_nodes_status_check
+         CHECK (status IN ('in-sync', 'degraded', 'unreachable'))`,
+    );
     await queryRunner.query(
       `ALTER TABLE routes DROP COLUMN change_event_id, DROP COLUMN change_correlation_id`,
     );

@@ -2,7 +2,8 @@
 # The CloudLunacy local stack: nats-server (its own config, port and data), a Postgres database with
 # migrations, and every service, each as a background process with a pid file and a log file under .stack/.
 #
-#   deploy/local/stack.sh up       install what is missing, build, start everything (idempotent)
+#   deploy/local/stack.sh up       install what is missing, build, start everything (idempotent);
+#                                  CL_STACK_FRONTS=2 adds a second front (HAProxy, Data Plane API, proxy-sync)
 #   deploy/local/stack.sh demo     up, then run the demo and print where to look
 #   deploy/local/stack.sh status   what runs, with pids and ports
 #   deploy/local/stack.sh logs S   follow one service's log
@@ -30,9 +31,10 @@ SERVICES=(
   "certificates:dist/apps/certificates/src/main.js"
   "routing:dist/apps/routing/src/main.js"
   "api:dist/apps/api/src/main.js"
-  "dataplane:dist/test/dataplane-emulator/main.js --config $CL_STACK_ABS/haproxy/dataplaneapi.yml --start-haproxy"
-  "proxy-sync:dist/apps/proxy-sync/src/main.js"
 )
+# Each front: HAProxy under the Data Plane API (the emulator here), and its proxy-sync. Front 1 is
+# `dataplane` and `proxy-sync`; front n is `dataplane-n` and `proxy-sync-n`, on ports n-1 above front 1's.
+FRONTS=${CL_STACK_FRONTS:-1}
 
 say() { printf '\033[1m[stack]\033[0m %s\n' "$*"; }
 fail() { printf '\033[31m[stack] %s\033[0m\n' "$*" >&2; exit 1; }
@@ -173,28 +175,39 @@ ensure_postgres() {
 # HAProxy and the Data Plane API emulator (a test double of dataplaneapi; production runs the real one with
 # deploy/haproxy/dataplaneapi.yml). The base haproxy.cfg is rendered once for the stack's ports and paths;
 # from then on only the Data Plane API changes it.
-prepare_haproxy() {
-  local dir="$CL_STACK_ABS/haproxy"
+# The installation's CA and the front's certificate, before the certificates service starts with them.
+prepare_pki() {
+  node dist/apps/cli/src/main.js certs ca init >>"$LOGS/setup.log"
+  node dist/apps/cli/src/main.js certs ca show --pem >"$CL_STACK_ABS/ca.pem"
+  node dist/apps/cli/src/main.js certs front --out "$CL_FRONT_CERT_FILE" >>"$LOGS/setup.log"
+}
+
+prepare_haproxy() { # front number
+  local n=${1:-1} offset=$((${1:-1} - 1)) suffix=""
+  [ "$n" = 1 ] || suffix="-$n"
+  local dir="$CL_STACK_ABS/haproxy$suffix"
+  local http=$((CL_HTTP_PORT + offset)) https=$((CL_HTTPS_PORT + offset)) sni=$((CL_TLS_SNI_PORT + offset))
+  local dataplane=$((CL_DATAPLANE_PORT + offset))
   mkdir -p "$dir/maps" "$dir/ssl" "$dir/ca" "$dir/transactions"
   touch "$dir/maps/hosts.map" "$dir/maps/sni.map"
-  node dist/apps/cli/src/main.js certs ca init >>"$LOGS/setup.log"
-  node dist/apps/cli/src/main.js certs ca show --pem >"$dir/ca/cloudlunacy-ca.pem"
-  cp "$dir/ca/cloudlunacy-ca.pem" "$CL_STACK_ABS/ca.pem"
-  node dist/apps/cli/src/main.js certs front --out "$CL_FRONT_CERT_FILE" >>"$LOGS/setup.log"
+  cp "$CL_STACK_ABS/ca.pem" "$dir/ca/cloudlunacy-ca.pem"
   [ -f "$dir/ssl/front.pem" ] || cp "$CL_FRONT_CERT_FILE" "$dir/ssl/front.pem"
   if [ ! -f "$dir/haproxy.cfg" ]; then
     sed -e "s#/etc/haproxy/#$dir/#g" -e "s#/run/haproxy/admin.sock#$dir/admin.sock#" \
-      -e "s#^\( *bind\) :80 #\1 127.0.0.1:$CL_HTTP_PORT #" -e "s#^\( *bind\) :443 #\1 127.0.0.1:$CL_HTTPS_PORT #" \
-      -e "s#^\( *bind\) :27017 #\1 127.0.0.1:$CL_TLS_SNI_PORT #" deploy/haproxy/haproxy.cfg >"$dir/haproxy.cfg"
+      -e "s#^\( *bind\) :80 #\1 127.0.0.1:$http #" -e "s#^\( *bind\) :443 #\1 127.0.0.1:$https #" \
+      -e "s#^\( *bind\) :27017 #\1 127.0.0.1:$sni #" deploy/haproxy/haproxy.cfg >"$dir/haproxy.cfg"
   fi
   [ -s "$CL_STACK_ABS/secrets/dataplane.password" ] ||
     (umask 077 && node -e 'process.stdout.write(require("crypto").randomBytes(24).toString("base64url"))' >"$CL_STACK_ABS/secrets/dataplane.password")
   export CL_DATAPLANE_PASSWORD
   CL_DATAPLANE_PASSWORD=$(cat "$CL_STACK_ABS/secrets/dataplane.password")
   # proxy-sync writes the same listeners and paths into haproxy.cfg through the Data Plane API.
-  export CL_PROXY_HTTP_BIND="127.0.0.1:$CL_HTTP_PORT" CL_PROXY_HTTPS_BIND="127.0.0.1:$CL_HTTPS_PORT" \
-    CL_PROXY_TLS_SNI_BIND="127.0.0.1:$CL_TLS_SNI_PORT" CL_PROXY_PUBLIC_HTTPS_PORT="$CL_HTTPS_PORT" \
-    CL_PROXY_MAPS_DIR="$dir/maps" CL_PROXY_CERTS_DIR="$dir/ssl/" CL_PROXY_CA_FILE="$dir/ca/cloudlunacy-ca.pem"
+  export CL_PROXY_HTTP_BIND="127.0.0.1:$http" CL_PROXY_HTTPS_BIND="127.0.0.1:$https" \
+    CL_PROXY_TLS_SNI_BIND="127.0.0.1:$sni" CL_PROXY_PUBLIC_HTTPS_PORT="$https" \
+    CL_PROXY_MAPS_DIR="$dir/maps" CL_PROXY_CERTS_DIR="$dir/ssl/" CL_PROXY_CA_FILE="$dir/ca/cloudlunacy-ca.pem" \
+    CL_DATAPLANE_URL="http://127.0.0.1:$dataplane/v3" CL_PROXY_NODE_ID="$CL_PROXY_NODE_ID$suffix"
+  CL_DATAPLANE_PORT=$dataplane
+  FRONT_DIR=$dir FRONT_SUFFIX=$suffix
   cat >"$dir/dataplaneapi.yml" <<YAML
 config_version: 2
 name: cloudlunacy-local
@@ -221,11 +234,11 @@ haproxy:
 YAML
 }
 
-start_service() { # name entry
-  local name=$1 entry=$2
+start_service() { # name entry [user: the NATS user, the name by default]
+  local name=$1 entry=$2 user=${3:-$1}
   if pid_alive "$name"; then say "$name already running (pid $(cat "$RUN/$name.pid"))"; return; fi
   # Each service connects to the broker as its own user, allowed only what it needs (docs/security.md).
-  local creds="$CL_STACK_ABS/secrets/nats/$name.creds"
+  local creds="$CL_STACK_ABS/secrets/nats/$user.creds"
   [ -f "$creds" ] || creds=$CL_NATS_CREDS
   # shellcheck disable=SC2086 # an entry may carry its arguments
   CL_NATS_CREDS=$creds node $entry >>"$LOGS/$name.log" 2>&1 &
@@ -234,6 +247,16 @@ start_service() { # name entry
   pid_alive "$name" || fail "$name stopped at start; last lines of $LOGS/$name.log:
 $(tail -n 20 "$LOGS/$name.log")"
   say "$name running (pid $!, log $CL_STACK_DIR/logs/$name.log)"
+}
+
+# One front in a subshell: its ports, paths and node id stay its own.
+start_front() { # n
+  (
+    prepare_haproxy "$1"
+    start_service "dataplane$FRONT_SUFFIX" \
+      "dist/test/dataplane-emulator/main.js --config $FRONT_DIR/dataplaneapi.yml --start-haproxy" dataplane
+    start_service "proxy-sync$FRONT_SUFFIX" dist/apps/proxy-sync/src/main.js proxy-sync
+  )
 }
 
 stop_one() { # name
@@ -256,8 +279,10 @@ up() {
   setup_auth
   start_nats
   ensure_postgres
-  prepare_haproxy
+  prepare_pki
   for service in "${SERVICES[@]}"; do start_service "${service%%:*}" "${service#*:}"; done
+  local n
+  for n in $(seq 1 "$FRONTS"); do start_front "$n"; done
   wait_port 127.0.0.1 "$CL_API_PORT" api
   # Admin tokens expire (12 h by default): a stack started yesterday gets a fresh one.
   if [ ! -s "$CL_STACK_ABS/admin.token" ] || [ -n "$(find "$CL_STACK_ABS/admin.token" -mmin +360)" ]; then

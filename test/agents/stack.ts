@@ -173,19 +173,20 @@ export class AgentsStack {
    * Starts a service as its own process with the stack's environment (process mode). A service that runs
    * already is returned as it is when no extra environment is asked for (the stack may have started it).
    */
-  startService(name: string, env: Record<string, string> = {}): RunningProcess {
-    const running = this.processes.get(name);
+  /** Starts app `name` as a process, kept under `key` (a second proxy-sync is `proxy-sync-2`). */
+  startService(name: string, env: Record<string, string> = {}, key = name): RunningProcess {
+    const running = this.processes.get(key);
     const previous = running?.child;
     if (previous && previous.exitCode === null && previous.signalCode === null) {
       if (Object.keys(env).length === 0) return running!;
-      throw new Error(`${name} is running already`);
+      throw new Error(`${key} is running already`);
     }
     const started = startApp(name, {
       ...this.envOf(name),
       CL_LOG_LEVEL: this.options.verbose ? 'info' : 'warn',
       ...env,
     });
-    this.processes.set(name, started);
+    this.processes.set(key, started);
     return started;
   }
 

@@ -31,6 +31,7 @@ import type { SourcedRoute } from '../../apps/proxy-sync/src/route-source.js';
 
 export const DOMAIN = 'e2e.test';
 export const NODE = 'front-e2e';
+export const SECOND_NODE = 'front-e2e-2';
 
 export interface E2eOptions {
   /** proxy-sync's full-pass interval (default 60 s: passes come from events). */
@@ -67,6 +68,8 @@ export class E2eStack {
   frontFile = '';
   admin = '';
   proxySyncEnv: Record<string, string> = {};
+  /** The second front's HAProxy and Data Plane API, once started. */
+  second?: HaproxyStack;
   private readonly agents: RealAgent[] = [];
 
   private constructor(private readonly options: E2eOptions) {}
@@ -144,6 +147,47 @@ export class E2eStack {
     return started;
   }
 
+  /**
+   * A second front: its own HAProxy and Data Plane API, and its own proxy-sync (node `<NODE>-2`, kept as
+   * process `proxy-sync-2`), waiting for its first successful pass.
+   */
+  async startSecondFront(extra: Record<string, string> = {}): Promise<HaproxyStack> {
+    this.second ??= await startHaproxyStack({ caPem: this.ca.certificatePem });
+    await this.startSecondProxySync(extra);
+    return this.second;
+  }
+
+  async startSecondProxySync(extra: Record<string, string> = {}): Promise<RunningProcess> {
+    const since = new Date().toISOString();
+    // The first front's settings (front certificate, pass interval), with the second's addresses.
+    const env = {
+      ...this.proxySyncEnv,
+      ...proxyEnv(this.second!),
+      CL_PROXY_NODE_ID: SECOND_NODE,
+      CL_PROXY_RECONCILE_INTERVAL_MS: this.proxySyncEnv.CL_PROXY_RECONCILE_INTERVAL_MS!,
+      ...extra,
+    };
+    const started = this.stack.startService('proxy-sync', env, 'proxy-sync-2');
+    await this.nodeRecord(
+      (record) =>
+        record.status === 'in-sync' && record.lastSuccessAt !== null && record.lastSuccessAt >= since,
+      'the second proxy-sync to be in sync',
+      started,
+      30_000,
+      SECOND_NODE,
+    );
+    return started;
+  }
+
+  async stopSecondProxySync(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    await this.stack.stopService('proxy-sync-2', signal);
+  }
+
+  /** A request through the second front's HTTPS listener. */
+  httpsSecond(hostname: string, path = '/'): Promise<Reply> {
+    return getThrough(this.second!.ports.https, hostname, this.ca.certificatePem, path);
+  }
+
   async stopProxySync(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     await this.stack.stopService('proxy-sync', signal);
   }
@@ -158,6 +202,7 @@ export class E2eStack {
     what = 'the proxy node record',
     process: RunningProcess | undefined = this.proxySync,
     timeoutMs = 30_000,
+    node = NODE,
   ): Promise<ProxyNodeRecord> {
     const kv = await new Kvm(this.stack.service).open('proxy-nodes');
     return waitFor(
@@ -165,7 +210,7 @@ export class E2eStack {
       async () => {
         if (process && (process.child.exitCode !== null || process.child.signalCode !== null))
           throw new Error(`proxy-sync exited:\n${process.output()}`);
-        const entry = await kv.get(NODE);
+        const entry = await kv.get(node);
         const record = entry && entry.length > 0 ? entry.json<ProxyNodeRecord>() : undefined;
         return record && accept(record) ? record : undefined;
       },
@@ -289,6 +334,7 @@ export class E2eStack {
   async stop(): Promise<void> {
     await this.stack?.stop().catch(() => undefined);
     await this.haproxy?.stop().catch(() => undefined);
+    await this.second?.stop().catch(() => undefined);
     await this.dir?.remove().catch(() => undefined);
   }
 }

@@ -124,3 +124,27 @@ test('repeated SIGKILLs at arbitrary moments of a long catch-up still converge t
   await finalRun.stop();
   expect(finalRun.child.exitCode === 0 || finalRun.child.signalCode === 'SIGTERM').toBe(true);
 });
+
+test('a database kept while the log was lost is built again from the new log, not trusted', async () => {
+  const projector = startProjector();
+  await caughtUp(projector, await store.lastSequence());
+  await projector.stop();
+  // The broker's data is gone and it starts empty: a new log under the same name (seconds resolve the
+  // creation time, so a moment passes first).
+  await new Promise((resolve) => setTimeout(resolve, 1_100));
+  const jsm = await (await import('@nats-io/jetstream')).jetstreamManager(nc);
+  await jsm.streams.delete('EVENTS');
+  ({ store } = await openTestStore(nc, createDomainRegistry()));
+  const last = await appendAgentHistory(store, 20, 'new-log');
+  expect(last).toBeLessThan(100);
+
+  const restarted = startProjector();
+  await caughtUp(restarted, last);
+  expect(restarted.output()).toContain('the projections were built from another event log');
+  await expectProjectionsEqualFoldOfLog();
+  const [{ n }] = await db.dataSource.query(
+    `SELECT count(*)::int AS n FROM agents WHERE agent_id LIKE 'bulk%'`,
+  );
+  expect(n).toBe(0);
+  await restarted.stop();
+});

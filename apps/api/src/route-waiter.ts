@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import type { RouteView } from '#contracts';
-import { ROUTE_COLUMNS, routeViewOfRow, type RouteRowData } from '#persistence';
+import { LIVE_ROUTE_COLUMNS, routeViewOfRow, type RouteRowData } from '#persistence';
 
 interface Waiter {
   revision: number;
@@ -14,8 +14,8 @@ interface Waiter {
 const POLL_MS = 100;
 
 /**
- * `?wait=active`: waits until the routes projection shows a route settled for a revision — active or
- * failed (or removed, or a newer revision) — or the time is up. The projector publishes no progress
+ * `?wait=active`: waits until the routes projection shows a route settled for a revision — active on
+ * every proxy node that is not stale, or failed (or removed, or a newer revision) — or the time is up. The projector publishes no progress
  * notifications, and a route's status is whatever the projection says, so this reads the projection:
  * one query per tick for every waiting request together, and no query at all when nobody waits.
  */
@@ -60,7 +60,7 @@ export class RouteWaiter implements OnApplicationShutdown {
     this.polling = true;
     try {
       const rows: RouteRowData[] = await this.dataSource.query(
-        `SELECT ${ROUTE_COLUMNS} FROM routes WHERE route_id = ANY($1::text[])`,
+        `SELECT ${LIVE_ROUTE_COLUMNS} FROM routes WHERE route_id = ANY($1::text[])`,
         [[...this.waiting.keys()]],
       );
       for (const row of rows) {

@@ -5,6 +5,7 @@ import { EventStore, type QuarantineOutcome } from '#eventstore';
 import {
   dropSchema,
   listProjectionSchemas,
+  ownedTables,
   ProjectionRunner,
   RebuildJob,
   type DismissOutcome,
@@ -43,8 +44,39 @@ export class ProjectorService implements OnApplicationBootstrap, OnApplicationSh
     this.failure.catch(() => undefined);
   }
 
-  onApplicationBootstrap(): void {
+  async onApplicationBootstrap(): Promise<void> {
+    await this.checkLogIdentity();
     this.startLive();
+  }
+
+  /**
+   * Projections are derived from one log. When the log is another one than they were built from (the
+   * broker's data was lost and it started empty, or it was pointed elsewhere), they describe nothing
+   * real: they are emptied, with the dead letters of the old log, and built again from its first event.
+   */
+  async checkLogIdentity(): Promise<void> {
+    const identity = await this.store.identity();
+    await this.dataSource.transaction(async (manager) => {
+      const [recorded]: { created: string }[] = await manager.query(
+        'SELECT created FROM event_log_identity WHERE stream = $1 FOR UPDATE',
+        [identity.stream],
+      );
+      if (recorded?.created === identity.created) return;
+      if (recorded) {
+        this.logger.warn('the projections were built from another event log; building them again', {
+          stream: identity.stream,
+          builtFrom: recorded.created,
+          now: identity.created,
+        });
+        const tables = ownedTables(projections).map((table) => `"${table}"`);
+        await manager.query(`TRUNCATE ${[...tables, 'projection_checkpoints', 'dead_letters'].join(', ')}`);
+      }
+      await manager.query(
+        `INSERT INTO event_log_identity (stream, created) VALUES ($1, $2)
+           ON CONFLICT (stream) DO UPDATE SET created = EXCLUDED.created, recorded_at = now()`,
+        [identity.stream, identity.created],
+      );
+    });
   }
 
   async onApplicationShutdown(): Promise<void> {

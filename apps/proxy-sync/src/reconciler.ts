@@ -37,6 +37,9 @@ import type {
 import { safeDetail } from './reporting.js';
 import type { RouteSource, SourcedRoute } from './route-source.js';
 
+/** How often the node's status in the log is read back (see record()). */
+const LOGGED_STATUS_CHECK_MS = 5_000;
+
 /** The change a rendered route came from, as its source told (the lib sees only its spec). */
 const sources = new WeakMap<RouteSpec, SourcedRoute>();
 function causeOf(spec: RouteSpec): Pick<SourcedRoute, 'cause'> {
@@ -164,6 +167,7 @@ export class Reconciler {
   private status: ProxyNodeStatus | undefined;
   private lastSuccessAt: string | null = null;
   private lastRecordAt = 0;
+  private loggedStatusCheckedAt = 0;
   private lastRecordKey = '';
 
   private running = false;
@@ -603,6 +607,12 @@ export class Reconciler {
 
   /** The KV record after every pass (at most once a second when nothing changed); an event on a transition. */
   private async record(record: ProxyNodeRecord): Promise<void> {
+    // Routing records a node stale while it is away; what the log says is the status to move on from.
+    if (this.node.loggedStatus && Date.now() - this.loggedStatusCheckedAt >= LOGGED_STATUS_CHECK_MS) {
+      this.loggedStatusCheckedAt = Date.now();
+      const logged = await this.node.loggedStatus().catch(() => undefined);
+      if (logged !== undefined) this.status = logged;
+    }
     const previous = this.status;
     if (record.status !== previous) {
       try {

@@ -61,6 +61,8 @@ export interface ProxyNodeReporter {
   record(record: ProxyNodeRecord): Promise<void>;
   /** Called on a transition only. */
   statusChanged(record: ProxyNodeRecord, previous: ProxyNodeStatus | undefined): Promise<void>;
+  /** The node's last status in the log: another service may have recorded it (stale, while it was away). */
+  loggedStatus?(): Promise<ProxyNodeStatus | undefined>;
 }
 
 /** A label for an event or a record: bounded and without control characters. */
@@ -195,6 +197,13 @@ export class KvNodeReporter implements ProxyNodeReporter {
 
   async record(record: ProxyNodeRecord): Promise<void> {
     await this.kv.put(this.node, JSON.stringify(record));
+  }
+
+  async loggedStatus(): Promise<ProxyNodeStatus | undefined> {
+    if (!this.store) return undefined;
+    const { events } = await this.store.readAggregate('proxy-node', this.node);
+    const last = events.findLast((event) => event.type === 'ProxyNodeStatusChanged');
+    return (last?.data as { status?: ProxyNodeStatus } | undefined)?.status;
   }
 
   async statusChanged(record: ProxyNodeRecord): Promise<void> {

@@ -36,5 +36,14 @@ export const routingConfigSchema = eventStoreConfigSchema
     CL_ROUTING_PROJECTION_WAIT_MS: env.int(30_000),
     /** How often live routes of deregistered agents are looked for and removed (0: never). */
     CL_ROUTING_SWEEP_MS: env.int(300_000),
+    /**
+     * A proxy node that has not written its liveness record for this long is recorded `stale` (three of
+     * proxy-sync's full passes at its default CL_PROXY_RECONCILE_INTERVAL_MS of 10 s).
+     */
+    CL_PROXY_STALE_AFTER_MS: env.int(30_000).pipe(z.number().int().min(1_000)),
+    /** The KV bucket proxy-sync writes the nodes' liveness records to (its CL_PROXY_KV_BUCKET). */
+    CL_PROXY_KV_BUCKET: env.string('proxy-nodes'),
+    /** How often the proxy nodes' records are looked at (0: never). */
+    CL_PROXY_STALE_CHECK_MS: env.int(5_000).pipe(z.number().int().min(0)),
   });
 export type RoutingConfig = z.output<typeof routingConfigSchema>;

@@ -16,6 +16,7 @@ import { LOGGER, type Logger } from '#platform';
 import { agentRouteRequests } from './agent-requests.js';
 import type { RoutingConfig } from './config.js';
 import { RoutingController, RoutingEventHandlers } from './routing.controller.js';
+import { ProxyNodeWatch } from './proxy-node-watch.js';
 import { RoutingCommands } from './routing.service.js';
 
 /** Starts answering agents' route requests once the app is up, and stops before it shuts down. */
@@ -64,6 +65,38 @@ class Sweeper implements OnApplicationBootstrap, BeforeApplicationShutdown {
   }
 }
 
+const STALE_CHECK_MS = Symbol('STALE_CHECK_MS');
+
+/** Looks at the proxy nodes' liveness records every CL_PROXY_STALE_CHECK_MS. */
+@Injectable()
+class ProxyNodeWatcher implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+
+  constructor(
+    @Inject(ProxyNodeWatch) private readonly watch: ProxyNodeWatch,
+    @Inject(STALE_CHECK_MS) private readonly intervalMs: number,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    if (this.intervalMs <= 0) return;
+    this.timer = setInterval(() => {
+      if (this.running) return;
+      this.running = this.watch
+        .sweep()
+        .then(() => undefined)
+        .catch((error: unknown) => this.logger.warn('proxy node check failed; will try again', { error }))
+        .finally(() => (this.running = undefined));
+    }, this.intervalMs);
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+}
+
 @Module({})
 export class RoutingModule {
   static forRoot(config: RoutingConfig, logger: Logger): DynamicModule {
@@ -98,6 +131,19 @@ export class RoutingModule {
         AgentRequestsLifecycle,
         { provide: SWEEP_MS, useValue: config.CL_ROUTING_SWEEP_MS },
         Sweeper,
+        {
+          provide: ProxyNodeWatch,
+          useFactory: (connection: NatsConnection, store: EventStore) =>
+            new ProxyNodeWatch(
+              connection,
+              store,
+              { staleAfterMs: config.CL_PROXY_STALE_AFTER_MS, bucket: config.CL_PROXY_KV_BUCKET },
+              logger.child({ component: 'proxy-nodes' }),
+            ),
+          inject: [NATS_CONNECTION, EventStore],
+        },
+        { provide: STALE_CHECK_MS, useValue: config.CL_PROXY_STALE_CHECK_MS },
+        ProxyNodeWatcher,
       ],
       exports: [RoutingCommands],
     };

@@ -120,7 +120,14 @@ function lists(user: ServiceUser): Lists {
     case 'routing': {
       const consumer = durable('routing');
       return {
-        pub: [...events('route', 'hostname'), ...READ_LOG, ...CREATE_LOG, ...consumer.pub],
+        pub: [
+          ...events('route', 'hostname', 'proxy-node'),
+          ...READ_LOG,
+          ...CREATE_LOG,
+          ...consumer.pub,
+          // The proxy nodes' liveness records: a node that stops writing is recorded stale.
+          ...watchBucket(KV),
+        ],
         sub: ['cmd.routing.*', 'agents.*.out.req.routes.*', ...consumer.sub],
         responds: true,
       };

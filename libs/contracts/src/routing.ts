@@ -170,6 +170,36 @@ export interface RouteView {
   requestedAt: string;
   updatedAt: string;
   removedAt: string | null;
+  /** Each known proxy node and whether it routes the current revision (stale nodes do not count). */
+  nodes: RouteOnNode[];
+}
+
+export interface RouteOnNode {
+  node: string;
+  /** `applied`: routes this revision; `pending`: not yet; `stale`: the node stopped reporting. */
+  state: 'applied' | 'pending' | 'stale';
+  /** The revision the node last reported applied, if any. */
+  appliedRevision: number | null;
+}
+
+/**
+ * A route's status across the proxy nodes: `active` only when every node that is not stale routes the
+ * current revision (one node having it is not enough for `?wait=active`); a node whose proxy-sync stopped
+ * reporting is `stale` and waited for by no one. Without any known node, the projection's status stands.
+ */
+export function routeAcrossNodes(
+  route: { status: RouteStatus; revision: number; applied: Record<string, AppliedOnNode> },
+  nodeStatuses: Readonly<Record<string, string>>,
+): { status: RouteStatus; nodes: RouteOnNode[] } {
+  const names = [...new Set([...Object.keys(nodeStatuses), ...Object.keys(route.applied)])].sort();
+  const nodes = names.map((node): RouteOnNode => {
+    const appliedRevision = route.applied[node]?.revision ?? null;
+    const state =
+      nodeStatuses[node] === 'stale' ? 'stale' : appliedRevision === route.revision ? 'applied' : 'pending';
+    return { node, state, appliedRevision };
+  });
+  const waitingFor = nodes.some((node) => node.state === 'pending');
+  return { status: route.status === 'active' && waitingFor ? 'pending' : route.status, nodes };
 }
 
 /** What a routing command did, and the route after it. */

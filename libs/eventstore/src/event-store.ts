@@ -238,6 +238,15 @@ export class EventStore {
     }
   }
 
+  /**
+   * Which log this is: the stream's creation time. A broker whose data was lost and started again has
+   * another log under the same name; what was derived from the old one is not about this one.
+   */
+  async identity(): Promise<{ stream: string; created: string }> {
+    const info = await this.jsm.streams.info(this.stream);
+    return { stream: this.stream, created: info.created };
+  }
+
   /** The sequence of the newest event in the log (0 when empty). */
   async lastSequence(): Promise<number> {
     const info = await this.jsm.streams.info(this.stream);

@@ -73,6 +73,8 @@ const STATUS_TONE: Record<string, string> = {
   failed: 'bad',
   offline: 'bad',
   unreachable: 'bad',
+  stale: 'muted',
+  dismissed: 'muted',
   open: 'bad',
   expired: 'bad',
   revoked: 'muted',

@@ -357,5 +357,6 @@ export function pendingView(route: ExistingRoute): RouteView {
     requestedAt: route.requestedAt,
     updatedAt: route.updatedAt,
     removedAt: route.removedAt,
+    nodes: [],
   };
 }

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { defineEvent } from '../registry.js';
 import { dnsLabel, label } from '../fields.js';
 
-export const PROXY_NODE_STATUSES = ['in-sync', 'degraded', 'unreachable'] as const;
+/** `stale`: the node's proxy-sync stopped reporting (decided by routing, which watches the reports). */
+export const PROXY_NODE_STATUSES = ['in-sync', 'degraded', 'unreachable', 'stale'] as const;
 
 /**
  * A proxy node's health changed. Appended on transitions only: the time of every reconcile is liveness,

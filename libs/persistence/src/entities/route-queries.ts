@@ -1,5 +1,8 @@
 import type { RouteKind, RouteStatus, RouteView } from '#contracts';
-import { ROUTE_COLUMNS, routeViewOfRow, type RouteRowData } from './routes.js';
+import { LIVE_ROUTE_COLUMNS, ROUTE_COLUMNS, routeViewOfRow, type RouteRowData } from './routes.js';
+
+/** The live table's rows carry the proxy nodes' statuses; a time-travel view's are as they were. */
+const columnsOf = (schema: string) => (schema === 'public' ? LIVE_ROUTE_COLUMNS : ROUTE_COLUMNS);
 
 type Queryable = { query(sql: string, parameters?: unknown[]): Promise<any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -34,7 +37,7 @@ export async function queryRoutes(
     filters.hostname ?? null,
   ];
   const rows: RouteRowData[] = await db.query(
-    `SELECT ${ROUTE_COLUMNS} FROM "${schema}".routes ${where}
+    `SELECT ${columnsOf(schema)} FROM "${schema}".routes ${where}
       ORDER BY requested_at, route_id LIMIT $5 OFFSET $6`,
     [...values, filters.limit ?? 100, filters.offset ?? 0],
   );
@@ -53,7 +56,7 @@ export async function queryRoute(
 ): Promise<RouteView | undefined> {
   if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`unsafe schema name ${JSON.stringify(schema)}`);
   const rows: RouteRowData[] = await db.query(
-    `SELECT ${ROUTE_COLUMNS} FROM "${schema}".routes WHERE route_id = $1`,
+    `SELECT ${columnsOf(schema)} FROM "${schema}".routes WHERE route_id = $1`,
     [routeId],
   );
   return rows[0] ? routeViewOfRow(rows[0]) : undefined;

@@ -1,5 +1,11 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
-import type { AppliedOnNode, RouteKind, RouteStatus, RouteView } from '#contracts';
+import {
+  routeAcrossNodes,
+  type AppliedOnNode,
+  type RouteKind,
+  type RouteStatus,
+  type RouteView,
+} from '#contracts';
 import { bigintAsNumber } from './foundation.js';
 
 /** Projection `routes`: one row per route ever requested (removed ones stay, with their status). */
@@ -77,6 +83,9 @@ export const ROUTE_COLUMNS =
   'route_id, agent_id, kind, hostname, target_host, target_port, options, revision, status, status_reason, ' +
   'applied, propagation_ms, config_version, requested_at, updated_at, removed_at';
 
+/** The live routes' columns and every proxy node's status (an InitPlan: read once per statement). */
+export const LIVE_ROUTE_COLUMNS = `${ROUTE_COLUMNS}, (SELECT coalesce(jsonb_object_agg(node, status), '{}'::jsonb) FROM public.proxy_nodes) AS proxy_nodes`;
+
 /** A `routes` row as the pg driver returns it (timestamps as Date, bigint as string). */
 export interface RouteRowData {
   route_id: string;
@@ -95,12 +104,19 @@ export interface RouteRowData {
   requested_at: Date | string;
   updated_at: Date | string;
   removed_at: Date | string | null;
+  /** With LIVE_ROUTE_COLUMNS: node → status of every proxy node. */
+  proxy_nodes?: Record<string, string>;
 }
 
 const iso = (value: Date | string) => new Date(value).toISOString();
 
 /** A `routes` row as the API and agents see it. */
 export function routeViewOfRow(row: RouteRowData): RouteView {
+  const applied = row.applied ?? {};
+  const across = routeAcrossNodes(
+    { status: row.status, revision: row.revision, applied },
+    row.proxy_nodes ?? {},
+  );
   return {
     routeId: row.route_id,
     agentId: row.agent_id,
@@ -109,13 +125,14 @@ export function routeViewOfRow(row: RouteRowData): RouteView {
     target: { host: row.target_host, port: row.target_port },
     options: { tlsToTarget: row.options?.tlsToTarget ?? false },
     revision: row.revision,
-    status: row.status,
+    status: across.status,
     statusReason: row.status_reason,
-    applied: row.applied ?? {},
+    applied,
     propagationMs: row.propagation_ms,
     configVersion: row.config_version === null ? null : Number(row.config_version),
     requestedAt: iso(row.requested_at),
     updatedAt: iso(row.updated_at),
     removedAt: row.removed_at === null ? null : iso(row.removed_at),
+    nodes: across.nodes,
   };
 }
