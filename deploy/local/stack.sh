@@ -188,7 +188,7 @@ prepare_haproxy() { # front number
   local dir="$CL_STACK_ABS/haproxy$suffix"
   local http=$((CL_HTTP_PORT + offset)) https=$((CL_HTTPS_PORT + offset)) sni=$((CL_TLS_SNI_PORT + offset))
   local dataplane=$((CL_DATAPLANE_PORT + offset))
-  mkdir -p "$dir/maps" "$dir/ssl" "$dir/ca" "$dir/transactions"
+  mkdir -p "$dir/maps" "$dir/ssl" "$dir/ca" "$dir/transactions" "$dir/general"
   touch "$dir/maps/hosts.map" "$dir/maps/sni.map"
   cp "$CL_STACK_ABS/ca.pem" "$dir/ca/cloudlunacy-ca.pem"
   [ -f "$dir/ssl/front.pem" ] || cp "$CL_FRONT_CERT_FILE" "$dir/ssl/front.pem"
@@ -205,6 +205,7 @@ prepare_haproxy() { # front number
   export CL_PROXY_HTTP_BIND="127.0.0.1:$http" CL_PROXY_HTTPS_BIND="127.0.0.1:$https" \
     CL_PROXY_TLS_SNI_BIND="127.0.0.1:$sni" CL_PROXY_PUBLIC_HTTPS_PORT="$https" \
     CL_PROXY_MAPS_DIR="$dir/maps" CL_PROXY_CERTS_DIR="$dir/ssl/" CL_PROXY_CA_FILE="$dir/ca/cloudlunacy-ca.pem" \
+    CL_PROXY_GENERAL_DIR="$dir/general" \
     CL_DATAPLANE_URL="http://127.0.0.1:$dataplane/v3" CL_PROXY_NODE_ID="$CL_PROXY_NODE_ID$suffix"
   CL_DATAPLANE_PORT=$dataplane
   FRONT_DIR=$dir FRONT_SUFFIX=$suffix
@@ -224,6 +225,7 @@ dataplaneapi:
   resources:
     maps_dir: $dir/maps
     ssl_certs_dir: $dir/ssl
+    general_storage_dir: $dir/general
 haproxy:
   config_file: $dir/haproxy.cfg
   haproxy_bin: $(command -v haproxy)

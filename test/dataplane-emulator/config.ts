@@ -22,6 +22,8 @@ export interface EmulatorConfig {
   maxOpenTransactions: number;
   mapsDir: string;
   sslCertsDir: string;
+  /** `resources.general_storage_dir`: general use files (the CRL HAProxy checks targets against). */
+  generalStorageDir: string;
   configFile: string;
   haproxyBin: string;
   /** HAProxy's master CLI socket (`haproxy -W -S <path>`): reloads go through it. */
@@ -61,8 +63,13 @@ const fileSchema = z.object({
       .object({
         maps_dir: z.string().default('/etc/haproxy/maps'),
         ssl_certs_dir: z.string().default('/etc/haproxy/ssl'),
+        general_storage_dir: z.string().default('/etc/haproxy/general'),
       })
-      .default({ maps_dir: '/etc/haproxy/maps', ssl_certs_dir: '/etc/haproxy/ssl' }),
+      .default({
+        maps_dir: '/etc/haproxy/maps',
+        ssl_certs_dir: '/etc/haproxy/ssl',
+        general_storage_dir: '/etc/haproxy/general',
+      }),
   }),
   haproxy: z.object({
     config_file: z.string().default('/etc/haproxy/haproxy.cfg'),
@@ -111,6 +118,7 @@ export function configFromYaml(text: string, baseDir = process.cwd()): EmulatorC
     maxOpenTransactions: raw.dataplaneapi.transaction.max_open_transactions,
     mapsDir: path(raw.dataplaneapi.resources.maps_dir),
     sslCertsDir: path(raw.dataplaneapi.resources.ssl_certs_dir),
+    generalStorageDir: path(raw.dataplaneapi.resources.general_storage_dir),
     configFile: path(raw.haproxy.config_file),
     haproxyBin: raw.haproxy.haproxy_bin,
     masterSocket: path(raw.haproxy.master_runtime),

@@ -6,7 +6,7 @@
 import { exec } from 'node:child_process';
 import { X509Certificate, createPrivateKey, timingSafeEqual } from 'node:crypto';
 import { unwatchFile, watchFile } from 'node:fs';
-import { access, copyFile, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { access, copyFile, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cpus, freemem, hostname, release, totalmem, type, uptime } from 'node:os';
@@ -1025,6 +1025,29 @@ export class DataplaneEmulator {
       this.assertUnreferenced(file);
       await rm(file);
       return { status: 204 };
+    });
+
+    this.on('createStorageGeneralFile', async (context) => {
+      const upload = await fileUpload(context);
+      const name = this.storageName(upload.filename);
+      await mkdir(this.config.generalStorageDir, { recursive: true });
+      const file = join(this.config.generalStorageDir, name);
+      if (await exists(file)) throw new ApiError(409, `file ${name} already exists`);
+      await atomicWrite(file, upload.data);
+      return {
+        status: 201,
+        body: { file, storage_name: name, description: 'managed general use file', size: upload.data.length },
+      };
+    });
+    this.on('getOneStorageGeneralFile', async (context) => {
+      const file = await this.storedFile(this.config.generalStorageDir, context.path.name);
+      return { status: 200, raw: { data: await readFile(file), contentType: 'application/octet-stream' } };
+    });
+    this.on('replaceStorageGeneralFile', async (context) => {
+      const file = await this.storedFile(this.config.generalStorageDir, context.path.name);
+      const upload = await fileUpload(context);
+      await atomicWrite(file, upload.data);
+      return this.afterFileChange(context, { status: 204 });
     });
 
     this.on('getAllStorageSSLCertificates', async () => {

@@ -19,6 +19,7 @@ describe('emulator configuration', () => {
         maxOpenTransactions: 20,
         mapsDir: '/etc/haproxy/maps',
         sslCertsDir: '/etc/haproxy/ssl',
+        generalStorageDir: '/etc/haproxy/general',
         configFile: '/etc/haproxy/haproxy.cfg',
         haproxyBin: '/usr/sbin/haproxy',
         masterSocket: '/run/haproxy/master.sock',

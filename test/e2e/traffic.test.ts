@@ -11,8 +11,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../harness/ports.js';
 import { startProcess, waitFor } from '../harness/processes.js';
+import { createCsr, generateRsaKeyPair } from '#pki-client';
 import {
   httpAgent,
+  httpsAgent,
   reloadState,
   runtimeMap,
   tlsAgent,
@@ -92,6 +94,58 @@ test('HTTP by Host over HTTPS verified against the CloudLunacy CA; ?wait=active 
   // No route change reloaded HAProxy or wrote its configuration.
   expect(await reloadState(e2e.haproxy)).toEqual(steady);
   expect(await e2e.haproxy.client().getVersion()).toBe(version);
+});
+
+test('a target whose certificate is revoked is refused by HAProxy within seconds (the CRL reaches it)', async () => {
+  const hostname = `vault.apps.${DOMAIN}`;
+  const route = await e2e.stack.request('POST', 'routes', {
+    token: await web.token(),
+    body: {
+      kind: 'http',
+      subdomain: 'vault',
+      target: { host: '127.0.0.2', port: await freePort() },
+      options: { tlsToTarget: true },
+    },
+  });
+  expect(route.status).toBe(202);
+  // The agent's certificate for the host name, issued by the certificates service (so it can be revoked).
+  const { privateKeyPem } = await generateRsaKeyPair(2048);
+  const issued = await e2e.stack.request('POST', 'agents/web-a/certificates', {
+    token: await web.token(),
+    body: { csr: createCsr({ privateKey: privateKeyPem, names: [hostname] }) },
+  });
+  expect(issued.status).toBe(201);
+  const certificate = issued.body.certificate as { serial: string; certificatePem: string; chainPem: string };
+  const vault = await app(
+    httpsAgent('127.0.0.2', 'web-a', {
+      key: privateKeyPem,
+      cert: certificate.certificatePem + certificate.chainPem,
+    }),
+  );
+  await e2e.request('PATCH', `routes/${route.body.routeId as string}?wait=active&timeout=20000`, {
+    body: { target: { host: '127.0.0.2', port: vault.port } },
+  });
+  const before = await waitFor('the TLS target through HAProxy', async () => {
+    const reply = await e2e.https(hostname);
+    return reply.status === 200 ? reply : undefined;
+  });
+  expect(before.body).toBe(`web-a over tls ${hostname}`);
+  // HAProxy's servers name the CRL the certificates service published.
+  expect(await readFile(e2e.haproxy.paths.config, 'utf8')).toMatch(/crl-file \S+cloudlunacy-crl\.pem/);
+
+  const revoked = await e2e.request('POST', `certificates/${certificate.serial}/revoke`, {
+    body: { reason: 'keyCompromise', detail: 'the key left the VPS' },
+  });
+  expect(revoked.status).toBe(200);
+  const revokedAt = Date.now();
+  await waitFor(
+    'HAProxy to refuse the revoked target',
+    async () => ((await e2e.https(hostname)).status === 503 ? true : undefined),
+    { timeoutMs: 15_000, intervalMs: 200 },
+  );
+  expect(Date.now() - revokedAt).toBeLessThan(15_000);
+  // The other routes kept answering.
+  expect((await e2e.https(`shop.apps.${DOMAIN}`)).status).toBe(200);
 });
 
 test('a removed route stops answering once the node reports it dropped', async () => {

@@ -40,6 +40,8 @@ export interface StackPaths {
   defaultCertificate: string;
   /** The CA certificate(s) that `be_dyn_https` verifies targets against (`ca-file`). */
   caFile: string;
+  /** The Data Plane API's general_storage_dir (the CRL `be_dyn_https` checks targets against). */
+  generalDir: string;
 }
 
 export interface HaproxyStackOptions {
@@ -142,6 +144,7 @@ export async function startHaproxyStack(options: HaproxyStackOptions = {}): Prom
     transactionDir: join(dir, 'transactions'),
     defaultCertificate: join(dir, 'ssl', '00-default.pem'),
     caFile: join(dir, 'ca', 'cloudlunacy-ca.pem'),
+    generalDir: join(dir, 'general'),
   };
   let haproxy: RunningProcess | undefined;
   let emulator: DataplaneEmulator | undefined;
@@ -154,6 +157,7 @@ export async function startHaproxyStack(options: HaproxyStackOptions = {}): Prom
     await mkdir(paths.mapsDir, { recursive: true });
     await mkdir(paths.sslDir, { recursive: true });
     await mkdir(paths.transactionDir, { recursive: true });
+    await mkdir(paths.generalDir, { recursive: true });
     await mkdir(dirname(paths.caFile), { recursive: true });
     const caPem =
       options.caPem ??
@@ -189,6 +193,7 @@ export async function startHaproxyStack(options: HaproxyStackOptions = {}): Prom
         maxOpenTransactions: options.maxOpenTransactions ?? 20,
         mapsDir: paths.mapsDir,
         sslCertsDir: paths.sslDir,
+        generalStorageDir: paths.generalDir,
         configFile: paths.config,
         haproxyBin: HAPROXY_BIN,
         masterSocket: paths.masterSocket,

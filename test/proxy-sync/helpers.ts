@@ -283,6 +283,7 @@ export function proxyEnv(stack: HaproxyStack, extra: Record<string, string> = {}
     CL_PROXY_MAPS_DIR: stack.paths.mapsDir,
     CL_PROXY_CERTS_DIR: `${stack.paths.sslDir}/`,
     CL_PROXY_CA_FILE: stack.paths.caFile,
+    CL_PROXY_GENERAL_DIR: stack.paths.generalDir,
     CL_PROXY_RECONCILE_INTERVAL_MS: '60000',
     CL_PROXY_BACKOFF_MIN_MS: '50',
     CL_PROXY_BACKOFF_MAX_MS: '500',

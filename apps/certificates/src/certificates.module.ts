@@ -6,7 +6,9 @@ import {
   type DynamicModule,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
+import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { CRL_BUCKET } from '#auth';
 import { DataSource } from 'typeorm';
 import { aggregateTypeSubjects, type DomainEvent } from '#contracts';
 import { EventStore, EventStoreModule, NATS_CONNECTION } from '#eventstore';
@@ -76,6 +78,8 @@ class CertificatesLifecycle implements OnApplicationBootstrap, BeforeApplication
       if (this.running) return;
       this.running = this.renewal
         .tick()
+        // The CRL is signed again well before its nextUpdate (and after revocations of other replicas).
+        .then(() => this.crl.current())
         .then(() => undefined)
         .catch((error: unknown) => this.logger.warn('renewal check failed; will try again', { error }))
         .finally(() => (this.running = undefined));
@@ -117,14 +121,23 @@ export class CertificatesModule {
         },
         {
           provide: CrlPublisher,
-          useFactory: (authority: Authority, index: CertificateIndex) =>
-            new CrlPublisher(
+          useFactory: async (authority: Authority, index: CertificateIndex, connection: NatsConnection) => {
+            const bucket = await retryWhileTransient(
+              'JetStream to open the CRL bucket',
+              () => new Kvm(connection).create(CRL_BUCKET, { history: 1 }),
+              logger,
+            );
+            return new CrlPublisher(
               authority,
               index,
               config.CL_CERTS_CRL_REFRESH_S,
               logger.child({ component: 'crl' }),
-            ),
-          inject: [Authority, CertificateIndex],
+              async (pem) => {
+                await bucket.put('current', pem);
+              },
+            );
+          },
+          inject: [Authority, CertificateIndex, NATS_CONNECTION],
         },
         {
           provide: AgentChannel,

@@ -26,6 +26,8 @@ export class CrlPublisher {
     private readonly index: CertificateIndex,
     refreshSeconds: number,
     private readonly logger: Logger,
+    /** Where each newly signed CRL goes besides crl.pem: the fronts' HAProxy checks targets with it. */
+    private readonly publish?: (pem: string) => Promise<void>,
   ) {
     // At most half a CRL's validity, so a published CRL is replaced long before it goes stale.
     this.refreshMs = Math.min(refreshSeconds, authority.settings.crlValiditySeconds / 2) * 1000;
@@ -79,6 +81,9 @@ export class CrlPublisher {
         validitySeconds: settings.crlValiditySeconds,
       });
       await writeFileAtomic(this.path, crl.pem, { mode: 0o644 });
+      await this.publish?.(crl.pem).catch((error: unknown) =>
+        this.logger.warn('could not publish the CRL to the fronts; the next one will be', { error }),
+      );
       this.cached = crl;
       this.builtAt = Date.now();
       this.builtFrom = revocations;

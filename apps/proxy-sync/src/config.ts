@@ -44,6 +44,15 @@ export const proxySyncConfigSchema = eventStoreConfigSchema.extend(databaseConfi
   CL_PROXY_MAPS_DIR: absolutePath('/etc/haproxy/maps'),
   CL_PROXY_CERTS_DIR: absolutePath('/etc/haproxy/ssl/'),
   CL_PROXY_CA_FILE: absolutePath('/etc/haproxy/ca/cloudlunacy-ca.pem'),
+  /** The Data Plane API's general_storage_dir as HAProxy sees it: the CA's CRL is stored there. */
+  CL_PROXY_GENERAL_DIR: absolutePath('/etc/haproxy/general'),
+  /** The CRL's file name in it; TLS-to-target servers check targets against it (crl-file). */
+  CL_PROXY_CRL_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,100}$/, 'must be a file name (letters, digits, . _ -)')
+    .default('cloudlunacy-crl.pem'),
+  /** Off: targets are checked against the CA only (an installation without the certificates service). */
+  CL_PROXY_CHECK_CRL: env.bool(true),
   /** A PEM (certificate chain + key) on this machine: the front's certificate, uploaded as CL_FRONT_CERT_NAME. */
   CL_FRONT_CERT_FILE: z.string().min(1).optional(),
   CL_FRONT_CERT_NAME: z

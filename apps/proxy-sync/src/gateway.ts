@@ -267,6 +267,49 @@ export class DataplaneGateway {
     return data as unknown as string;
   }
 
+  // ------------------------------------------------------------------ the CRL
+
+  /**
+   * Stores the CA's CRL as a general use file. A new file is written without a reload (nothing uses it
+   * yet: the structure then names it in crl-file, and that change reloads); a changed one reloads at once,
+   * since HAProxy 2.6 reads a server's crl-file only when it loads (a runtime `commit ssl crl-file` does
+   * not reach server lines).
+   */
+  async ensureCrl(name: string, pem: string): Promise<'unchanged' | 'installed' | 'replaced'> {
+    let stored: string | undefined;
+    try {
+      const { data } = await this.client.unwrap(
+        this.client.api.GET('/services/haproxy/storage/general/{name}', {
+          params: { path: { name } },
+          parseAs: 'text',
+        }),
+      );
+      stored = data as unknown as string;
+    } catch (error) {
+      if (!(error instanceof DataplaneError && error.isNotFound)) throw error;
+    }
+    if (stored === pem) return 'unchanged';
+    const form = new FormData();
+    form.append('file_upload', new Blob([pem], { type: 'application/octet-stream' }), name);
+    if (stored === undefined) {
+      await this.client.unwrap(
+        this.client.api.POST('/services/haproxy/storage/general', {
+          body: form as never,
+          bodySerializer: ((body: unknown) => body) as never,
+        }),
+      );
+      return 'installed';
+    }
+    await this.client.unwrap(
+      this.client.api.PUT('/services/haproxy/storage/general/{name}', {
+        params: { path: { name }, query: { force_reload: true } },
+        body: form as never,
+        bodySerializer: ((body: unknown) => body) as never,
+      }),
+    );
+    return 'replaced';
+  }
+
   // ------------------------------------------------------------------ the front certificate
 
   /**

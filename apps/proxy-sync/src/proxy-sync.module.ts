@@ -7,12 +7,15 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
+import { CRL_BUCKET } from '#auth';
 import { DataplaneClient } from '#dataplane';
 import { EventStore, EventStoreModule, NATS_CONNECTION } from '#eventstore';
+import { BucketWatch } from '#messaging';
 import { DatabaseModule } from '#persistence';
 import { LOGGER, retryWhileTransient, type Logger } from '#platform';
 import { layoutOf, type ProxySyncConfig } from './config.js';
@@ -52,6 +55,8 @@ export function createReconciler(parts: {
   routes: ConstructorParameters<typeof Reconciler>[2];
   node: ConstructorParameters<typeof Reconciler>[3];
   logger: Logger;
+  /** The newest CRL the certificates service published (undefined until one arrived). */
+  crl?: () => string | undefined;
 }): Reconciler {
   const { config } = parts;
   const client = new DataplaneClient({
@@ -74,8 +79,26 @@ export function createReconciler(parts: {
       frontCertificate: certificateFile
         ? { name: config.CL_FRONT_CERT_NAME, read: () => readFile(certificateFile, 'utf8') }
         : undefined,
+      crl:
+        config.CL_PROXY_CHECK_CRL && parts.crl
+          ? {
+              name: config.CL_PROXY_CRL_NAME,
+              path: join(config.CL_PROXY_GENERAL_DIR, config.CL_PROXY_CRL_NAME),
+              current: parts.crl,
+            }
+          : undefined,
     },
     parts.logger.child({ node: config.CL_PROXY_NODE_ID }),
+  );
+}
+
+const CRL_FIRST_WAIT_MS = 3_000;
+
+/** One PEM CRL block and nothing else, of a sane size: what is stored for HAProxy to load. */
+export function isCrlPem(text: string): boolean {
+  return (
+    text.length < 4 * 1024 * 1024 &&
+    /^-----BEGIN X509 CRL-----\r?\n[A-Za-z0-9+/=\r\n]+-----END X509 CRL-----\r?\n?$/.test(text)
   );
 }
 
@@ -84,6 +107,8 @@ export class ProxySyncService implements OnApplicationBootstrap, OnApplicationSh
   private reconciler?: Reconciler;
   private source?: RouteSource;
   private trigger?: RouteEventTrigger;
+  private crlWatch?: BucketWatch;
+  private crl?: string;
 
   constructor(
     @Inject(PROXY_SYNC_CONFIG) private readonly config: ProxySyncConfig,
@@ -107,8 +132,34 @@ export class ProxySyncService implements OnApplicationBootstrap, OnApplicationSh
       routes: new EventStoreReporter(this.store, node, this.logger),
       node: new KvNodeReporter(kv, this.store, node),
       logger: this.logger,
+      crl: () => this.crl,
     });
     this.reconciler = reconciler;
+    if (this.config.CL_PROXY_CHECK_CRL) {
+      // Each CRL the certificates service signs (after every revocation) reaches HAProxy in a pass.
+      let first: () => void = () => undefined;
+      const arrived = new Promise<void>((resolve) => (first = resolve));
+      this.crlWatch = new BucketWatch(
+        this.connection,
+        CRL_BUCKET,
+        (key, value) => {
+          if (key !== 'current' || value === undefined || !isCrlPem(value) || value === this.crl) return;
+          const initial = this.crl === undefined;
+          this.crl = value;
+          if (initial) first();
+          else void reconciler.reconcileSoon({ full: true });
+        },
+        this.logger.child({ component: 'crl' }),
+      );
+      this.crlWatch.start();
+      // The first pass with the CRL already there saves a second reload right after it; without the
+      // certificates service running, routes do not wait for it long.
+      await Promise.race([arrived, new Promise((resolve) => setTimeout(resolve, CRL_FIRST_WAIT_MS))]);
+      if (this.crl === undefined) {
+        this.logger.warn('no CRL published yet: TLS targets are checked against the CA only until one is');
+        void arrived.then(() => reconciler.reconcileSoon({ full: true }));
+      }
+    }
     // Events after the log's current end wake a pass; the first pass reads a projection at least that new.
     const logEnd = await this.store.lastSequence();
     if (this.config.CL_PROXY_TRIGGER_SUBJECT) {
@@ -124,6 +175,7 @@ export class ProxySyncService implements OnApplicationBootstrap, OnApplicationSh
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.crlWatch?.stop();
     await this.trigger?.stop();
     await this.reconciler?.stop();
     await this.source?.close?.();

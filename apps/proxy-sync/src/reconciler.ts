@@ -50,6 +50,12 @@ function causeOf(spec: RouteSpec): Pick<SourcedRoute, 'cause'> {
 export interface ReconcilerOptions {
   node: string;
   layout: ProxyLayout;
+  /**
+   * The CA's CRL: stored as the general use file `name` (at `path` on the HAProxy host) and named in the
+   * TLS-to-target servers' crl-file once stored. `current()` is the newest CRL the certificates service
+   * published, if one arrived yet.
+   */
+  crl?: { name: string; path: string; current(): string | undefined };
   /** Full reconcile (re-read everything) this often. */
   intervalMs: number;
   backoffMinMs: number;
@@ -342,6 +348,7 @@ export class Reconciler {
       for (const route of sourced) if (route && typeof route === 'object') listed.add(route.routeId);
       for (const routeId of this.firstSeen.keys()) if (!listed.has(routeId)) this.firstSeen.delete(routeId);
     }
+    if (full && this.options.crl) await this.ensureCrl(this.options.crl);
     const desired = desiredState(sourced.map(specOf), this.options.layout, this.checks);
     lap('desired');
 
@@ -566,6 +573,20 @@ export class Reconciler {
     const left = diffMap(wanted, await this.gateway.readMap(name));
     if (mapPlanSize(left) > 0)
       throw new NotVerified(`${name}.map still differs in ${mapPlanSize(left)} entries`);
+  }
+
+  // ------------------------------------------------------------------ the CRL
+
+  /** Stores the newest CRL; once stored, the layout names it (a structural change the pass makes). */
+  private async ensureCrl(crl: NonNullable<ReconcilerOptions['crl']>): Promise<void> {
+    const pem = crl.current();
+    if (pem === undefined) return;
+    const done = await this.gateway.ensureCrl(crl.name, pem);
+    if (done !== 'unchanged') this.logger.info('CRL stored', { name: crl.name, done });
+    if (this.options.layout.crlFile !== crl.path) {
+      this.options.layout = { ...this.options.layout, crlFile: crl.path };
+    }
+    if (done === 'replaced') this.cache = undefined;
   }
 
   // ------------------------------------------------------------------ node status and liveness

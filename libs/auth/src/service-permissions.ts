@@ -31,6 +31,8 @@ export type ServiceUser = (typeof SERVICE_USERS)[number];
 
 /** The bucket proxy-sync keeps each node's liveness in (proxy-sync's CL_PROXY_KV_BUCKET default). */
 export const PROXY_NODES_BUCKET = 'proxy-nodes';
+/** The bucket the certificates service publishes the CA's current CRL in (key `current`). */
+export const CRL_BUCKET = 'crl';
 /** The bucket registration keeps each agent's last heartbeat in (samples, not events). */
 export const AGENT_HEARTBEATS_BUCKET = 'agent-heartbeats';
 
@@ -74,6 +76,7 @@ const durable = (name: string) => ({
 });
 const KV = `KV_${PROXY_NODES_BUCKET}`;
 const HEARTBEATS_KV = `KV_${AGENT_HEARTBEATS_BUCKET}`;
+const CRL_KV = `KV_${CRL_BUCKET}`;
 /** Watching a bucket: its stream's info and an ordered push consumer (the watcher), with flow control. */
 const watchBucket = (stream: string) => [
   `$JS.API.STREAM.INFO.${stream}`,
@@ -139,6 +142,10 @@ function lists(user: ServiceUser): Lists {
           ...events('certificate', 'ca'),
           // Notices to agents go through the AGENTS stream (renew, delivered, revoked).
           'agents.*.in.certificates.*',
+          // The current CRL, for the fronts' HAProxy.
+          `$KV.${CRL_BUCKET}.*`,
+          `$JS.API.STREAM.INFO.${CRL_KV}`,
+          `$JS.API.STREAM.CREATE.${CRL_KV}`,
           ...READ_LOG,
           ...CREATE_LOG,
           ...consumer.pub,
@@ -173,6 +180,8 @@ function lists(user: ServiceUser): Lists {
           `$JS.API.STREAM.CREATE.${KV}`,
           `$JS.API.STREAM.MSG.GET.${KV}`,
           `$JS.API.DIRECT.GET.${KV}.>`,
+          // The CA's current CRL, which HAProxy checks targets against.
+          ...watchBucket(CRL_KV),
         ],
         sub: [],
       };

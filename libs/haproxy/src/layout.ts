@@ -24,6 +24,7 @@ export interface Server {
   verify?: 'none' | 'required';
   sni?: string;
   ssl_cafile?: string;
+  crl_file?: string;
 }
 
 export interface HttpRequestRule {
@@ -103,6 +104,12 @@ export interface ProxyLayout {
   certsDir: string;
   /** The CloudLunacy CA certificate on the HAProxy host: TLS-to-target routes are verified against it. */
   caFile: string;
+  /**
+   * The CA's current CRL on the HAProxy host, once proxy-sync has stored it: TLS-to-target routes then
+   * refuse a target whose certificate was revoked. Unset until there is a CRL (HAProxy cannot load a
+   * crl-file that does not exist, and without any CRL of the CA it would refuse every target).
+   */
+  crlFile?: string;
   http: Endpoint;
   https: Endpoint;
   tlsSni: Endpoint;
@@ -327,6 +334,7 @@ export function desiredStructure(layout: ProxyLayout): Structure {
         verify: 'required',
         sni: HOST_NAME,
         ssl_cafile: caFile,
+        ...(layout.crlFile ? { crl_file: pathWord(layout.crlFile, 'crlFile') } : {}),
       },
     ]),
     backend(BACKENDS.tcp, 'tcp', [{ name: 'dyn', address: '0.0.0.0' }]),

@@ -41,16 +41,17 @@ export class HeartbeatRecorder {
 }
 
 /**
- * The agents' last heartbeats, kept current by watching the bucket (its current values first, then every
- * write). Until the bucket exists (registration creates it), it is retried in the background.
+ * Follows a KV bucket: its current values first, then every write and delete. Until the bucket exists
+ * (the service that writes it creates it), opening is retried in the background.
  */
-export class LastHeartbeats {
-  private readonly last = new Map<string, string>();
+export class BucketWatch {
   private stopped = false;
   private watcher?: { stop(): void };
 
   constructor(
     private readonly connection: NatsConnection,
+    private readonly bucket: string,
+    private readonly onChange: (key: string, value: string | undefined) => void,
     private readonly logger: Logger,
     private readonly retryMs = 2_000,
   ) {}
@@ -64,6 +65,51 @@ export class LastHeartbeats {
     this.watcher?.stop();
   }
 
+  private async watch(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const kv = await new Kvm(this.connection).open(this.bucket);
+        const entries = await kv.watch({ key: '>' });
+        this.watcher = entries;
+        for await (const entry of entries) {
+          this.onChange(entry.key, entry.operation === 'PUT' ? entry.string() : undefined);
+        }
+      } catch (error) {
+        if (this.stopped) return;
+        this.logger.debug('waiting for a bucket', { bucket: this.bucket, error });
+      }
+      if (!this.stopped) await new Promise((resolve) => setTimeout(resolve, this.retryMs));
+    }
+  }
+}
+
+/** The agents' last heartbeats, kept current by watching the bucket registration writes. */
+export class LastHeartbeats {
+  private readonly last = new Map<string, string>();
+  private readonly watch: BucketWatch;
+
+  constructor(connection: NatsConnection, logger: Logger, retryMs = 2_000) {
+    this.watch = new BucketWatch(
+      connection,
+      AGENT_HEARTBEATS_BUCKET,
+      (key, value) => {
+        const record = value === undefined ? undefined : parseRecord(value);
+        if (record) this.last.set(key, record.at);
+        else this.last.delete(key);
+      },
+      logger,
+      retryMs,
+    );
+  }
+
+  start(): void {
+    this.watch.start();
+  }
+
+  stop(): void {
+    this.watch.stop();
+  }
+
   /** Nest calls this on shutdown, before the connection closes. */
   onApplicationShutdown(): void {
     this.stop();
@@ -72,28 +118,6 @@ export class LastHeartbeats {
   /** The last heartbeat of an agent, if one was recorded. */
   of(agentId: string): string | undefined {
     return this.last.get(agentId);
-  }
-
-  private async watch(): Promise<void> {
-    while (!this.stopped) {
-      try {
-        const kv = await new Kvm(this.connection).open(AGENT_HEARTBEATS_BUCKET);
-        const entries = await kv.watch({ key: '>' });
-        this.watcher = entries;
-        for await (const entry of entries) {
-          if (entry.operation !== 'PUT') {
-            this.last.delete(entry.key);
-            continue;
-          }
-          const record = parseRecord(entry.string());
-          if (record) this.last.set(entry.key, record.at);
-        }
-      } catch (error) {
-        if (this.stopped) return;
-        this.logger.debug('waiting for the agent heartbeats bucket', { error });
-      }
-      if (!this.stopped) await new Promise((resolve) => setTimeout(resolve, this.retryMs));
-    }
   }
 }
 

@@ -273,6 +273,10 @@ export function parseServerParams(tokens: string[], from: number): Json {
         params.ssl_cafile = next;
         index++;
         break;
+      case 'crl-file':
+        params.crl_file = next;
+        index++;
+        break;
       case 'id':
         params.id = int(next);
         index++;
@@ -299,6 +303,7 @@ export function serverParamsWords(params: Json): string[] {
   if (params.verify) words.push('verify', params.verify as string);
   if (params.sni) words.push('sni', params.sni as string);
   if (params.ssl_cafile) words.push('ca-file', quoteIfNeeded(params.ssl_cafile as string));
+  if (params.crl_file) words.push('crl-file', quoteIfNeeded(params.crl_file as string));
   if (params['send-proxy'] === 'enabled') words.push('send-proxy');
   if (params.maintenance === 'enabled') words.push('disabled');
   if (params.id !== undefined && params.id !== null) words.push('id', String(params.id));

@@ -727,6 +727,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/services/haproxy/storage/general": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Upload a general use file into general_storage_dir (multipart field file_upload); no reload */
+        post: operations["createStorageGeneralFile"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/services/haproxy/storage/general/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getOneStorageGeneralFile"];
+        /** Replace the file's contents (204 with skip_reload or force_reload, else 202 and a reload) */
+        put: operations["replaceStorageGeneralFile"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/services/haproxy/storage/ssl_certificates": {
         parameters: {
             query?: never;
@@ -934,6 +970,8 @@ export interface components {
             sni?: string;
             /** @description ca-file */
             ssl_cafile?: string;
+            /** @description crl-file */
+            crl_file?: string;
             /** @enum {string} */
             "send-proxy"?: "enabled" | "disabled";
         };
@@ -959,6 +997,7 @@ export interface components {
             verify?: "none" | "required";
             sni?: string;
             ssl_cafile?: string;
+            crl_file?: string;
             /** @enum {string} */
             "send-proxy"?: "enabled" | "disabled";
         };
@@ -1068,8 +1107,15 @@ export interface components {
             verify?: "none" | "required";
             sni?: string;
             ssl_cafile?: string;
+            crl_file?: string;
             /** @enum {string} */
             "send-proxy"?: "enabled" | "disabled";
+        };
+        general_file: {
+            file?: string;
+            storage_name?: string;
+            description?: string;
+            size?: number | null;
         };
         map: {
             /** @description Runtime id of a loaded map */
@@ -3918,6 +3964,91 @@ export interface operations {
             204: components["responses"]["NoContent"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            default: components["responses"]["Error"];
+        };
+    };
+    createStorageGeneralFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** Format: binary */
+                    file_upload: string;
+                };
+            };
+        };
+        responses: {
+            /** @description File written */
+            201: {
+                headers: {
+                    "Configuration-Version": components["headers"]["ConfigurationVersion"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["general_file"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            409: components["responses"]["Conflict"];
+            default: components["responses"]["Error"];
+        };
+    };
+    getOneStorageGeneralFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The raw file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            404: components["responses"]["NotFound"];
+            default: components["responses"]["Error"];
+        };
+    };
+    replaceStorageGeneralFile: {
+        parameters: {
+            query?: {
+                /** @description Write the file without any reload. */
+                skip_reload?: components["parameters"]["skipReload"];
+                /** @description Reload synchronously instead of after reload_delay. */
+                force_reload?: components["parameters"]["forceReloadStorage"];
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** Format: binary */
+                    file_upload: string;
+                };
+            };
+        };
+        responses: {
+            202: components["responses"]["AcceptedNoBody"];
+            204: components["responses"]["NoContent"];
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
             default: components["responses"]["Error"];
         };
     };
