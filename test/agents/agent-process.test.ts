@@ -179,7 +179,16 @@ test('SIGTERM while the broker is away: it exits at once (it does not wait for a
 });
 
 test('deregistration: its connection is dropped, its credentials and tokens stop working', async () => {
-  const identity = JSON.parse(await readFile(join(stateDir, 'identity.json'), 'utf8'));
+  // Tokens live 4 s here: take the identity once the agent holds one with time left (after the restarts
+  // of the test before, on a loaded machine, its refresh may be under way).
+  const identity = await waitFor(
+    'an access token with a few seconds left',
+    async () => {
+      const read = JSON.parse(await readFile(join(stateDir, 'identity.json'), 'utf8'));
+      return Date.parse(read.accessTokenExpiresAt) - Date.now() > 2_000 ? read : undefined;
+    },
+    { timeoutMs: 20_000, intervalMs: 100 },
+  );
   // A second connection with the agent's credentials, to watch the server drop it.
   const watcher: NatsConnection = await stack.nats.connectWithJwt(identity.natsJwt, identity.natsSeed, {
     inboxPrefix: '_INBOX_proc-a',

@@ -10,6 +10,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createHttpsServer } from 'node:https';
 import { connect as netConnect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect, createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { promisify } from 'node:util';
@@ -322,7 +323,10 @@ export async function divergence(
   client: DataplaneClient,
 ): Promise<string | undefined> {
   const config = proxyConfig(stack);
-  const desired = desiredState([...routes], layoutOf(config));
+  // Once proxy-sync stored the CA's CRL, TLS-to-target servers name it (crl-file).
+  const crlFile = join(config.CL_PROXY_GENERAL_DIR, config.CL_PROXY_CRL_NAME);
+  const layout = existsSync(crlFile) ? { ...layoutOf(config), crlFile } : layoutOf(config);
+  const desired = desiredState([...routes], layout);
   const lines = (map: Map<string, string>) => [...map].map(([key, value]) => `${key} ${value}`).sort();
   for (const name of ['hosts', 'sni'] as const) {
     const runtime = await runtimeMap(stack, name);
@@ -332,10 +336,7 @@ export async function divergence(
     if (file !== renderMapFile(desired.maps[name]))
       return `${name}.map file differs: ${JSON.stringify(file)}`;
   }
-  const changes = diffStructure(
-    desiredStructure(layoutOf(config)),
-    await new DataplaneGateway(client).readStructure(),
-  );
+  const changes = diffStructure(desiredStructure(layout), await new DataplaneGateway(client).readStructure());
   if (changes.length > 0)
     return `sections differ: ${changes.map((change) => `${change.action} ${change.name}`).join(', ')}`;
   const open = await client.listTransactions('in_progress');

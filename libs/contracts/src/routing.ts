@@ -185,7 +185,8 @@ export interface RouteOnNode {
 /**
  * A route's status across the proxy nodes: `active` only when every node that is not stale routes the
  * current revision (one node having it is not enough for `?wait=active`); a node whose proxy-sync stopped
- * reporting is `stale` and waited for by no one. Without any known node, the projection's status stands.
+ * reporting is `stale` and waited for by no one. The nodes are those that report their status (the
+ * proxy_nodes projection); without any, the projection's status stands.
  */
 export function routeAcrossNodes(
   route: { status: RouteStatus; revision: number; applied: Record<string, AppliedOnNode> },
@@ -198,7 +199,8 @@ export function routeAcrossNodes(
       nodeStatuses[node] === 'stale' ? 'stale' : appliedRevision === route.revision ? 'applied' : 'pending';
     return { node, state, appliedRevision };
   });
-  const waitingFor = nodes.some((node) => node.state === 'pending');
+  // Only nodes that report their status count: a name seen only in old reports is listed, not waited for.
+  const waitingFor = nodes.some((node) => node.state === 'pending' && node.node in nodeStatuses);
   return { status: route.status === 'active' && waitingFor ? 'pending' : route.status, nodes };
 }
 
