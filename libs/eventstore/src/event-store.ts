@@ -104,6 +104,9 @@ const SHORT_HISTORY = 16;
 const textDecoder = new TextDecoder();
 
 /** The event log on one JetStream stream: append with optimistic concurrency and deduplication, and read. */
+/** A following read's pull lifetime; its idle heartbeat is half of it (the client's default). */
+const FOLLOW_PULL_EXPIRES_MS = 2_000;
+
 export class EventStore {
   readonly stream: string;
   readonly subjectPrefix: string;
@@ -415,7 +418,12 @@ export class EventStore {
         : { deliver_policy: DeliverPolicy.All };
     if (options.filterSubject) consumerOptions.filter_subjects = options.filterSubject;
     const consumer = await this.js.consumers.get(this.stream, consumerOptions);
-    const messages = await consumer.consume({ max_messages: options.bufferSize ?? 1_000 });
+    // Following: short pulls, so a broker that restarted is noticed by missed heartbeats within a couple
+    // of seconds (the client then recreates the consumer where it was) instead of the default 30 s.
+    const messages = await consumer.consume({
+      max_messages: options.bufferSize ?? 1_000,
+      ...(follow ? { expires: FOLLOW_PULL_EXPIRES_MS } : {}),
+    });
     const stop = () => messages.stop();
     options.signal?.addEventListener('abort', stop, { once: true });
     try {
