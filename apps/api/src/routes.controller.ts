@@ -46,6 +46,12 @@ const waitQuery = z.strictObject({
     .optional(),
 });
 const DEFAULT_WAIT_MS = 10_000;
+/**
+ * Route commands are idempotent by their command id (it names the route and the events' message ids):
+ * one that got no answer in this long is sent again, so a routing replica killed with it in hand, or a
+ * broker restart, costs a client seconds rather than a timeout.
+ */
+const ROUTE_COMMAND_RESEND_MS = 2_000;
 
 const removeBody = z.strictObject({ reason: label(200).optional() });
 
@@ -95,7 +101,7 @@ export class RoutesController {
     const result = await this.commands.execute<RouteCommandResult>(
       routingCommands.request,
       { ...body, agentId },
-      { actor: actorOf(principal), commandId },
+      { actor: actorOf(principal), commandId, resendAfterMs: ROUTE_COMMAND_RESEND_MS },
     );
     return this.answer(result.route, wait, response);
   }
@@ -148,7 +154,7 @@ export class RoutesController {
     const result = await this.commands.execute<RouteCommandResult>(
       routingCommands.update,
       { routeId, ...body },
-      { actor: actorOf(principal), commandId: commandIdOf(key) },
+      { actor: actorOf(principal), commandId: commandIdOf(key), resendAfterMs: ROUTE_COMMAND_RESEND_MS },
     );
     return this.answer(result.route, wait, response);
   }
@@ -167,7 +173,7 @@ export class RoutesController {
     const result = await this.commands.execute<RouteCommandResult>(
       routingCommands.remove,
       { routeId, ...body },
-      { actor: actorOf(principal), commandId: commandIdOf(key) },
+      { actor: actorOf(principal), commandId: commandIdOf(key), resendAfterMs: ROUTE_COMMAND_RESEND_MS },
     );
     return result.route;
   }

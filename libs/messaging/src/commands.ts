@@ -89,6 +89,12 @@ export interface CommandMeta {
   commandId?: string;
   correlationId?: string;
   timeoutMs?: number;
+  /**
+   * For commands that are idempotent by their command id: sends the same envelope again when no answer
+   * came in this long (the replica that took it may have died with it, or the broker restarted), until
+   * `timeoutMs` is spent. Unset: one send.
+   */
+  resendAfterMs?: number;
 }
 
 export const COMMAND_CLIENT = Symbol('COMMAND_CLIENT');
@@ -105,19 +111,26 @@ export class CommandBus implements OnApplicationShutdown {
       correlationId: meta.correlationId ?? currentCorrelationId() ?? randomUUID(),
       payload,
     };
+    const deadline = Date.now() + (meta.timeoutMs ?? 10_000);
     let reply: CommandReply<R>;
-    try {
-      reply = await lastValueFrom(
-        this.client.send<CommandReply<R>>(subject, envelope).pipe(timeout(meta.timeoutMs ?? 10_000)),
-      );
-    } catch (error) {
-      if (error instanceof TimeoutError) {
-        throw new DomainError(
-          'timeout',
-          `no answer to ${subject} in time; the service may be down. Retry with the same Idempotency-Key`,
+    for (;;) {
+      const left = deadline - Date.now();
+      const wait = meta.resendAfterMs === undefined ? left : Math.min(meta.resendAfterMs, left);
+      try {
+        reply = await lastValueFrom(
+          this.client.send<CommandReply<R>>(subject, envelope).pipe(timeout(Math.max(wait, 1))),
         );
+        break;
+      } catch (error) {
+        if (error instanceof TimeoutError) {
+          if (deadline - Date.now() > 0) continue;
+          throw new DomainError(
+            'timeout',
+            `no answer to ${subject} in time; the service may be down. Retry with the same Idempotency-Key`,
+          );
+        }
+        throw unavailableError(subject, error);
       }
-      throw unavailableError(subject, error);
     }
     if (reply.ok) return reply.result;
     throw isErrorBody(reply.error)
