@@ -28,6 +28,8 @@ const endpoint = (fallback: string) =>
     });
 
 export const proxySyncConfigSchema = eventStoreConfigSchema.extend(databaseConfigSchema.shape).extend({
+  /** Its reports are appended again by the next pass: a lost ack should not hold a pass for long. */
+  CL_EVENTS_PUBLISH_TIMEOUT_MS: env.int(1_500).pipe(z.number().int().min(100)),
   /** This proxy node's id (one proxy-sync per HAProxy): a DNS label, e.g. front-1. */
   CL_PROXY_NODE_ID: dnsLabel,
   /** The Data Plane API (`http://127.0.0.1:5555/v3`) and its Basic-auth user. */

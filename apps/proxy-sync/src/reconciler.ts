@@ -327,7 +327,11 @@ export class Reconciler {
       full,
       minSequence: this.wantedSequence > 0 ? this.wantedSequence : undefined,
     });
-    if (performance.now() - sourceStarted > STALE_READ_MS) versionAndPid = readVersionAndPid();
+    if (performance.now() - sourceStarted > STALE_READ_MS) {
+      versionAndPid = readVersionAndPid();
+      // Awaited below; until then a failure must not be an unhandled rejection (it would end the process).
+      versionAndPid.catch(() => undefined);
+    }
     lap('source');
     const seenAt = Date.now();
     let live = 0;

@@ -42,6 +42,7 @@ export class AckedPublisher {
   private inbox = '';
   private nextToken = 0;
   private sweeper: NodeJS.Timeout | undefined;
+  private watchingStatus = false;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -87,9 +88,32 @@ export class AckedPublisher {
     this.subscription = this.nc.subscribe(`${this.inbox}.*`, {
       callback: (error, message) => (error ? this.failAll(error) : this.settle(message)),
     });
+    this.watchStatus();
     if (this.sweeper) return;
     this.sweeper = setInterval(() => this.expire(), Math.max(50, Math.min(1_000, this.timeoutMs / 4)));
     this.sweeper.unref();
+  }
+
+  /**
+   * A lost connection loses the acks on their way: waiting for the timeout only delays the caller's retry
+   * (which the message id makes safe), so what is pending fails at once.
+   */
+  private watchStatus(): void {
+    if (this.watchingStatus) return;
+    this.watchingStatus = true;
+    void (async () => {
+      for await (const status of this.nc.status()) {
+        if (status.type !== 'disconnect') continue;
+        for (const [token, waiting] of this.pending) {
+          this.pending.delete(token);
+          waiting.reject(
+            new Error(
+              `connection lost (to the broker) before the ack of a publish to ${waiting.subject}; retrying is safe`,
+            ),
+          );
+        }
+      }
+    })().catch(() => undefined);
   }
 
   private settle(message: Msg): void {

@@ -412,36 +412,56 @@ export class EventStore {
       from = Math.max(from, start.sequence);
     }
 
-    const consumerOptions: Partial<OrderedConsumerOptions> =
-      from > 1
-        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from }
-        : { deliver_policy: DeliverPolicy.All };
-    if (options.filterSubject) consumerOptions.filter_subjects = options.filterSubject;
-    const consumer = await this.js.consumers.get(this.stream, consumerOptions);
-    // Following: short pulls, so a broker that restarted is noticed by missed heartbeats within a couple
-    // of seconds (the client then recreates the consumer where it was) instead of the default 30 s.
-    const messages = await consumer.consume({
-      max_messages: options.bufferSize ?? 1_000,
-      ...(follow ? { expires: FOLLOW_PULL_EXPIRES_MS } : {}),
-    });
-    const stop = () => messages.stop();
-    options.signal?.addEventListener('abort', stop, { once: true });
-    try {
-      for await (const message of messages) {
-        const entry: RawLogEntry = {
-          sequence: message.seq,
-          subject: message.subject,
-          data: message.data,
-          pending: message.info.pending,
-        };
-        if (until !== undefined && entry.sequence > until) return;
-        yield entry;
-        if (until !== undefined && entry.sequence >= until) return;
-        if (!follow && entry.pending === 0) return;
+    // A following read starts over after the last message it gave when the client recreates its ordered
+    // consumer (a broker restart): @nats-io/jetstream 3.4.0 keeps the lost pull's outstanding count for
+    // the new consumer, which then delivers a few messages and stalls until heartbeats are missed.
+    for (;;) {
+      const consumerOptions: Partial<OrderedConsumerOptions> =
+        from > 1
+          ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from }
+          : { deliver_policy: DeliverPolicy.All };
+      if (options.filterSubject) consumerOptions.filter_subjects = options.filterSubject;
+      const consumer = await this.js.consumers.get(this.stream, consumerOptions);
+      // Following: short pulls, so a broker that restarted is noticed by missed heartbeats within a
+      // couple of seconds instead of the default 30 s.
+      const messages = await consumer.consume({
+        max_messages: options.bufferSize ?? 1_000,
+        ...(follow ? { expires: FOLLOW_PULL_EXPIRES_MS } : {}),
+      });
+      let recreated = false;
+      if (follow) {
+        void (async () => {
+          for await (const status of messages.status()) {
+            if (status.type === 'ordered_consumer_recreated') {
+              recreated = true;
+              messages.stop();
+              return;
+            }
+          }
+        })().catch(() => undefined);
       }
-    } finally {
-      options.signal?.removeEventListener('abort', stop);
-      stop();
+      const stop = () => messages.stop();
+      options.signal?.addEventListener('abort', stop, { once: true });
+      try {
+        for await (const message of messages) {
+          if (recreated) break;
+          const entry: RawLogEntry = {
+            sequence: message.seq,
+            subject: message.subject,
+            data: message.data,
+            pending: message.info.pending,
+          };
+          if (until !== undefined && entry.sequence > until) return;
+          from = entry.sequence + 1;
+          yield entry;
+          if (until !== undefined && entry.sequence >= until) return;
+          if (!follow && entry.pending === 0) return;
+        }
+      } finally {
+        options.signal?.removeEventListener('abort', stop);
+        stop();
+      }
+      if (!recreated || options.signal?.aborted) return;
     }
   }
 

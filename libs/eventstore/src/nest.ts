@@ -12,6 +12,12 @@ export const eventStoreConfigSchema = natsConfigSchema.extend({
   CL_EVENTS_REPLICAS: env.int(1),
   /** How long a command id is remembered: a client retrying within it appends nothing new. */
   CL_EVENTS_DUPLICATE_WINDOW_MS: env.int(2 * 60 * 60 * 1000),
+  /**
+   * How long an append waits for the stream's acknowledgement. Right after a broker restart, JetStream
+   * answers nothing until it has recovered its streams; a writer that retries anyway (proxy-sync's
+   * reports, in its next pass) is better served by a shorter wait.
+   */
+  CL_EVENTS_PUBLISH_TIMEOUT_MS: env.int(5_000).pipe(z.number().int().min(100)),
 });
 export type EventStoreConfig = z.output<typeof eventStoreConfigSchema>;
 
@@ -38,7 +44,7 @@ export async function openEventStore(
     },
     logger,
   );
-  return new EventStore(connection, jsm, { registry });
+  return new EventStore(connection, jsm, { registry, publishTimeoutMs: config.CL_EVENTS_PUBLISH_TIMEOUT_MS });
 }
 
 export const NATS_CONNECTION = Symbol('NATS_CONNECTION');
