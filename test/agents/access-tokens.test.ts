@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import jwt from 'jsonwebtoken';
 import { repoRoot } from '../harness/apps.js';
 import { makeTempDir, waitFor } from '../harness/processes.js';
-import { AgentsStack } from './stack.js';
+import { AgentsStack } from '../harness/stack.js';
 
 const run = promisify(execFile);
 let stack: AgentsStack;

@@ -1,5 +1,5 @@
 import { startRoutesStack } from '../routes/helpers.js';
-import { agentKeys, type AgentsStack } from './stack.js';
+import { agentKeys, type AgentsStack } from '../harness/stack.js';
 
 /**
  * Issue 13.2: an agent cannot point the front at the front itself, at the cloud's metadata service, at a

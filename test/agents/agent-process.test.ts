@@ -5,7 +5,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { EXIT_CODES } from '../../apps/agent/src/agent.js';
 import { startApp } from '../harness/apps.js';
 import { makeTempDir, waitFor, type RunningProcess } from '../harness/processes.js';
-import { AgentsStack } from './stack.js';
+import { AgentsStack } from '../harness/stack.js';
 
 /**
  * A real agent process (node dist/apps/agent/src/main.js) against the real stack: it enrolls once,

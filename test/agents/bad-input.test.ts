@@ -1,4 +1,4 @@
-import { AgentsStack, agentKeys } from './stack.js';
+import { AgentsStack, agentKeys } from '../harness/stack.js';
 
 /** Guarantee 6: bad input gets a 4xx naming the field, and appends nothing. */
 let stack: AgentsStack;

@@ -1,7 +1,7 @@
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { waitFor } from '../harness/processes.js';
-import { AgentsStack } from './stack.js';
+import { AgentsStack } from '../harness/stack.js';
 
 /**
  * The broker enforces who sees what: agent A's own user JWT (signed by registration for A's own key, a

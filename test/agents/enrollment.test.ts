@@ -1,7 +1,7 @@
 import { hashToken } from '#auth';
 import { registrationCommands } from '#contracts';
 import { generatedAgentId } from '../../apps/registration/src/registration.service.js';
-import { AgentsStack, agentKeys } from './stack.js';
+import { AgentsStack, agentKeys } from '../harness/stack.js';
 
 let stack: AgentsStack;
 let admin: string;

@@ -2,7 +2,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { agentSubjects } from '#contracts';
 import { waitFor } from '../harness/processes.js';
-import { AgentsStack } from './stack.js';
+import { AgentsStack } from '../harness/stack.js';
 
 /**
  * nats-server checks the subject of a publish against the user's permissions, not its reply subject,

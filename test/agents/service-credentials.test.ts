@@ -3,7 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { SERVICE_USERS, servicePermissions, STREAM_ADMIN_SUBJECTS, type ServiceUser } from '#auth';
 import { AGENTS_STREAM, EVENTS_STREAM } from '#contracts';
 import { waitFor } from '../harness/processes.js';
-import { AgentsStack } from './stack.js';
+import { AgentsStack } from '../harness/stack.js';
 
 /**
  * Issue 13.4: least privilege on the broker. Each process of the front has a user of its own; the real

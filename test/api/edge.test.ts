@@ -1,5 +1,5 @@
 import { createLogger } from '#platform';
-import { AgentsStack } from '../agents/stack.js';
+import { AgentsStack } from '../harness/stack.js';
 
 /**
  * Issue 13.4: the API's edge. Bodies are UTF-8 JSON sent uncompressed: another charset or any content

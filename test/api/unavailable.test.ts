@@ -1,6 +1,6 @@
 import { startRoutesStack } from '../routes/helpers.js';
 import { waitFor } from '../harness/processes.js';
-import type { AgentsStack } from '../agents/stack.js';
+import type { AgentsStack } from '../harness/stack.js';
 
 /**
  * Issue 14: a command that cannot be delivered is a 503 with Retry-After that names what is missing

@@ -1,6 +1,6 @@
 import { jetstream, type ConsumerMessages } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { AgentsStack, agentKeys } from '../agents/stack.js';
+import { AgentsStack, agentKeys } from '../harness/stack.js';
 import { progress, round, type Figures } from './report.js';
 
 const AGENTS = Number(process.env.CL_BENCH_AGENTS ?? 1_000);

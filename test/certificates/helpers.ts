@@ -9,7 +9,7 @@ import {
 } from '#contracts';
 import { createCsr, generateRsaKeyPair, type GeneratedKeyPair } from '#pki-client';
 import { createLogger } from '#platform';
-import { AgentsStack, type StackOptions } from '../agents/stack.js';
+import { AgentsStack, type StackOptions } from '../harness/stack.js';
 import { waitFor } from '../harness/processes.js';
 
 /** JSON read back from the log or Postgres, looked into by tests. */

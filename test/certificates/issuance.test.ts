@@ -3,7 +3,7 @@ import type { Server } from 'node:tls';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { IssueCertificateResult } from '#contracts';
 import { createCsr } from '#pki-client';
-import type { AgentsStack } from '../agents/stack.js';
+import type { AgentsStack } from '../harness/stack.js';
 import { makeTempDir } from '../harness/processes.js';
 import { openssl, put } from '../pki/helpers.js';
 import {

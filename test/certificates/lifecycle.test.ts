@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { AGENTS_STREAM } from '#contracts';
 import { decodePem, inspectCertificate } from '#pki-client';
-import type { AgentsStack } from '../agents/stack.js';
+import type { AgentsStack } from '../harness/stack.js';
 import { startApp } from '../harness/apps.js';
 import { freePort } from '../harness/ports.js';
 import { makeTempDir, waitFor, type RunningProcess } from '../harness/processes.js';

@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { IssueCertificateResult } from '#contracts';
 import { decodePem, encodePem } from '#pki-client';
-import { AgentsStack } from '../agents/stack.js';
+import { AgentsStack } from '../harness/stack.js';
 import { makeTempDir, waitFor } from '../harness/processes.js';
 import { openssl, put } from '../pki/helpers.js';
 import {

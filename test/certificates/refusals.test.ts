@@ -3,7 +3,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AGENTS_STREAM, type ErrorBody } from '#contracts';
 import { createCsr, decodeSinglePem, encodePem } from '#pki-client';
-import type { AgentsStack } from '../agents/stack.js';
+import type { AgentsStack } from '../harness/stack.js';
 import {
   connectAsAgent,
   databaseName,

@@ -1,7 +1,7 @@
 /**
  * The whole system for end-to-end tests and the propagation benchmark, every part real and on its own
  * ports: nats-server with the installation's JWT auth, a Postgres database, registration, projector,
- * routing and API as their own processes (test/agents/stack.ts in process mode), a real HAProxy behind the
+ * routing and API as their own processes (test/harness/stack.ts in process mode), a real HAProxy behind the
  * Data Plane API emulator (test/harness/haproxy.ts), proxy-sync as its own process reading the routes
  * projection, the certificates service as its own process with the CloudLunacy CA (#pki, on disk), the
  * front's certificate from ensureFrontCertificate, and real agents (node dist/apps/agent/src/main.js)
@@ -21,7 +21,7 @@ import {
   type CertificateAuthority,
 } from '#pki';
 import { createCsr, generateRsaKeyPair } from '#pki-client';
-import { AgentsStack, type StackOptions } from '../agents/stack.js';
+import { AgentsStack, type StackOptions } from '../harness/stack.js';
 import { startApp } from '../harness/apps.js';
 import { startHaproxyStack, type HaproxyStack } from '../harness/haproxy.js';
 import { makeTempDir, waitFor, type RunningProcess } from '../harness/processes.js';

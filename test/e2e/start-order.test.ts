@@ -1,4 +1,4 @@
-import { AgentsStack, STACK_SERVICES } from '../agents/stack.js';
+import { AgentsStack, STACK_SERVICES } from '../harness/stack.js';
 import { waitFor } from '../harness/processes.js';
 
 /**

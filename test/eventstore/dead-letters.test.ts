@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { jetstream } from '@nats-io/jetstream';
-import type { AgentsStack } from '../agents/stack.js';
+import type { AgentsStack } from '../harness/stack.js';
 import { repoRoot } from '../harness/apps.js';
 import { waitFor } from '../harness/processes.js';
 import { openStore, startRoutesStack, type Enrolled } from '../routes/helpers.js';

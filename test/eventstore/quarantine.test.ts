@@ -1,5 +1,5 @@
 import { jetstream } from '@nats-io/jetstream';
-import type { AgentsStack } from '../agents/stack.js';
+import type { AgentsStack } from '../harness/stack.js';
 import { waitFor } from '../harness/processes.js';
 import { DOMAIN, openStore, startRoutesStack, type Enrolled } from '../routes/helpers.js';
 

@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { RouteRequestError, RouteRequests } from '../../apps/agent/src/routes.js';
-import type { AgentsStack } from '../agents/stack.js';
+import type { AgentsStack } from '../harness/stack.js';
 import { DOMAIN, enrollAll, startRoutesStack, type Enrolled } from './helpers.js';
 
 /**

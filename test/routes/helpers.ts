@@ -3,7 +3,7 @@ import { createDomainRegistry, type EventContext, type NewEvent } from '#contrac
 import { EventStore } from '#eventstore';
 import { ownedTables } from '#persistence';
 import { projections } from '../../apps/projector/src/projections/index.js';
-import { AgentsStack, type StackOptions } from '../agents/stack.js';
+import { AgentsStack, type StackOptions } from '../harness/stack.js';
 import { waitFor } from '../harness/processes.js';
 
 export const DOMAIN = 'routes.test';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { jetstream } from '@nats-io/jetstream';
 import type { EventStore } from '#eventstore';
 import { retryTransient } from '../../apps/routing/src/aggregate-reader.js';
-import type { AgentsStack } from '../agents/stack.js';
+import type { AgentsStack } from '../harness/stack.js';
 import { waitFor } from '../harness/processes.js';
 import {
   differences,

@@ -23,17 +23,12 @@ import { registrationConfigSchema } from '../../apps/registration/src/config.js'
 import { RegistrationModule } from '../../apps/registration/src/registration.module.js';
 import { createRoutingApp } from '../../apps/routing/src/app.js';
 import { routingConfigSchema } from '../../apps/routing/src/config.js';
-import {
-  createInstallation,
-  startAuthNats,
-  type AuthNats,
-  type TestInstallation,
-} from '../harness/installation.js';
-import { requestReply } from '../harness/http.js';
-import { freePort } from '../harness/ports.js';
-import { startApp } from '../harness/apps.js';
-import { createTestDatabase, type TestDatabase } from '../harness/postgres.js';
-import { waitFor, type RunningProcess } from '../harness/processes.js';
+import { createInstallation, startAuthNats, type AuthNats, type TestInstallation } from './installation.js';
+import { requestReply } from './http.js';
+import { freePort } from './ports.js';
+import { startApp } from './apps.js';
+import { createTestDatabase, type TestDatabase } from './postgres.js';
+import { waitFor, type RunningProcess } from './processes.js';
 
 export interface StackOptions {
   livenessTimeoutMs?: number;
@@ -170,10 +165,10 @@ export class AgentsStack {
   }
 
   /**
-   * Starts a service as its own process with the stack's environment (process mode). A service that runs
-   * already is returned as it is when no extra environment is asked for (the stack may have started it).
+   * Starts app `name` as its own process with the stack's environment, kept under `key` (a second
+   * proxy-sync is `proxy-sync-2`). A service that runs already is returned as it is when no extra
+   * environment is asked for (the stack may have started it).
    */
-  /** Starts app `name` as a process, kept under `key` (a second proxy-sync is `proxy-sync-2`). */
   startService(name: string, env: Record<string, string> = {}, key = name): RunningProcess {
     const running = this.processes.get(key);
     const previous = running?.child;
