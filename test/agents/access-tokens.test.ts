@@ -6,13 +6,13 @@ import { promisify } from 'node:util';
 import jwt from 'jsonwebtoken';
 import { repoRoot } from '../harness/apps.js';
 import { makeTempDir, waitFor } from '../harness/processes.js';
-import { AgentsStack } from '../harness/stack.js';
+import { AgentsStack, type EnrolledAgent } from '../harness/stack.js';
 
 const run = promisify(execFile);
 let stack: AgentsStack;
 let admin: string;
-let a: Awaited<ReturnType<AgentsStack['enroll']>>;
-let b: Awaited<ReturnType<AgentsStack['enroll']>>;
+let a: EnrolledAgent;
+let b: EnrolledAgent;
 
 beforeAll(async () => {
   stack = await AgentsStack.start({ projectorCommands: true });

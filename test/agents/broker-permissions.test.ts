@@ -1,7 +1,7 @@
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { waitFor } from '../harness/processes.js';
-import { AgentsStack } from '../harness/stack.js';
+import { AgentsStack, type EnrolledAgent } from '../harness/stack.js';
 
 /**
  * The broker enforces who sees what: agent A's own user JWT (signed by registration for A's own key, a
@@ -11,8 +11,8 @@ import { AgentsStack } from '../harness/stack.js';
  */
 const JS_API = { apiPrefix: '$CL.JS.API' };
 let stack: AgentsStack;
-let a: Awaited<ReturnType<AgentsStack['enroll']>>;
-let b: Awaited<ReturnType<AgentsStack['enroll']>>;
+let a: EnrolledAgent;
+let b: EnrolledAgent;
 let connection: NatsConnection;
 const serverErrors: string[] = [];
 
@@ -20,7 +20,7 @@ beforeAll(async () => {
   stack = await AgentsStack.start();
   a = await stack.enroll('agent-a');
   b = await stack.enroll('agent-b');
-  connection = await stack.nats.connectWithJwt(a.natsJwt, a.keys.seed, { inboxPrefix: '_INBOX_agent-a' });
+  connection = await stack.connectAsAgent(a);
   void (async () => {
     for await (const status of connection.status()) {
       if (status.type === 'error') serverErrors.push(String(status.error?.message));
@@ -125,9 +125,7 @@ test("A cannot publish under B's prefix, into anyone's inbound subjects, or send
 });
 
 test("B's stored messages were never delivered to anyone but B", async () => {
-  const bConnection = await stack.nats.connectWithJwt(b.natsJwt, b.keys.seed, {
-    inboxPrefix: '_INBOX_agent-b',
-  });
+  const bConnection = await stack.connectAsAgent(b);
   try {
     const message = await (
       await jetstream(bConnection, JS_API).consumers.get('AGENTS', 'agent-agent-b')

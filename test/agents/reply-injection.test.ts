@@ -26,12 +26,8 @@ beforeAll(async () => {
   stack = await AgentsStack.start({ routing: true, certificates: true });
   const a = await stack.enroll('agent-a');
   const b = await stack.enroll('agent-b');
-  attacker = await stack.nats.connectWithJwt(a.natsJwt, a.keys.seed, {
-    inboxPrefix: agentSubjects.inboxPrefix('agent-a'),
-  });
-  victim = await stack.nats.connectWithJwt(b.natsJwt, b.keys.seed, {
-    inboxPrefix: agentSubjects.inboxPrefix('agent-b'),
-  });
+  attacker = await stack.connectAsAgent(a);
+  victim = await stack.connectAsAgent(b);
   victim.subscribe(`${agentSubjects.inboxPrefix('agent-b')}.>`, {
     callback: (_error, message) => void seenByVictim.push(message.subject),
   });

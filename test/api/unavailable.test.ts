@@ -1,6 +1,6 @@
 import { startRoutesStack } from '../routes/helpers.js';
 import { waitFor } from '../harness/processes.js';
-import type { AgentsStack } from '../harness/stack.js';
+import type { AgentsStack, EnrolledAgent } from '../harness/stack.js';
 
 /**
  * Issue 14: a command that cannot be delivered is a 503 with Retry-After that names what is missing
@@ -8,7 +8,7 @@ import type { AgentsStack } from '../harness/stack.js';
  */
 let stack: AgentsStack;
 let admin: string;
-let agent: Awaited<ReturnType<AgentsStack['enroll']>>;
+let agent: EnrolledAgent;
 
 beforeAll(async () => {
   stack = await startRoutesStack();

@@ -43,19 +43,10 @@ export function startCertificatesStack(
   });
 }
 
-export type Enrolled = Awaited<ReturnType<AgentsStack['enroll']>>;
-
 /** A key pair made like an agent makes it (OpenSSL through node:crypto), and its CSR for `names`. */
 export async function keyAndCsr(names: string[]): Promise<GeneratedKeyPair & { csr: string }> {
   const key = await generateRsaKeyPair(2048);
   return { ...key, csr: createCsr({ privateKey: key.privateKeyPem, names }) };
-}
-
-/** The agent's own NATS connection (its JWT and seed, its inbox prefix). */
-export function connectAsAgent(stack: AgentsStack, agent: Enrolled): Promise<NatsConnection> {
-  return stack.nats.connectWithJwt(agent.natsJwt, agent.keys.seed, {
-    inboxPrefix: `_INBOX_${agent.agentId}`,
-  });
 }
 
 /** A certificate request over the agent's own prefix; the CommandReply as it came. */

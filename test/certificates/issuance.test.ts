@@ -3,12 +3,11 @@ import type { Server } from 'node:tls';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { IssueCertificateResult } from '#contracts';
 import { createCsr } from '#pki-client';
-import type { AgentsStack } from '../harness/stack.js';
+import type { AgentsStack, EnrolledAgent } from '../harness/stack.js';
 import { makeTempDir } from '../harness/processes.js';
 import { openssl, put } from '../pki/helpers.js';
 import {
   certificateRow,
-  connectAsAgent,
   databaseName,
   DOMAIN,
   eventsOfType,
@@ -19,7 +18,6 @@ import {
   tlsClient,
   tlsServer,
   waitForRow,
-  type Enrolled,
 } from './helpers.js';
 
 /**
@@ -30,7 +28,7 @@ import {
  */
 let stack: AgentsStack;
 let temp: { path: string; remove(): Promise<void> };
-let agent: Enrolled;
+let agent: EnrolledAgent;
 let nats: NatsConnection;
 let caPem: string;
 let caFile: string;
@@ -40,7 +38,7 @@ beforeAll(async () => {
   stack = await startCertificatesStack();
   temp = await makeTempDir('certs-issue');
   agent = await stack.enroll('db-1');
-  nats = await connectAsAgent(stack, agent);
+  nats = await stack.connectAsAgent(agent);
 });
 afterAll(async () => {
   for (const server of servers) server.close();

@@ -2,18 +2,10 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { IssueCertificateResult } from '#contracts';
 import { decodePem, encodePem } from '#pki-client';
-import { AgentsStack } from '../harness/stack.js';
+import { AgentsStack, type EnrolledAgent } from '../harness/stack.js';
 import { makeTempDir, waitFor } from '../harness/processes.js';
 import { openssl, put } from '../pki/helpers.js';
-import {
-  databaseName,
-  DOMAIN,
-  eventsOfType,
-  fetchText,
-  keyAndCsr,
-  readWholeLog,
-  type Enrolled,
-} from './helpers.js';
+import { databaseName, DOMAIN, eventsOfType, fetchText, keyAndCsr, readWholeLog } from './helpers.js';
 
 /**
  * The certificates service as production runs it: its own process (`node dist/apps/certificates/src/main.js`)
@@ -23,7 +15,7 @@ import {
  */
 let stack: AgentsStack;
 let temp: { path: string; remove(): Promise<void> };
-let agent: Enrolled;
+let agent: EnrolledAgent;
 let frontFile: string;
 
 beforeAll(async () => {

@@ -3,15 +3,8 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AGENTS_STREAM, type ErrorBody } from '#contracts';
 import { createCsr, decodeSinglePem, encodePem } from '#pki-client';
-import type { AgentsStack } from '../harness/stack.js';
-import {
-  connectAsAgent,
-  databaseName,
-  keyAndCsr,
-  natsRequest,
-  startCertificatesStack,
-  type Enrolled,
-} from './helpers.js';
+import type { AgentsStack, EnrolledAgent } from '../harness/stack.js';
+import { databaseName, keyAndCsr, natsRequest, startCertificatesStack } from './helpers.js';
 
 /**
  * Bad certificate requests, through both doors an agent has (HTTP and its own NATS prefix): a CSR for
@@ -20,14 +13,14 @@ import {
  * certificates projection exactly as they were.
  */
 let stack: AgentsStack;
-let agent: Enrolled;
+let agent: EnrolledAgent;
 let nats: NatsConnection;
 
 beforeAll(async () => {
   stack = await startCertificatesStack();
   agent = await stack.enroll('ref-a');
   await stack.enroll('ref-b');
-  nats = await connectAsAgent(stack, agent);
+  nats = await stack.connectAsAgent(agent);
 }, 180_000);
 afterAll(async () => {
   await nats?.close().catch(() => undefined);

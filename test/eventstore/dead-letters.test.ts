@@ -2,10 +2,10 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { jetstream } from '@nats-io/jetstream';
-import type { AgentsStack } from '../harness/stack.js';
+import type { AgentsStack, EnrolledAgent } from '../harness/stack.js';
 import { repoRoot } from '../harness/apps.js';
 import { waitFor } from '../harness/processes.js';
-import { openStore, startRoutesStack, type Enrolled } from '../routes/helpers.js';
+import { openStore, startRoutesStack } from '../routes/helpers.js';
 
 /**
  * Issue 14: one bad message becomes a dead letter per consumer that met it. An admin sees them grouped
@@ -14,7 +14,7 @@ import { openStore, startRoutesStack, type Enrolled } from '../routes/helpers.js
  */
 let stack: AgentsStack;
 let admin: string;
-let agent: Enrolled;
+let agent: EnrolledAgent;
 
 beforeAll(async () => {
   stack = await startRoutesStack();

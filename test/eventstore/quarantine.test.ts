@@ -1,7 +1,7 @@
 import { jetstream } from '@nats-io/jetstream';
-import type { AgentsStack } from '../harness/stack.js';
+import type { AgentsStack, EnrolledAgent } from '../harness/stack.js';
 import { waitFor } from '../harness/processes.js';
-import { DOMAIN, openStore, startRoutesStack, type Enrolled } from '../routes/helpers.js';
+import { DOMAIN, openStore, startRoutesStack } from '../routes/helpers.js';
 
 /**
  * Defence in depth for the log: a message on an aggregate's subject that cannot be decoded (damage, or
@@ -10,7 +10,7 @@ import { DOMAIN, openStore, startRoutesStack, type Enrolled } from '../routes/he
  * reader skips it: the host name can be claimed again, the dead letters it caused are settled.
  */
 let stack: AgentsStack;
-let agent: Enrolled;
+let agent: EnrolledAgent;
 let admin: string;
 const hostname = `damaged.apps.${DOMAIN}`;
 const subject = `events.hostname.${hostname.replace(/\./g, '_')}`;

@@ -9,7 +9,7 @@ import type { INestApplication, INestApplicationContext, INestMicroservice } fro
 import { ClientProxyFactory, Transport, type MicroserviceOptions } from '@nestjs/microservices';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { initSecrets, SERVICE_USERS, TokenSigner } from '#auth';
-import { EVENTS_STREAM } from '#contracts';
+import { agentSubjects, EVENTS_STREAM } from '#contracts';
 import { CommandBus, commandServerOptions, natsAuthenticator } from '#messaging';
 import { caEncryptionKeySecret, loadPkiConfig } from '#pki';
 import { createLogger, type Logger } from '#platform';
@@ -64,6 +64,9 @@ export interface AgentKeys {
   seed: string;
   publicKey: string;
 }
+
+/** What `AgentsStack.enroll` gives back: the API's answer, the agent's keys and its address. */
+export type EnrolledAgent = Awaited<ReturnType<AgentsStack['enroll']>>;
 
 export function agentKeys(): AgentKeys {
   const user = createUser();
@@ -430,6 +433,13 @@ export class AgentsStack {
       address: publicAddress,
       body: response.body,
     };
+  }
+
+  /** The agent's own NATS connection (its JWT and seed, its inbox prefix), as the agent program opens it. */
+  connectAsAgent(agent: EnrolledAgent): Promise<NatsConnection> {
+    return this.nats.connectWithJwt(agent.natsJwt, agent.keys.seed, {
+      inboxPrefix: agentSubjects.inboxPrefix(agent.agentId),
+    });
   }
 
   /** The event log's last sequence: unchanged after a refused request. */

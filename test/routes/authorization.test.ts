@@ -1,8 +1,8 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { RouteRequestError, RouteRequests } from '../../apps/agent/src/routes.js';
-import type { AgentsStack } from '../harness/stack.js';
+import type { AgentsStack, EnrolledAgent } from '../harness/stack.js';
 import { waitFor } from '../harness/processes.js';
-import { DOMAIN, enrollAll, startRoutesStack, type Enrolled } from './helpers.js';
+import { DOMAIN, enrollAll, startRoutesStack } from './helpers.js';
 
 /**
  * Guarantee 5, second half: an agent cannot touch another agent's routes, nor send traffic to an address
@@ -10,8 +10,8 @@ import { DOMAIN, enrollAll, startRoutesStack, type Enrolled } from './helpers.js
  */
 let stack: AgentsStack;
 let admin: string;
-let alpha: Enrolled;
-let bravo: Enrolled;
+let alpha: EnrolledAgent;
+let bravo: EnrolledAgent;
 let bravoRoute: Record<string, unknown>;
 let alphaRoute: Record<string, unknown>;
 let nats: NatsConnection;
@@ -41,7 +41,7 @@ beforeAll(async () => {
   });
   expect(mine.status).toBe(202);
   alphaRoute = mine.body;
-  nats = await stack.nats.connectWithJwt(alpha.natsJwt, alpha.keys.seed, { inboxPrefix: '_INBOX_alpha' });
+  nats = await stack.connectAsAgent(alpha);
   void (async () => {
     for await (const status of nats.status()) {
       if (status.type === 'error') serverErrors.push(String(status.error?.message));

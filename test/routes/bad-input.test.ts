@@ -1,7 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { RouteRequestError, RouteRequests } from '../../apps/agent/src/routes.js';
-import type { AgentsStack } from '../harness/stack.js';
-import { DOMAIN, enrollAll, startRoutesStack, type Enrolled } from './helpers.js';
+import type { AgentsStack, EnrolledAgent } from '../harness/stack.js';
+import { DOMAIN, enrollAll, startRoutesStack } from './helpers.js';
 
 /**
  * Guarantee 6 for routes: malformed requests get a 4xx naming the field and append nothing. These values
@@ -9,7 +9,7 @@ import { DOMAIN, enrollAll, startRoutesStack, type Enrolled } from './helpers.js
  * configuration must never get through.
  */
 let stack: AgentsStack;
-let agent: Enrolled;
+let agent: EnrolledAgent;
 let admin: string;
 let routeId: string;
 let nats: NatsConnection;
@@ -25,7 +25,7 @@ beforeAll(async () => {
   const created = await stack.request('POST', 'routes', { token: agent.accessToken, body: valid });
   expect(created.status).toBe(202);
   routeId = created.body.routeId as string;
-  nats = await stack.nats.connectWithJwt(agent.natsJwt, agent.keys.seed, { inboxPrefix: '_INBOX_shop' });
+  nats = await stack.connectAsAgent(agent);
 });
 afterAll(async () => {
   await nats?.close().catch(() => undefined);

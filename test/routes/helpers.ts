@@ -3,7 +3,7 @@ import { createDomainRegistry, type EventContext, type NewEvent } from '#contrac
 import { EventStore } from '#eventstore';
 import { ownedTables } from '#persistence';
 import { projections } from '../../apps/projector/src/projections/index.js';
-import { AgentsStack, type StackOptions } from '../harness/stack.js';
+import { AgentsStack, type EnrolledAgent, type StackOptions } from '../harness/stack.js';
 import { waitFor } from '../harness/processes.js';
 
 export const DOMAIN = 'routes.test';
@@ -26,15 +26,13 @@ export function startRoutesStack(options: StackOptions = {}): Promise<AgentsStac
   });
 }
 
-export type Enrolled = Awaited<ReturnType<AgentsStack['enroll']>>;
-
 /** Enrolls agents through the API, a few at a time (each enrollment is two commands and a broker step). */
 export async function enrollAll(
   stack: AgentsStack,
   agents: { id: string; address?: string }[],
   concurrency = 10,
-): Promise<Map<string, Enrolled>> {
-  const enrolled = new Map<string, Enrolled>();
+): Promise<Map<string, EnrolledAgent>> {
+  const enrolled = new Map<string, EnrolledAgent>();
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(concurrency, agents.length) }, async () => {

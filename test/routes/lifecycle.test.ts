@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EventStore } from '#eventstore';
-import type { AgentsStack } from '../harness/stack.js';
+import type { AgentsStack, EnrolledAgent } from '../harness/stack.js';
 import { waitFor } from '../harness/processes.js';
 import {
   DOMAIN,
@@ -10,7 +10,6 @@ import {
   reportApplied,
   reportFailed,
   startRoutesStack,
-  type Enrolled,
 } from './helpers.js';
 
 /**
@@ -20,8 +19,8 @@ import {
 let stack: AgentsStack;
 let store: EventStore;
 let admin: string;
-let agent: Enrolled;
-let other: Enrolled;
+let agent: EnrolledAgent;
+let other: EnrolledAgent;
 
 const ADDRESS = '198.51.100.70';
 const target = { host: ADDRESS, port: 8080 };

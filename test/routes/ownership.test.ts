@@ -1,21 +1,14 @@
 import type { StoredEvent } from '#contracts';
 import type { EventStore } from '#eventstore';
-import type { AgentsStack } from '../harness/stack.js';
+import type { AgentsStack, EnrolledAgent } from '../harness/stack.js';
 import { waitFor } from '../harness/processes.js';
-import {
-  DOMAIN,
-  enrollAll,
-  openStore,
-  projectorCaughtUp,
-  startRoutesStack,
-  type Enrolled,
-} from './helpers.js';
+import { DOMAIN, enrollAll, openStore, projectorCaughtUp, startRoutesStack } from './helpers.js';
 
 /** Guarantee 5, first half: one host name has one owner; a released one can be owned again. */
 let stack: AgentsStack;
 let store: EventStore;
 let admin: string;
-let agents: Map<string, Enrolled>;
+let agents: Map<string, EnrolledAgent>;
 
 const SHARED_ADDRESS = '203.0.113.30';
 const racers = Array.from({ length: 50 }, (_, index) => `racer-${index}`);

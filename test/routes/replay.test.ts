@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { jetstream } from '@nats-io/jetstream';
 import type { EventStore } from '#eventstore';
 import { retryTransient } from '../../apps/routing/src/aggregate-reader.js';
-import type { AgentsStack } from '../harness/stack.js';
+import type { AgentsStack, EnrolledAgent } from '../harness/stack.js';
 import { waitFor } from '../harness/processes.js';
 import {
   differences,
@@ -16,7 +16,6 @@ import {
   reportFailed,
   snapshot,
   startRoutesStack,
-  type Enrolled,
   type RebuildStatusView,
 } from './helpers.js';
 
@@ -34,7 +33,7 @@ const WORKERS = 6;
 let stack: AgentsStack;
 let store: EventStore;
 let admin: string;
-let agents: Map<string, Enrolled>;
+let agents: Map<string, EnrolledAgent>;
 
 const AGENTS = Array.from({ length: 8 }, (_, index) => ({
   id: `tenant-${index}`,
