@@ -5,11 +5,10 @@
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { connect as netConnect, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect, createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
@@ -22,6 +21,7 @@ import { layoutOf, proxySyncConfigSchema, type ProxySyncConfig } from '../../app
 import { DataplaneGateway } from '../../apps/proxy-sync/src/gateway.js';
 import type { SourcedRoute } from '../../apps/proxy-sync/src/route-source.js';
 import type { HaproxyStack } from '../harness/haproxy.js';
+import { makeTempDir } from '../harness/processes.js';
 
 const run = promisify(execFile);
 
@@ -36,7 +36,8 @@ export interface TestCa {
 }
 
 export async function createTestCa(name = 'CloudLunacy Test CA'): Promise<TestCa> {
-  const dir = await mkdtemp(join(tmpdir(), 'cl-ca-'));
+  const temporary = await makeTempDir('ca');
+  const dir = temporary.path;
   const keyFile = join(dir, 'ca.key');
   const certFile = join(dir, 'ca.crt');
   await run('openssl', [
@@ -109,7 +110,7 @@ export async function createTestCa(name = 'CloudLunacy Test CA'): Promise<TestCa
       const key = await readFile(`${base}.key`, 'utf8');
       return { cert, key, pem: cert + key };
     },
-    remove: () => rm(dir, { recursive: true, force: true }),
+    remove: () => temporary.remove(),
   };
 }
 
