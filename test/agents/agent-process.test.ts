@@ -4,7 +4,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { EXIT_CODES } from '../../apps/agent/src/agent.js';
 import { startApp } from '../harness/apps.js';
-import { makeTempDir, waitFor, type RunningProcess } from '../harness/processes.js';
+import { sleep, makeTempDir, waitFor, type RunningProcess } from '../harness/processes.js';
 import { AgentsStack } from '../harness/stack.js';
 
 /**
@@ -93,7 +93,7 @@ test('it enrolls once and keeps its identity 0600; the seed never left it', asyn
 test('heartbeats bring it online (one AgentCameOnline, not one event per beat)', async () => {
   await stack.waitForAgentStatus('proc-a', 'online');
   const before = await stack.lastEventSequence();
-  await new Promise((resolve) => setTimeout(resolve, 1_000)); // about three more heartbeats
+  await sleep(1_000); // about three more heartbeats
   expect(await stack.lastEventSequence()).toBe(before);
 });
 

@@ -2,6 +2,7 @@ import { hashToken } from '#auth';
 import { registrationCommands } from '#contracts';
 import { generatedAgentId } from '../../apps/registration/src/registration.service.js';
 import { AgentsStack, agentKeys } from '../harness/stack.js';
+import { sleep } from '../harness/processes.js';
 
 let stack: AgentsStack;
 let admin: string;
@@ -164,7 +165,7 @@ test('an expired or unknown token is 401 and appends nothing', async () => {
     tokenHash: hashToken(token),
     expiresAt: new Date(Date.now() + 1_000).toISOString(),
   });
-  await new Promise((resolve) => setTimeout(resolve, 1_200));
+  await sleep(1_200);
   const afterIssue = await stack.lastEventSequence();
   const expired = await enrollRequest(token, 'late');
   expect(expired).toMatchObject({ status: 401, body: { error: 'unauthorized' } });

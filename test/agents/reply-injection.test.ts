@@ -1,7 +1,7 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { agentSubjects } from '#contracts';
-import { waitFor } from '../harness/processes.js';
+import { sleep, waitFor } from '../harness/processes.js';
 import { AgentsStack } from '../harness/stack.js';
 
 /**
@@ -101,7 +101,7 @@ test.each(SOURCES.flatMap((source) => TARGETS.map((target) => [source.name, targ
       expect(answered.data.length + (answered.headers ? 1 : 0)).toBeGreaterThan(0);
     }
     // Give the aimed answer the same time and more to go astray.
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    await sleep(150);
     expect(onTargets().map((message) => message.subject)).toEqual([]);
     expect(seenByVictim).toEqual([]);
     expect(await streamSequences()).toEqual(before);
@@ -140,7 +140,7 @@ test('a pulled message and its acknowledgement aimed elsewhere stay in the sende
       ? true
       : undefined,
   );
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await sleep(300);
   expect(onTargets().map((seen) => seen.subject)).toEqual([]);
   expect(seenByVictim).toEqual([]);
   expect(await streamSequences()).toEqual({ ...afterFirst, agents: afterFirst.agents + 1 });

@@ -1,5 +1,5 @@
 import { AgentsStack, STACK_SERVICES } from '../harness/stack.js';
-import { waitFor } from '../harness/processes.js';
+import { sleep, waitFor } from '../harness/processes.js';
 
 /**
  * Issue 14: no service exits because its broker is not there yet. Every service of the stack, as its
@@ -26,7 +26,7 @@ test('services started before the broker wait for it, then serve', async () => {
     timeoutMs: 30_000,
   }).catch(() => undefined);
   // A few more attempts each: nobody may have exited, and each said what it waits for.
-  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  await sleep(2_000);
   for (const service of STACK_SERVICES) {
     const running = stack.processes.get(service)!;
     const exited = running.child.exitCode !== null ? running.output().slice(-3000) : undefined;

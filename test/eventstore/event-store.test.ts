@@ -3,6 +3,7 @@ import { ValidationError } from '#contracts';
 import { ConcurrencyError, type EventStore } from '#eventstore';
 import { startNats, type TestNats } from '../harness/nats.js';
 import { openTestStore, testContext } from './fixtures.js';
+import { sleep } from '../harness/processes.js';
 
 let nats: TestNats;
 let nc: NatsConnection;
@@ -126,7 +127,7 @@ test('malformed payloads are refused at append with an error naming the field, a
 
 test('reads the whole log from a sequence or a time, in order', async () => {
   const start = new Date();
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  await sleep(20);
   const appended = [];
   for (let index = 0; index < 25; index++) {
     appended.push(

@@ -8,7 +8,7 @@ import { OnEvent, type EventStore } from '#eventstore';
 import { createLogger } from '#platform';
 import { startNats, type TestNats } from '../harness/nats.js';
 import { createTestDatabase, type TestDatabase } from '../harness/postgres.js';
-import { waitFor } from '../harness/processes.js';
+import { sleep, waitFor } from '../harness/processes.js';
 import { openTestStore, startEventHandlers, testContext } from './fixtures.js';
 
 /**
@@ -90,7 +90,7 @@ test('poison stays dead over many ack waits, and never stalls the consumer', asy
     },
   );
   // Five ack-wait periods: anything not really terminated would come back in them.
-  await new Promise((resolve) => setTimeout(resolve, 5 * ACK_WAIT_MS + 500));
+  await sleep(5 * ACK_WAIT_MS + 500);
 
   for (let index = 0; index < 4; index++) {
     expect(handled.filter((entry) => entry.note === `poison-${index}`)).toHaveLength(MAX_DELIVER);

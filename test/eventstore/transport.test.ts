@@ -6,7 +6,7 @@ import type { StoredEvent } from '#contracts';
 import { deadLetterRetrySubject, JetStreamEventContext, OnEvent, type EventStore } from '#eventstore';
 import { startNats, type TestNats } from '../harness/nats.js';
 import { createTestDatabase, type TestDatabase } from '../harness/postgres.js';
-import { waitFor } from '../harness/processes.js';
+import { sleep, waitFor } from '../harness/processes.js';
 import { openTestStore, startEventHandlers, testContext } from './fixtures.js';
 
 /** What the handlers saw, by event note: deliveries per note, in order of completion. */
@@ -78,7 +78,7 @@ test('a handler that throws is redelivered after a backoff and acked once it suc
   );
   expect(seen.filter((entry) => entry.note === 'flaky').map((entry) => entry.delivery)).toEqual([1, 2, 3]);
   // Acked: no fourth delivery comes.
-  await new Promise((resolve) => setTimeout(resolve, 400));
+  await sleep(400);
   expect(seen.filter((entry) => entry.note === 'flaky')).toHaveLength(3);
   expect(await db.dataSource.query('SELECT count(*)::int AS n FROM dead_letters')).toEqual([{ n: 0 }]);
 });
@@ -168,7 +168,7 @@ test('a restarted service resumes from its durable consumer without handling ack
     'the event appended while down',
     () => seen.some((entry) => entry.note === 'while-down') || undefined,
   );
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await sleep(300);
   expect(seen.slice(before).map((entry) => entry.note)).toEqual(['while-down']);
   expect(whileDown.outcome).toBe('appended');
 });

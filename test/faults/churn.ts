@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { requestReply } from '../harness/http.js';
 import { random } from '../routes/helpers.js';
+import { sleep } from '../harness/processes.js';
 
 export type CommandKind = 'create' | 'update' | 'remove';
 
@@ -48,8 +49,6 @@ interface LiveRoute {
   hostname: string;
   app: number;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** One API request with a bounded wait; network errors become a status string. */
 async function call(

@@ -21,7 +21,7 @@ import { percentile, progress, round, writeFigures, type Figures } from '../benc
 import { DOMAIN, E2eStack, NODE, SECOND_NODE, type RealAgent } from '../e2e/stack.js';
 import { requestReply } from '../harness/http.js';
 import { startHaproxyStack, type HaproxyStack } from '../harness/haproxy.js';
-import { waitFor, type RunningProcess } from '../harness/processes.js';
+import { sleep, waitFor, type RunningProcess } from '../harness/processes.js';
 import { httpAgent, proxyEnv, type Agent as App } from '../proxy-sync/helpers.js';
 import { differences, projectorPosition, random, rebuildFinished, snapshot } from '../routes/helpers.js';
 import { checkLog } from './check-log.js';
@@ -97,8 +97,6 @@ export interface FaultReport {
   kills: KillRecord[];
   problems: string[];
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Which component when: rounds of every component in a shuffled order, so a long run meets them all. */
 export function planKills(

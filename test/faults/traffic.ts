@@ -4,6 +4,7 @@
  * failures can be told apart afterwards by whether they overlapped a kill of that front's HAProxy.
  */
 import { requestReply } from '../harness/http.js';
+import { sleep } from '../harness/processes.js';
 
 export interface Probe {
   front: number;
@@ -55,7 +56,7 @@ export class Traffic {
       const probe = await once(this.fronts[front]!.port, route, this.ca);
       this.requests++;
       if (!probe.ok) this.failures.push({ ...probe, front });
-      await new Promise((resolve) => setTimeout(resolve, this.intervalMs));
+      await sleep(this.intervalMs);
     }
   }
 }

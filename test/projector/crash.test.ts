@@ -6,7 +6,7 @@ import { eventStatsProjection, projections } from '../../apps/projector/src/proj
 import { startApp } from '../harness/apps.js';
 import { startNats, type TestNats } from '../harness/nats.js';
 import { createTestDatabase, type TestDatabase } from '../harness/postgres.js';
-import { waitFor, type RunningProcess } from '../harness/processes.js';
+import { sleep, waitFor, type RunningProcess } from '../harness/processes.js';
 import { openTestStore } from '../eventstore/fixtures.js';
 import { appendAgentHistory } from '../fixtures/events.js';
 
@@ -115,7 +115,7 @@ test('repeated SIGKILLs at arbitrary moments of a long catch-up still converge t
   const last = await appendAgentHistory(store, 1200, 'bulk');
   for (const delayMs of [150, 400, 250]) {
     const projector = startProjector();
-    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    await sleep(delayMs);
     await projector.stop('SIGKILL');
   }
   const finalRun = startProjector();
@@ -131,7 +131,7 @@ test('a database kept while the log was lost is built again from the new log, no
   await projector.stop();
   // The broker's data is gone and it starts empty: a new log under the same name (seconds resolve the
   // creation time, so a moment passes first).
-  await new Promise((resolve) => setTimeout(resolve, 1_100));
+  await sleep(1_100);
   const jsm = await (await import('@nats-io/jetstream')).jetstreamManager(nc);
   await jsm.streams.delete('EVENTS');
   ({ store } = await openTestStore(nc, createDomainRegistry()));

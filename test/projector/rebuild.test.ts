@@ -8,7 +8,7 @@ import { startApp } from '../harness/apps.js';
 import { testAdmin, testCommandBus } from '../harness/commands.js';
 import { startNats, type TestNats } from '../harness/nats.js';
 import { createTestDatabase, type TestDatabase } from '../harness/postgres.js';
-import { waitFor, type RunningProcess } from '../harness/processes.js';
+import { sleep, waitFor, type RunningProcess } from '../harness/processes.js';
 import { openTestStore } from '../eventstore/fixtures.js';
 import { appendAgentHistory } from '../fixtures/events.js';
 
@@ -89,7 +89,7 @@ test('a full rebuild swaps in tables equal to the live ones while the live table
     const [{ n }] = await db.dataSource.query('SELECT count(*)::int AS n FROM event_log');
     expect(n).toBeGreaterThanOrEqual(last);
     reads++;
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
   }
   expect(reads).toBeGreaterThan(0);
   expect(
@@ -110,9 +110,9 @@ test('time travel: the state as of sequence N equals the live state when it was 
   const n = await appendAgentHistory(store, 60, 'past');
   await liveAt(n);
   const atN = await snapshot('public');
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  await sleep(50);
   const moment = new Date().toISOString();
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  await sleep(50);
   await liveAt(await appendAgentHistory(store, 60, 'future'));
 
   const bySequence = await finished(

@@ -9,7 +9,7 @@ import type { Reconciler } from '../../apps/proxy-sync/src/reconciler.js';
 import { MemoryReporter } from '../../apps/proxy-sync/src/reporting.js';
 import { StaticRouteSource } from '../../apps/proxy-sync/src/route-source.js';
 import { startHaproxyStack } from '../harness/haproxy.js';
-import { startProcess, waitFor } from '../harness/processes.js';
+import { sleep, startProcess, waitFor } from '../harness/processes.js';
 import { httpsGet } from '../dataplane/helpers.js';
 import { httpAgent, httpRoute, parseWrk, proxyConfig, reloadState, runtimeMap } from './helpers.js';
 
@@ -62,7 +62,7 @@ describe('hitless route changes', () => {
       `https://127.0.0.1:${stack.ports.https}/`,
     ]);
     cleanups.push(() => wrk.stop('SIGKILL'));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sleep(300);
 
     const churn = Array.from({ length: 500 }, (_, index) => httpRoute(`churn-${index}.apps.test`, churnApp));
     for (let index = 0; index < churn.length; index += 10) {

@@ -4,7 +4,7 @@ import { EventStore } from '#eventstore';
 import { ownedTables } from '#persistence';
 import { projections } from '../../apps/projector/src/projections/index.js';
 import { AgentsStack, type EnrolledAgent, type StackOptions } from '../harness/stack.js';
-import { waitFor } from '../harness/processes.js';
+import { sleep, waitFor } from '../harness/processes.js';
 
 export const DOMAIN = 'routes.test';
 
@@ -101,7 +101,7 @@ export async function projectorCaughtUp(stack: AgentsStack, timeoutMs = 30_000):
       const end = await stack.lastEventSequence();
       const position = await projectorPosition(stack);
       if (position < end) return undefined;
-      await new Promise((resolve) => setTimeout(resolve, 150));
+      await sleep(150);
       return (await stack.lastEventSequence()) === end ? end : undefined;
     },
     { timeoutMs, intervalMs: 50 },

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EventStore } from '#eventstore';
 import type { AgentsStack, EnrolledAgent } from '../harness/stack.js';
-import { waitFor } from '../harness/processes.js';
+import { sleep, waitFor } from '../harness/processes.js';
 import {
   DOMAIN,
   enrollAll,
@@ -199,7 +199,7 @@ test('a claim whose route never appeared blocks the name for the grace period on
   });
   expect(early).toMatchObject({ status: 409, body: { field: 'hostname' } });
   expect(early.body.message).toMatch(/being claimed/);
-  await new Promise((resolve) => setTimeout(resolve, Math.max(0, claimedAt + 1_600 - Date.now())));
+  await sleep(Math.max(0, claimedAt + 1_600 - Date.now()));
   const late = await stack.request('POST', 'routes', {
     token: other.accessToken,
     body: { kind: 'http', subdomain: 'orphan', target },
@@ -285,7 +285,7 @@ test('a route that lands after another route took over its stale claim is remove
     [{ type: 'HostnameClaimed', data: { hostname: name, routeId: slowRoute, agentId: 'life' } }],
     { context: slowContext, expectedSequence: 0, commandId: `hostname-claimed:${slowRoute}` },
   );
-  await new Promise((resolve) => setTimeout(resolve, 1_600));
+  await sleep(1_600);
   // ...long enough for another request to take the stale claim over...
   const taker = await stack.request('POST', 'routes', {
     token: other.accessToken,

@@ -3,7 +3,7 @@ import { jetstream } from '@nats-io/jetstream';
 import type { EventStore } from '#eventstore';
 import { retryTransient } from '../../apps/routing/src/aggregate-reader.js';
 import type { AgentsStack, EnrolledAgent } from '../harness/stack.js';
-import { waitFor } from '../harness/processes.js';
+import { sleep, waitFor } from '../harness/processes.js';
 import {
   differences,
   DOMAIN,
@@ -133,7 +133,7 @@ class Workload {
       const response = await stack.request(method, path, options);
       if (response.status !== 503 || attempt >= 4) return response;
       this.retries++;
-      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      await sleep(100 * attempt);
     }
   }
 
@@ -344,7 +344,7 @@ test(`a randomized run of ${COMMANDS} route commands keeps one owner per host na
     routes: (await stack.request('GET', 'routes?limit=500', { token: admin })).body,
   };
   expect(midpoint.sequence).toBe(await stack.lastEventSequence());
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await sleep(100);
 
   await workload.run(COMMANDS, [COMMANDS * 0.7]);
   await settle(workload.deregistered);
@@ -602,7 +602,7 @@ test('dead letters are listed, and retried: by the consumer, or by rebuilding th
     const letter = await stack.request('GET', `admin/dead-letters/${poisonLetter.id}`, { token: admin });
     return letter.body.status === 'open' || undefined;
   });
-  await new Promise((resolve) => setTimeout(resolve, 1_200));
+  await sleep(1_200);
   expect(
     (await stack.request('GET', `admin/dead-letters/${poisonLetter.id}`, { token: admin })).body.status,
   ).toBe('open');
