@@ -1,7 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createDomainRegistry, type StoredEvent } from '#contracts';
 import type { EventStore } from '#eventstore';
-import { ProjectionRunner, RowProjection, type Projection } from '#persistence';
+import { ProjectionRunner, RowProjection, type AgentRow, type Projection } from '#persistence';
 import { createLogger } from '#platform';
 import { randomUUID } from 'node:crypto';
 import {
@@ -11,7 +11,6 @@ import {
   evolveAgentRow,
   hostnamesProjection,
 } from '../../apps/projector/src/projections/index.js';
-import type { AgentRow } from '../../apps/projector/src/projections/agents.js';
 import { startNats, type TestNats } from '../harness/nats.js';
 import { createTestDatabase, type TestDatabase } from '../harness/postgres.js';
 import { openTestStore } from '../eventstore/fixtures.js';

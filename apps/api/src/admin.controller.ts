@@ -15,18 +15,28 @@ import type { Response } from 'express';
 import { DataSource } from 'typeorm';
 import { z } from 'zod';
 import {
+  DEAD_LETTER_STATUSES,
   DomainError,
   isoTimestamp,
   label,
   listRoutesQuery,
   parseOrThrow,
   projectorCommands,
+  type DismissOutcome,
+  type DeadLetterView,
   type RouteListResult,
 } from '#contracts';
 import { CommandBus } from '#messaging';
-import { DEAD_LETTER_STATUSES, queryRoutes, type DismissOutcome, type RebuildStatus } from '#persistence';
+import {
+  queryAgents,
+  queryHostnames,
+  queryRoutes,
+  type RebuildStatus,
+  type RetryOutcome,
+} from '#persistence';
 import { actorOf, Auth, CurrentPrincipal, type Principal } from './auth.js';
-import { DeadLetters, type DeadLetterView, type RetryOutcome } from './dead-letters.js';
+import { DeadLetters } from './dead-letters.js';
+import { schemaExists, viewTable } from './queries/time-travel.js';
 import { commandIdOf } from './routes.controller.js';
 
 const projectionName = z.string().regex(/^[a-z_]{1,63}$/, 'must be a projection name (a-z and _) or "all"');
@@ -127,10 +137,7 @@ export class AdminController {
     const body = parseOrThrow(rebuildBody, raw ?? {});
     const mode = body.mode ?? (body.asOf !== undefined || body.label !== undefined ? 'inspect' : 'swap');
     if (body.label !== undefined) {
-      const taken: unknown[] = await this.dataSource.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [
-        `asof_${body.label}`,
-      ]);
-      if (taken.length > 0) {
+      if (await schemaExists(this.dataSource, `asof_${body.label}`)) {
         throw new DomainError(
           'conflict',
           `a time-travel view asof_${body.label} exists; drop it or pick another label`,
@@ -207,7 +214,7 @@ export class AdminController {
     @CurrentPrincipal() principal: Principal,
   ): Promise<unknown> {
     const checked = parseOrThrow(z.object({ schema: inspectionSchema }), { schema }).schema;
-    await this.viewTable(checked, 'projection_checkpoints');
+    await viewTable(this.dataSource, checked, 'projection_checkpoints');
     return this.commands.execute(
       projectorCommands.dropSchema,
       { schema: checked },
@@ -224,7 +231,7 @@ export class AdminController {
   ): Promise<RouteListResult & { schema: string; asOfSequence: number }> {
     const checked = parseOrThrow(z.object({ schema: inspectionSchema }), { schema }).schema;
     const filters = parseOrThrow(listRoutesQuery, query);
-    const asOfSequence = await this.viewTable(checked, 'routes');
+    const asOfSequence = await viewTable(this.dataSource, checked, 'routes');
     return { schema: checked, asOfSequence, ...(await queryRoutes(this.dataSource, filters, checked)) };
   }
 
@@ -233,25 +240,13 @@ export class AdminController {
   async viewAgents(@Param('schema') schema: string, @Query() query: unknown) {
     const checked = parseOrThrow(z.object({ schema: inspectionSchema }), { schema }).schema;
     const page = parseOrThrow(pageQuery, query);
-    const asOfSequence = await this.viewTable(checked, 'agents');
-    const rows: Record<string, unknown>[] = await this.dataSource.query(
-      `SELECT agent_id, status, public_address, labels, enrolled_at, last_seen_at, deregistered_at
-         FROM "${checked}".agents ORDER BY agent_id LIMIT $1 OFFSET $2`,
-      [page.limit ?? 100, page.offset ?? 0],
+    const asOfSequence = await viewTable(this.dataSource, checked, 'agents');
+    const agents = await queryAgents(
+      this.dataSource,
+      { limit: page.limit ?? 100, offset: page.offset ?? 0 },
+      checked,
     );
-    return {
-      schema: checked,
-      asOfSequence,
-      agents: rows.map((row) => ({
-        agentId: row.agent_id,
-        status: row.status,
-        publicAddress: row.public_address,
-        labels: row.labels,
-        enrolledAt: iso(row.enrolled_at),
-        lastSeenAt: iso(row.last_seen_at),
-        deregisteredAt: iso(row.deregistered_at),
-      })),
-    };
+    return { schema: checked, asOfSequence, agents };
   }
 
   @Get('projections/schemas/:schema/hostnames')
@@ -259,21 +254,13 @@ export class AdminController {
   async viewHostnames(@Param('schema') schema: string, @Query() query: unknown) {
     const checked = parseOrThrow(z.object({ schema: inspectionSchema }), { schema }).schema;
     const page = parseOrThrow(pageQuery, query);
-    const asOfSequence = await this.viewTable(checked, 'hostnames');
-    const rows: Record<string, unknown>[] = await this.dataSource.query(
-      `SELECT hostname, route_id, agent_id, claimed_at FROM "${checked}".hostnames ORDER BY hostname LIMIT $1 OFFSET $2`,
-      [page.limit ?? 100, page.offset ?? 0],
+    const asOfSequence = await viewTable(this.dataSource, checked, 'hostnames');
+    const hostnames = await queryHostnames(
+      this.dataSource,
+      { limit: page.limit ?? 100, offset: page.offset ?? 0 },
+      checked,
     );
-    return {
-      schema: checked,
-      asOfSequence,
-      hostnames: rows.map((row) => ({
-        hostname: row.hostname,
-        routeId: row.route_id,
-        agentId: row.agent_id,
-        claimedAt: iso(row.claimed_at),
-      })),
-    };
+    return { schema: checked, asOfSequence, hostnames };
   }
 
   @Get('dead-letters')
@@ -330,27 +317,4 @@ export class AdminController {
     response.status(outcome.outcome === 'rebuilding' ? 202 : 200);
     return outcome;
   }
-
-  /** A time-travel view's table must exist; returns the sequence the view was built to. */
-  private async viewTable(schema: string, table: string): Promise<number> {
-    const tables: { table_name: string }[] = await this.dataSource.query(
-      `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_name = ANY($2::text[])`,
-      [schema, [table, 'projection_checkpoints']],
-    );
-    if (!tables.some((row) => row.table_name === table)) {
-      throw new DomainError(
-        'not_found',
-        `no time-travel view ${schema}${table === 'projection_checkpoints' ? '' : ` with ${table}`}`,
-      );
-    }
-    if (!tables.some((row) => row.table_name === 'projection_checkpoints')) return 0;
-    const [row]: { sequence: string | null }[] = await this.dataSource.query(
-      `SELECT min(last_sequence) AS sequence FROM "${schema}".projection_checkpoints`,
-    );
-    return Number(row?.sequence ?? 0);
-  }
-}
-
-function iso(value: unknown): string | null {
-  return value === null || value === undefined ? null : new Date(value as string).toISOString();
 }

@@ -16,12 +16,14 @@ import {
   registrationCommands,
   ValidationError,
   type AgentCredentialsResult,
+  type AgentView,
   type AgentSubjectSet,
   type DeregisterResult,
   type EnrollResult,
   type IssueEnrollmentTokenResult,
 } from '#contracts';
 import { CommandBus, LastHeartbeats, laterOf } from '#messaging';
+import { queryAgent, queryAgents } from '#persistence';
 import { actorOf, Auth, CurrentPrincipal, type Principal } from './auth.js';
 import type { ApiConfig } from './config.js';
 import { commandIdOf } from './routes.controller.js';
@@ -63,40 +65,9 @@ function agentIdParam(id: string): string {
   return parseOrThrow(z.object({ id: dnsLabel }), { id }).id;
 }
 
-interface AgentView {
-  agentId: string;
-  status: string;
-  publicAddress: string;
-  labels: Record<string, string>;
-  enrolledAt: string;
-  lastSeenAt: string | null;
-  deregisteredAt: string | null;
-}
-
-interface AgentRowData {
-  agent_id: string;
-  status: string;
-  public_address: string;
-  labels: Record<string, string>;
-  enrolled_at: Date;
-  last_seen_at: Date | null;
-  deregistered_at: Date | null;
-}
-
-const AGENT_COLUMNS = 'agent_id, status, public_address, labels, enrolled_at, last_seen_at, deregistered_at';
-
 /** `lastSeenAt` is the last heartbeat when one was recorded, else the last transition's time. */
-function viewOf(row: AgentRowData, heartbeats: LastHeartbeats): AgentView {
-  const transitionSeenAt = row.last_seen_at ? new Date(row.last_seen_at).toISOString() : null;
-  return {
-    agentId: row.agent_id,
-    status: row.status,
-    publicAddress: row.public_address,
-    labels: row.labels,
-    enrolledAt: new Date(row.enrolled_at).toISOString(),
-    lastSeenAt: laterOf(transitionSeenAt, heartbeats.of(row.agent_id)),
-    deregisteredAt: row.deregistered_at ? new Date(row.deregistered_at).toISOString() : null,
-  };
+function withHeartbeat(view: AgentView, heartbeats: LastHeartbeats): AgentView {
+  return { ...view, lastSeenAt: laterOf(view.lastSeenAt, heartbeats.of(view.agentId)) };
 }
 
 export interface EnrollResponse {
@@ -226,22 +197,17 @@ export class AgentsController {
   @Get('agents')
   @Auth('admin')
   async list(): Promise<{ agents: AgentView[] }> {
-    const rows: AgentRowData[] = await this.dataSource.query(
-      `SELECT ${AGENT_COLUMNS} FROM agents ORDER BY agent_id`,
-    );
-    return { agents: rows.map((row) => viewOf(row, this.heartbeats)) };
+    const agents = await queryAgents(this.dataSource);
+    return { agents: agents.map((view) => withHeartbeat(view, this.heartbeats)) };
   }
 
   @Get('agents/:id')
   @Auth('admin', 'agent')
   async get(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<AgentView> {
     const agentId = this.ownAgent(principal, id);
-    const rows: AgentRowData[] = await this.dataSource.query(
-      `SELECT ${AGENT_COLUMNS} FROM agents WHERE agent_id = $1`,
-      [agentId],
-    );
-    if (!rows[0]) throw new DomainError('not_found', `no agent ${agentId}`);
-    return viewOf(rows[0], this.heartbeats);
+    const view = await queryAgent(this.dataSource, agentId);
+    if (!view) throw new DomainError('not_found', `no agent ${agentId}`);
+    return withHeartbeat(view, this.heartbeats);
   }
 
   @Delete('agents/:id')

@@ -13,6 +13,7 @@ import type { Request } from 'express';
 import { DataSource } from 'typeorm';
 import { TokenVerifier, type PrincipalClaims } from '#auth';
 import { DomainError, type Actor } from '#contracts';
+import { isAdminTokenRevoked } from '#persistence';
 import { SessionStore } from './sessions.js';
 
 export type Principal =
@@ -43,11 +44,8 @@ export class Authenticator {
       throw new DomainError('unauthorized', 'send an access token as `Authorization: Bearer <token>`');
     const claims: PrincipalClaims = this.verifier.verify(match[1]!);
     if (claims.kind === 'admin') {
-      const rows: { revoked_at: Date | null }[] = await this.dataSource.query(
-        'SELECT revoked_at FROM admin_tokens WHERE token_id = $1',
-        [claims.jti],
-      );
-      if (rows[0]?.revoked_at) throw new DomainError('unauthorized', 'invalid or expired token');
+      if (await isAdminTokenRevoked(this.dataSource, claims.jti))
+        throw new DomainError('unauthorized', 'invalid or expired token');
       return { kind: 'admin', name: claims.name, tokenId: claims.jti };
     }
     if (!(await this.sessions.familyActive(claims.fam, claims.agentId))) {

@@ -6,8 +6,6 @@ import { DeadLetterAdmin } from '#persistence';
 import { LOGGER, type Logger } from '#platform';
 import { API_NATS } from './event-log.js';
 
-export type { DeadLetterView, RetryOutcome } from '#persistence';
-
 /** The API's dead letters (DeadLetterAdmin, shared with the CLI), with Nest's wiring. */
 @Injectable()
 export class DeadLetters extends DeadLetterAdmin implements OnApplicationShutdown {

@@ -10,9 +10,11 @@ import {
   parseOrThrow,
   projectorCommands,
   UndecodableEventError,
+  type EventPage,
   type StoredEvent,
 } from '#contracts';
 import { EventStore, type QuarantineOutcome } from '#eventstore';
+import { queryEventLog } from '#persistence';
 import { ACCEPTABLE_CORRELATION_ID } from '#platform';
 import { CommandBus } from '#messaging';
 import { commandIdOf } from './routes.controller.js';
@@ -77,30 +79,6 @@ const eventsQuery = z
     path: ['after'],
   });
 
-interface EventLogRow {
-  sequence: string;
-  event_id: string;
-  type: string;
-  aggregate_type: string;
-  aggregate_id: string;
-  actor_kind: string;
-  actor_id: string;
-  occurred_at: Date;
-  correlation_id: string;
-  causation_id: string | null;
-}
-
-export interface EventIndexEntry {
-  sequence: number;
-  eventId: string;
-  type: string;
-  aggregate: { type: string; id: string };
-  actor: { kind: string; id: string };
-  occurredAt: string;
-  correlationId: string;
-  causationId: string | null;
-}
-
 /** The event log for the dashboard: the `event_log` index to page through, each event read from the log. */
 @Controller('events')
 export class EventsController {
@@ -112,51 +90,10 @@ export class EventsController {
 
   @Get()
   @Auth('admin')
-  async list(
-    @Query() raw: unknown,
-  ): Promise<{ events: EventIndexEntry[]; next: { before?: number; after?: number } | null }> {
+  async list(@Query() raw: unknown): Promise<EventPage> {
     const query = parseOrThrow(eventsQuery, raw);
-    const limit = query.limit ?? 100;
-    const forward = query.after !== undefined;
-    const conditions: string[] = [];
-    const values: unknown[] = [];
-    const add = (sql: string, value: unknown) => {
-      values.push(value);
-      conditions.push(sql.replace('?', `$${values.length}`));
-    };
-    if (query.type) add('type = ?', query.type);
-    if (query.aggregateType) add('aggregate_type = ?', query.aggregateType);
-    if (query.aggregateId) add('aggregate_id = ?', query.aggregateId);
-    if (query.actorKind) add('actor_kind = ?', query.actorKind);
-    if (query.actorId) add('actor_id = ?', query.actorId);
-    if (query.correlationId) add('correlation_id = ?', query.correlationId);
-    if (query.causationId) add('causation_id = ?', query.causationId);
-    if (query.from) add('occurred_at >= ?', query.from);
-    if (query.to) add('occurred_at <= ?', query.to);
-    if (query.before !== undefined) add('sequence < ?', query.before);
-    if (query.after !== undefined) add('sequence > ?', query.after);
-    values.push(limit + 1);
-    const rows: EventLogRow[] = await this.dataSource.query(
-      `SELECT sequence, event_id, type, aggregate_type, aggregate_id, actor_kind, actor_id, occurred_at,
-              correlation_id, causation_id
-         FROM event_log ${conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : ''}
-        ORDER BY sequence ${forward ? 'ASC' : 'DESC'} LIMIT $${values.length}`,
-      values,
-    );
-    const page = rows.slice(0, limit).map((row): EventIndexEntry => ({
-      sequence: Number(row.sequence),
-      eventId: row.event_id,
-      type: row.type,
-      aggregate: { type: row.aggregate_type, id: row.aggregate_id },
-      actor: { kind: row.actor_kind, id: row.actor_id },
-      occurredAt: new Date(row.occurred_at).toISOString(),
-      correlationId: row.correlation_id,
-      causationId: row.causation_id,
-    }));
-    const last = page[page.length - 1];
-    const next =
-      rows.length > limit && last ? (forward ? { after: last.sequence } : { before: last.sequence }) : null;
-    return { events: page, next };
+    const { limit, ...filters } = query;
+    return queryEventLog(this.dataSource, filters, limit ?? 100);
   }
 
   /** One event as stored in the log (validated and upcast), by its sequence. */

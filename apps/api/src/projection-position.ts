@@ -1,5 +1,6 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import { queryCheckpoints } from '#persistence';
 
 /** Which projections must have applied an event of an aggregate type before a reader sees its effect. */
 const PROJECTIONS_OF: Record<string, string[]> = {
@@ -86,10 +87,8 @@ export class ProjectionPosition implements OnApplicationShutdown {
     if (this.polling) return;
     this.polling = true;
     try {
-      const rows: { projection: string; last_sequence: string }[] = await this.dataSource.query(
-        'SELECT projection, last_sequence FROM projection_checkpoints',
-      );
-      this.checkpoints = new Map(rows.map((row) => [row.projection, Number(row.last_sequence)]));
+      const checkpoints = await queryCheckpoints(this.dataSource);
+      this.checkpoints = new Map(checkpoints.map((row) => [row.projection, row.lastSequence]));
       for (const waiter of [...this.waiting]) {
         if (this.applied(waiter.sequence, waiter.projections)) waiter.resolve(true);
       }

@@ -3,7 +3,8 @@ import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DataSource } from 'typeorm';
 import { z } from 'zod';
-import { PROXY_NODE_STATUSES } from '#contracts';
+import { PROXY_NODE_STATUSES, type ProxyNodeView } from '#contracts';
+import { queryProxyNodes } from '#persistence';
 import { Auth } from './auth.js';
 import { API_NATS } from './event-log.js';
 
@@ -22,36 +23,6 @@ const livenessRecord = z.object({
   detail: z.string().nullable(),
 });
 
-export interface ProxyNodeView {
-  node: string;
-  /** From the last ProxyNodeStatusChanged (the `proxy_nodes` projection); null if none was projected yet. */
-  status: (typeof PROXY_NODE_STATUSES)[number] | null;
-  configVersion: number | null;
-  detail: string | null;
-  changedAt: string | null;
-  /** The node's liveness record (KV), or null when it has none. */
-  live: {
-    status: (typeof PROXY_NODE_STATUSES)[number];
-    lastSyncAt: string;
-    lastSuccessAt: string | null;
-    /** The configuration version HAProxy runs, as last verified. */
-    appliedVersion: number | null;
-    /** The HAProxy worker's pid (changes with every reload). */
-    workerPid: number | null;
-    routes: number;
-    failedRoutes: number;
-    detail: string | null;
-  } | null;
-}
-
-interface ProxyNodeRow {
-  node: string;
-  status: (typeof PROXY_NODE_STATUSES)[number];
-  config_version: string | number | null;
-  detail: string | null;
-  changed_at: Date | string;
-}
-
 /**
  * Proxy nodes for the dashboard: each node's status transitions (projection `proxy_nodes`) joined with
  * its liveness record in the KV bucket (last sync, applied configuration version, worker pid).
@@ -66,23 +37,8 @@ export class ProxyNodesController {
   @Get()
   @Auth('admin')
   async list(): Promise<{ nodes: ProxyNodeView[] }> {
-    const [rows, live] = await Promise.all([
-      this.dataSource.query(
-        'SELECT node, status, config_version, detail, changed_at FROM proxy_nodes ORDER BY node',
-      ) as Promise<ProxyNodeRow[]>,
-      this.liveRecords(),
-    ]);
-    const nodes = new Map<string, ProxyNodeView>();
-    for (const row of rows) {
-      nodes.set(row.node, {
-        node: row.node,
-        status: row.status,
-        configVersion: row.config_version === null ? null : Number(row.config_version),
-        detail: row.detail,
-        changedAt: new Date(row.changed_at).toISOString(),
-        live: null,
-      });
-    }
+    const [projected, live] = await Promise.all([queryProxyNodes(this.dataSource), this.liveRecords()]);
+    const nodes = new Map<string, ProxyNodeView>(projected.map((view) => [view.node, view]));
     for (const [node, record] of live) {
       const view = nodes.get(node) ?? {
         node,

@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import type { RouteView } from '#contracts';
-import { LIVE_ROUTE_COLUMNS, routeViewOfRow, type RouteRowData } from '#persistence';
+import { queryRoutesByIds } from '#persistence';
 
 interface Waiter {
   revision: number;
@@ -59,12 +59,7 @@ export class RouteWaiter implements OnApplicationShutdown {
     if (this.polling || this.waiting.size === 0) return;
     this.polling = true;
     try {
-      const rows: RouteRowData[] = await this.dataSource.query(
-        `SELECT ${LIVE_ROUTE_COLUMNS} FROM routes WHERE route_id = ANY($1::text[])`,
-        [[...this.waiting.keys()]],
-      );
-      for (const row of rows) {
-        const route = routeViewOfRow(row);
+      for (const route of await queryRoutesByIds(this.dataSource, [...this.waiting.keys()])) {
         for (const waiter of [...(this.waiting.get(route.routeId) ?? [])]) {
           waiter.last = route;
           if (settled(route, waiter.revision)) waiter.resolve(route);

@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import { certificatesDueForRenewal } from '#persistence';
 import type { Logger } from '#platform';
 import type { AgentChannel } from './agent-channel.js';
 import type { CertificateCommands } from './certificates.service.js';
@@ -13,13 +14,6 @@ export interface RenewalOptions {
    * last longer); only a new CA helps then, and the agent is not asked again and again meanwhile.
    */
   caNotAfter: string;
-}
-
-interface DueRow {
-  serial: string;
-  agent_id: string;
-  names: string[];
-  not_after: Date;
 }
 
 /**
@@ -44,16 +38,11 @@ export class RenewalScheduler {
     await this.commands
       .ensureFront()
       .catch((error: unknown) => this.logger.error('front certificate check failed', { error }));
-    const rows: DueRow[] = await this.dataSource.query(
-      `SELECT c.serial, c.agent_id, c.names, c.not_after
-         FROM certificates c JOIN agents a ON a.agent_id = c.agent_id
-        WHERE c.status = 'installed' AND a.status <> 'deregistered'
-          AND c.not_after > $1 AND c.not_after <= $1::timestamptz + make_interval(secs => $2)
-          AND c.not_after < $3::timestamptz - interval '1 second'
-          AND NOT EXISTS (SELECT 1 FROM certificates n WHERE n.replaces = c.serial AND n.status = 'installed')
-        ORDER BY c.not_after LIMIT 1000`,
-      [now.toISOString(), this.options.renewBeforeSeconds, this.options.caNotAfter],
-    );
+    const rows = await certificatesDueForRenewal(this.dataSource, {
+      now,
+      renewBeforeSeconds: this.options.renewBeforeSeconds,
+      caNotAfter: this.options.caNotAfter,
+    });
     const retryMs = this.options.retrySeconds * 1000;
     const due = new Set(rows.map((row) => row.serial));
     for (const serial of this.asked.keys()) if (!due.has(serial)) this.asked.delete(serial);
@@ -64,11 +53,11 @@ export class RenewalScheduler {
       // One message per retry window, whichever replica sends it (message ids dedupe the rest).
       const attempt = String(Math.floor(now.getTime() / retryMs));
       const ok = await this.channel.askRenewal(
-        row.agent_id,
+        row.agentId,
         {
           serial: row.serial,
           names: row.names,
-          notAfter: new Date(row.not_after).toISOString(),
+          notAfter: new Date(row.notAfter).toISOString(),
           requestedAt: now.toISOString(),
         },
         attempt,
@@ -77,9 +66,9 @@ export class RenewalScheduler {
       this.asked.set(row.serial, now.getTime());
       sent++;
       this.logger.info('renewal requested', {
-        agentId: row.agent_id,
+        agentId: row.agentId,
         serial: row.serial,
-        notAfter: new Date(row.not_after).toISOString(),
+        notAfter: new Date(row.notAfter).toISOString(),
         again: last !== undefined,
       });
     }

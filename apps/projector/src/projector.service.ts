@@ -1,6 +1,6 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { DomainError, type EventContext } from '#contracts';
+import { DomainError, type DismissOutcome, type EventContext } from '#contracts';
 import { EventStore, type QuarantineOutcome } from '#eventstore';
 import {
   dropSchema,
@@ -8,7 +8,6 @@ import {
   ownedTables,
   ProjectionRunner,
   RebuildJob,
-  type DismissOutcome,
   type RebuildStatus,
 } from '#persistence';
 import { LOGGER, type Logger } from '#platform';

@@ -10,10 +10,15 @@
  * checkpoint has reached it, woken by the checkpoint table's NOTIFY (`projection_checkpoint`, sent when the
  * projector's batch commits) and polling as a fallback.
  */
+import {
+  checkpointOf,
+  readNodeRouteChanges,
+  readNodeRoutes,
+  type NodeRouteRow,
+  type Queryable,
+} from '#persistence';
 import type { Logger } from '#platform';
 import type { ListRoutesOptions, RemovedRoute, RouteSource, SourcedRoute } from './route-source.js';
-
-export type Query = (sql: string, params?: unknown[]) => Promise<unknown[]>;
 
 /** The part of a `pg.Client` used for LISTEN. */
 export interface NotificationClient {
@@ -39,35 +44,7 @@ export interface PostgresRouteSourceOptions {
 export const CHECKPOINT_CHANNEL = 'projection_checkpoint';
 const PROJECTION = 'routes';
 
-interface RouteRow {
-  position: string | number;
-  route_id: string | null;
-  revision: number;
-  agent_id: string;
-  kind: SourcedRoute['kind'];
-  hostname: string;
-  target_host: string;
-  target_port: number;
-  options: { tlsToTarget?: boolean } | null;
-  removed: boolean;
-  applied_revision: number | null;
-  change_event_id: string | null;
-  change_correlation_id: string | null;
-}
-
-const COLUMNS = `c.position, r.route_id, r.revision, r.agent_id, r.kind, r.hostname, r.target_host,
-  r.target_port, r.options, r.removed_at IS NOT NULL AS removed, (r.applied -> $1 ->> 'revision')::int AS applied_revision,
-  r.change_event_id, r.change_correlation_id`;
-const CHECKPOINT = `(SELECT coalesce(max(last_sequence), 0) AS position FROM projection_checkpoints WHERE projection = '${PROJECTION}') c`;
-
-/** Live routes, and removed ones this node has not reported dropped (one statement: one snapshot). */
-const FULL_READ = `SELECT ${COLUMNS} FROM ${CHECKPOINT}
-  LEFT JOIN routes r ON r.removed_at IS NULL OR r.applied -> $1 IS NOT NULL`;
-const CHECKPOINT_ONLY = `SELECT c.position FROM ${CHECKPOINT}`;
-/** Every row changed after a checkpoint (removed ones included: they leave the memory). */
-const CHANGES = `SELECT ${COLUMNS} FROM ${CHECKPOINT} LEFT JOIN routes r ON r.last_sequence > $2`;
-
-function causeOf(row: RouteRow): Pick<SourcedRoute, 'cause'> {
+function causeOf(row: NodeRouteRow): Pick<SourcedRoute, 'cause'> {
   return row.change_event_id && row.change_correlation_id
     ? { cause: { eventId: row.change_event_id, correlationId: row.change_correlation_id } }
     : {};
@@ -104,7 +81,7 @@ export class PostgresRouteSource implements RouteSource {
   readonly stats = { fullReads: 0, changeReads: 0, rowsRead: 0, waits: 0, waitMs: 0, timeouts: 0 };
 
   constructor(
-    private readonly query: Query,
+    private readonly db: Queryable,
     private readonly options: PostgresRouteSourceOptions,
   ) {}
 
@@ -114,11 +91,10 @@ export class PostgresRouteSource implements RouteSource {
       await this.reach(options.minSequence);
     }
     const full = options.full === true || this.position === undefined;
-    const rows = (
-      full
-        ? await this.query(FULL_READ, [this.options.node])
-        : await this.query(CHANGES, [this.options.node, this.position])
-    ) as RouteRow[];
+    const rows =
+      full || this.position === undefined
+        ? await readNodeRoutes(this.db, this.options.node)
+        : await readNodeRouteChanges(this.db, this.options.node, this.position);
     if (full) this.stats.fullReads++;
     else this.stats.changeReads++;
     const position = Number(rows[0]?.position ?? 0);
@@ -158,7 +134,7 @@ export class PostgresRouteSource implements RouteSource {
 
   // ------------------------------------------------------------------ reading
 
-  private routeOf(row: RouteRow, previous: SourcedRoute | undefined): SourcedRoute {
+  private routeOf(row: NodeRouteRow, previous: SourcedRoute | undefined): SourcedRoute {
     const route: SourcedRoute = {
       routeId: row.route_id as string,
       revision: row.revision,
@@ -174,7 +150,7 @@ export class PostgresRouteSource implements RouteSource {
     return previous && sameRoute(previous, route) ? previous : route;
   }
 
-  private replace(rows: RouteRow[]): void {
+  private replace(rows: NodeRouteRow[]): void {
     const before = new Map(this.routes);
     this.routes.clear();
     this.removed.clear();
@@ -186,7 +162,7 @@ export class PostgresRouteSource implements RouteSource {
     this.stats.rowsRead += rows.length;
   }
 
-  private merge(rows: RouteRow[]): void {
+  private merge(rows: NodeRouteRow[]): void {
     let changed = false;
     for (const row of rows) {
       if (row.route_id === null) continue;
@@ -200,7 +176,7 @@ export class PostgresRouteSource implements RouteSource {
     if (changed) this.list = [...this.routes.values()];
   }
 
-  private apply(row: RouteRow, previous: SourcedRoute | undefined): void {
+  private apply(row: NodeRouteRow, previous: SourcedRoute | undefined): void {
     const routeId = row.route_id as string;
     if (!row.removed) {
       this.routes.set(routeId, this.routeOf(row, previous));
@@ -225,8 +201,7 @@ export class PostgresRouteSource implements RouteSource {
       // Notifications wake the wait at once; the poll covers a lost listening connection.
       await this.notified(Math.min(left, this.listener ? 200 : (this.options.pollMs ?? 10)));
       if (this.heard >= sequence) break;
-      const [row] = (await this.query(CHECKPOINT_ONLY)) as { position: string | number }[];
-      this.heard = Math.max(this.heard, Number(row?.position ?? 0));
+      this.heard = Math.max(this.heard, await checkpointOf(this.db, PROJECTION));
     }
     this.stats.waitMs += performance.now() - started;
   }

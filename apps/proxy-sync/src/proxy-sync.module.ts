@@ -37,7 +37,7 @@ export function routeSourceOf(
   dataSource: DataSource,
   logger: Logger,
 ): PostgresRouteSource {
-  return new PostgresRouteSource((sql, params) => dataSource.query(sql, params), {
+  return new PostgresRouteSource(dataSource, {
     node: config.CL_PROXY_NODE_ID,
     waitTimeoutMs: config.CL_PROXY_PROJECTION_WAIT_MS,
     notifications: () =>

@@ -11,3 +11,4 @@ export * from './certificates.js';
 export * from './addresses.js';
 export * from './dashboard-pages.js';
 export * from './projector.js';
+export * from './views.js';

@@ -2,7 +2,6 @@ import { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { migrations } from '#migrations';
 import { env } from '#platform';
-import { entities } from './entities/index.js';
 
 export const databaseConfigSchema = z.object({
   CL_DATABASE_URL: env.url('postgres://postgres@127.0.0.1:5432/cloudlunacy'),
@@ -10,7 +9,10 @@ export const databaseConfigSchema = z.object({
 });
 export type DatabaseConfig = z.output<typeof databaseConfigSchema>;
 
-/** The project's TypeORM data source. Schema changes go through migrations only; synchronize stays off. */
+/**
+ * The project's TypeORM data source. Schema changes go through migrations only; synchronize stays off. No
+ * entities: tables are read and written with SQL through their modules in `tables/`.
+ */
 export function createDataSource(config: {
   url: string;
   poolSize?: number;
@@ -19,7 +21,7 @@ export function createDataSource(config: {
   return new DataSource({
     type: 'postgres',
     url: config.url,
-    entities,
+    entities: [],
     migrations,
     migrationsTableName: 'typeorm_migrations',
     synchronize: false,

@@ -1,47 +1,17 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { DataSource } from 'typeorm';
-import { DomainError, projectorCommands, type Actor } from '#contracts';
+import {
+  DomainError,
+  projectorCommands,
+  type Actor,
+  type DeadLetterMessage,
+  type DeadLetterStatus,
+  type DeadLetterView,
+  type DismissOutcome,
+} from '#contracts';
 import { deadLetterRetrySubject } from '#eventstore';
 import type { Logger } from '#platform';
 import type { RebuildStatus } from './rebuild-job.js';
-
-export type DeadLetterStatus = 'open' | 'retrying' | 'resolved' | 'dismissed';
-export const DEAD_LETTER_STATUSES: readonly DeadLetterStatus[] = [
-  'open',
-  'retrying',
-  'resolved',
-  'dismissed',
-];
-
-export interface DeadLetterView {
-  id: string;
-  consumer: string;
-  stream: string;
-  sequence: number;
-  subject: string;
-  eventType: string | null;
-  eventId: string | null;
-  deliveries: number;
-  error: string;
-  status: DeadLetterStatus;
-  payload: string;
-  createdAt: string;
-  updatedAt: string;
-}
-
-/** The dead letters of one message of the log: one bad message is usually a letter per consumer. */
-export interface DeadLetterMessage {
-  stream: string;
-  sequence: number;
-  subject: string;
-  eventType: string | null;
-  eventId: string | null;
-  firstAt: string;
-  lastAt: string;
-  /** How many of its letters are still waiting (open or retrying). */
-  waiting: number;
-  letters: Pick<DeadLetterView, 'id' | 'consumer' | 'status' | 'deliveries' | 'error' | 'updatedAt'>[];
-}
 
 export interface RetryOutcome {
   /** `resolved`: the consumer handled it now; `failed`: it failed again; `rebuilding`: a projection is rebuilt. */
@@ -49,12 +19,6 @@ export interface RetryOutcome {
   deadLetter: DeadLetterView;
   error?: string;
   rebuild?: RebuildStatus;
-}
-
-export interface DismissOutcome {
-  sequence: number;
-  changed: boolean;
-  dismissed: { id: string; consumer: string }[];
 }
 
 /** What the admin side needs of a command bus (CommandBus has it). */

@@ -1,5 +1,7 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import type { DeadLetterStatus } from '#contracts';
 import type { DeadLetter, DeadLetterSink } from '#eventstore';
+import { rowsOf, type Queryable } from './tables/columns.js';
 
 const INSERT_DEAD_LETTER = `
   INSERT INTO dead_letters (consumer, stream, sequence, subject, event_type, event_id, deliveries, error, payload)
@@ -40,4 +42,11 @@ export class PostgresDeadLetters implements DeadLetterSink {
       [consumer, sequence],
     );
   }
+}
+
+/** Dead letters by status (dismissed ones included). */
+export function countDeadLettersByStatus(
+  db: Queryable,
+): Promise<{ status: DeadLetterStatus; count: number }[]> {
+  return rowsOf(db, 'SELECT status, count(*)::int AS count FROM dead_letters GROUP BY status');
 }

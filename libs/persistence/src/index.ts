@@ -1,4 +1,4 @@
-export * from './entities/index.js';
+export * from './tables/index.js';
 export * from './data-source.js';
 export * from './dead-letters.js';
 export * from './projection.js';

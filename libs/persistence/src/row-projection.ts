@@ -8,9 +8,7 @@ import {
   type Projection,
   type ProjectionContext,
 } from './projection.js';
-
-/** Postgres column types the row projection can round-trip through JSON. */
-export type ColumnType = 'text' | 'integer' | 'bigint' | 'boolean' | 'timestamptz' | 'jsonb' | 'text[]';
+import type { Columns } from './tables/columns.js';
 
 type RowValue =
   string | number | boolean | null | readonly string[] | Record<string, unknown> | readonly unknown[];
@@ -22,7 +20,7 @@ export interface RowProjectionSpec<R extends Row> {
   /** Primary-key column (text). */
   key: keyof R & string;
   /** Every column of the table and its type; timestamps are ISO strings in rows. */
-  columns: { [K in keyof R & string]: ColumnType };
+  columns: Columns<R>;
   eventTypes: readonly string[];
   /** False when keyOf and evolve use only the envelope (type, sequence, time), never `data`. */
   readsData?: boolean;

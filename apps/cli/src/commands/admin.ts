@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { adminName, secretsLayout, TokenSigner } from '#auth';
 import { label, parseOrThrow, uuid, ValidationError, type EventContext } from '#contracts';
 import { eventStoreConfigSchema, type EventStore } from '#eventstore';
-import { createDataSource, databaseConfigSchema } from '#persistence';
+import { createDataSource, databaseConfigSchema, isAdminTokenRevoked } from '#persistence';
 import { env, loadConfig } from '#platform';
 import { UsageError, type CliCommand } from '../command.js';
 import { withEventStore } from '../nats.js';
@@ -119,11 +119,7 @@ async function waitForProjection(tokenId: string, timeoutMs = 10_000): Promise<b
   try {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      const rows: { revoked_at: Date | null }[] = await dataSource.query(
-        'SELECT revoked_at FROM admin_tokens WHERE token_id = $1',
-        [tokenId],
-      );
-      if (rows[0]?.revoked_at) return true;
+      if (await isAdminTokenRevoked(dataSource, tokenId)) return true;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     console.error('warning: the projector has not applied the revocation yet; is it running?');

@@ -1,13 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '#messaging';
-import {
-  createDataSource,
-  databaseConfigSchema,
-  DEAD_LETTER_STATUSES,
-  DeadLetterAdmin,
-  type DeadLetterStatus,
-  type DeadLetterView,
-} from '#persistence';
+import { DEAD_LETTER_STATUSES, type DeadLetterStatus, type DeadLetterView } from '#contracts';
+import { createDataSource, databaseConfigSchema, DeadLetterAdmin } from '#persistence';
 import { loadConfig } from '#platform';
 import { UsageError, type CliCommand } from '../command.js';
 import { cliActor, cliLogger, cliNatsConfig, withCommandBus, type CliAccess } from '../nats.js';

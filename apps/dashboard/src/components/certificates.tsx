@@ -1,5 +1,6 @@
 import { useState } from 'react';
-import { api, REVOCATION_REASONS, type Certificate } from '../lib/api';
+import type { CertificateView } from '#contracts';
+import { api, REVOCATION_REASONS } from '../lib/api';
 import { formatDateTime, formatRelative, shortId } from '../lib/format';
 import { useNow } from '../lib/hooks';
 import { StatusBadge, Time } from './common';
@@ -15,9 +16,9 @@ export function CertificateTable({
   caption,
   onRevoke,
 }: {
-  certificates: Certificate[];
+  certificates: CertificateView[];
   caption: string;
-  onRevoke?: (certificate: Certificate) => void;
+  onRevoke?: (certificate: CertificateView) => void;
 }) {
   return (
     <div className="table-wrap">
@@ -72,7 +73,7 @@ export function CertificateTable({
 }
 
 /** Each certificate's validity as a bar on one time axis, with a line at now. */
-export function ExpiryTimeline({ certificates }: { certificates: Certificate[] }) {
+export function ExpiryTimeline({ certificates }: { certificates: CertificateView[] }) {
   const now = useNow(60_000);
   const shown = certificates
     .filter((certificate) => certificate.status !== 'superseded')
@@ -127,7 +128,7 @@ export function RevokeDialog({
   onClose,
   onRevoked,
 }: {
-  certificate: Certificate | null;
+  certificate: CertificateView | null;
   onClose: () => void;
   onRevoked: () => void;
 }) {

@@ -1,4 +1,4 @@
-import type { EventEntry } from '../lib/api';
+import type { EventIndexEntry } from '#contracts';
 import { Link } from '../lib/router';
 import { Time } from './common';
 
@@ -9,7 +9,7 @@ export function EventTable({
   compact = false,
   onOpen,
 }: {
-  events: EventEntry[];
+  events: EventIndexEntry[];
   caption: string;
   compact?: boolean;
   onOpen?: (sequence: number) => void;

@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from 'react';
-import { api, ApiError, describeError, type Agent, type Route, type RouteKind } from '../lib/api';
+import type { AgentView, RouteKind, RouteView } from '#contracts';
+import { api, ApiError, describeError } from '../lib/api';
 import { formatDuration } from '../lib/format';
 import { Link } from '../lib/router';
 import { Dialog, StatusBadge, Time } from './common';
@@ -14,11 +15,11 @@ export function RouteTable({
   onEdit,
   onRemove,
 }: {
-  routes: Route[];
+  routes: RouteView[];
   caption: string;
   showAgent?: boolean;
-  onEdit?: (route: Route) => void;
-  onRemove?: (route: Route) => void;
+  onEdit?: (route: RouteView) => void;
+  onRemove?: (route: RouteView) => void;
 }) {
   return (
     <div className="table-wrap">
@@ -129,11 +130,11 @@ export function RouteFormDialog({
   onSaved,
 }: {
   open: boolean;
-  route?: Route;
-  agents: Agent[];
+  route?: RouteView;
+  agents: AgentView[];
   defaultAgent?: string;
   onClose: () => void;
-  onSaved: (route: Route) => void;
+  onSaved: (route: RouteView) => void;
 }) {
   return (
     <Dialog open={open} title={route ? `Edit ${route.hostname}` : 'New route'} onClose={onClose}>
@@ -157,11 +158,11 @@ function RouteForm({
   onCancel,
   onSaved,
 }: {
-  route?: Route;
-  agents: Agent[];
+  route?: RouteView;
+  agents: AgentView[];
   defaultAgent?: string;
   onCancel: () => void;
-  onSaved: (route: Route) => void;
+  onSaved: (route: RouteView) => void;
 }) {
   const usable = agents.filter((agent) => agent.status !== 'deregistered');
   const [agentId, setAgentId] = useState(route?.agentId ?? defaultAgent ?? usable[0]?.agentId ?? '');
@@ -179,14 +180,17 @@ function RouteForm({
     setError(null);
     const target = { host: host.trim(), port: Number(port) };
     try {
-      let saved: Route;
+      let saved: RouteView;
       if (route) {
-        saved = await api.patch<Route>(`/routes/${route.routeId}`, { target, options: { tlsToTarget: tls } });
+        saved = await api.patch<RouteView>(`/routes/${route.routeId}`, {
+          target,
+          options: { tlsToTarget: tls },
+        });
       } else {
         const trimmed = name.trim().toLowerCase();
         const where =
           kind === 'http' && !trimmed.includes('.') ? { subdomain: trimmed } : { hostname: trimmed };
-        saved = await api.post<Route>(
+        saved = await api.post<RouteView>(
           '/routes',
           { agentId, kind, ...where, target, options: { tlsToTarget: tls } },
           { idempotencyKey: newIdempotencyKey() },
@@ -312,7 +316,7 @@ export function RemoveRouteDialog({
   onClose,
   onRemoved,
 }: {
-  route: Route | null;
+  route: RouteView | null;
   onClose: () => void;
   onRemoved: () => void;
 }) {

@@ -1,8 +1,9 @@
 /**
  * The API client: every request carries the session's bearer token; errors become ApiError with the
  * API's own `{ error, message, field? }`. A 401 ends the session (the token expired or was revoked).
- * The JSON shapes below are those of apps/api (the dashboard reads only the API).
+ * The JSON shapes are those of apps/api (the dashboard reads only the API).
  */
+import type { DeadLetterView, RouteKind, RouteStatus } from '#contracts';
 
 export const API_BASE = '/api/v1';
 
@@ -142,122 +143,15 @@ export function describeError(error: unknown): string {
 }
 
 // ---- shapes of the API's answers ----
+// The API's views are imported from #contracts (type-only: nothing of it reaches the bundle). Declared
+// here: the values the forms list, and the projector's answers (rebuilds, status, schemas), whose types
+// are not in #contracts yet.
 
-export type AgentStatus = 'enrolled' | 'online' | 'offline' | 'deregistered';
-
-export interface Agent {
-  agentId: string;
-  status: AgentStatus;
-  publicAddress: string;
-  labels: Record<string, string>;
-  enrolledAt: string;
-  lastSeenAt: string | null;
-  deregisteredAt: string | null;
-}
-
-export type RouteKind = 'http' | 'tls-sni';
-export type RouteStatus = 'pending' | 'active' | 'failed' | 'removed';
 export const ROUTE_KINDS: RouteKind[] = ['http', 'tls-sni'];
 export const ROUTE_STATUSES: RouteStatus[] = ['pending', 'active', 'failed', 'removed'];
 
-export interface AppliedOnNode {
-  revision: number;
-  configVersion: number;
-  propagationMs: number;
-  at: string;
-}
-
-export interface Route {
-  routeId: string;
-  agentId: string;
-  kind: RouteKind;
-  hostname: string;
-  target: { host: string; port: number };
-  options: { tlsToTarget: boolean };
-  revision: number;
-  status: RouteStatus;
-  statusReason: string | null;
-  applied: Record<string, AppliedOnNode>;
-  propagationMs: number | null;
-  configVersion: number | null;
-  requestedAt: string;
-  updatedAt: string;
-  removedAt: string | null;
-}
-
-export interface RouteList {
-  routes: Route[];
-  total: number;
-}
-
-export interface EventEntry {
-  sequence: number;
-  eventId: string;
-  type: string;
-  aggregate: { type: string; id: string };
-  actor: { kind: string; id: string };
-  occurredAt: string;
-  correlationId: string;
-  causationId: string | null;
-}
-
-export interface EventPage {
-  events: EventEntry[];
-  next: { before?: number; after?: number } | null;
-}
-
 export { AGGREGATE_TYPES } from '../../../../libs/contracts/src/subjects';
 export const ACTOR_KINDS = ['admin', 'agent', 'service', 'system'];
-
-export interface Overview {
-  generatedAt: string;
-  agents: { total: number; byStatus: Record<string, number> };
-  routes: { total: number; byStatus: Record<string, number>; byKind: Record<string, number> };
-  events: {
-    total: number;
-    lastSequence: number;
-    lastOccurredAt: string | null;
-    perMinute: { minute: string; count: number }[];
-  };
-  projector: { position: number; projections: { name: string; lastSequence: number; updatedAt: string }[] };
-  deadLetters: Record<'open' | 'retrying' | 'resolved', number>;
-  certificates: {
-    expiringSoon: number;
-    expired: number;
-    withinDays: number;
-    nextExpiry: string | null;
-  } | null;
-}
-
-export interface EventTypeStats {
-  type: string;
-  count: number;
-  lastSequence: number;
-  lastOccurredAt: string;
-}
-
-export type CertificateStatus = 'issued' | 'installed' | 'superseded' | 'revoked' | 'expired';
-
-export interface Certificate {
-  serial: string;
-  holder: string;
-  agentId: string | null;
-  names: string[];
-  notBefore: string;
-  notAfter: string;
-  fingerprint: string;
-  status: CertificateStatus;
-  issuedAt: string;
-  installedAt: string | null;
-  revokedAt: string | null;
-  revocationReason: string | null;
-  revocationDetail: string | null;
-}
-
-export interface CertificateList {
-  certificates: Certificate[];
-  total: number;
-}
 
 export const REVOCATION_REASONS = [
   'unspecified',
@@ -267,24 +161,6 @@ export const REVOCATION_REASONS = [
   'cessationOfOperation',
   'privilegeWithdrawn',
 ];
-
-export interface ProxyNode {
-  node: string;
-  status: 'in-sync' | 'degraded' | 'unreachable' | null;
-  configVersion: number | null;
-  detail: string | null;
-  changedAt: string | null;
-  live: {
-    status: 'in-sync' | 'degraded' | 'unreachable';
-    lastSyncAt: string;
-    lastSuccessAt: string | null;
-    appliedVersion: number | null;
-    workerPid: number | null;
-    routes: number;
-    failedRoutes: number;
-    detail: string | null;
-  } | null;
-}
 
 export type RebuildPhase =
   'preparing' | 'replaying' | 'catching-up' | 'indexing' | 'verifying' | 'swapping' | 'done' | 'failed';
@@ -318,44 +194,9 @@ export interface ProjectionSchema {
   checkpoints: Record<string, number>;
 }
 
-export interface DeadLetter {
-  id: string;
-  consumer: string;
-  stream: string;
-  sequence: number;
-  subject: string;
-  eventType: string | null;
-  eventId: string | null;
-  deliveries: number;
-  error: string;
-  status: 'open' | 'retrying' | 'resolved' | 'dismissed';
-  payload: string;
-  createdAt: string;
-  updatedAt: string;
-}
-
-/** The dead letters of one message (GET /admin/dead-letters/messages). */
-export interface DeadLetterMessage {
-  stream: string;
-  sequence: number;
-  subject: string;
-  eventType: string | null;
-  eventId: string | null;
-  firstAt: string;
-  lastAt: string;
-  waiting: number;
-  letters: Pick<DeadLetter, 'id' | 'consumer' | 'status' | 'deliveries' | 'error' | 'updatedAt'>[];
-}
-
-export interface DismissOutcome {
-  sequence: number;
-  changed: boolean;
-  dismissed: { id: string; consumer: string }[];
-}
-
 export interface RetryOutcome {
   outcome: 'resolved' | 'failed' | 'rebuilding';
-  deadLetter: DeadLetter;
+  deadLetter: DeadLetterView;
   error?: string;
   rebuild?: Rebuild;
 }

@@ -12,28 +12,28 @@ import { CertificateTable, RevokeDialog } from '../components/certificates';
 import { EventTable } from '../components/event-table';
 import { DangerDialog } from '../components/danger-dialog';
 import { RemoveRouteDialog, RouteFormDialog, RouteTable } from '../components/routes';
-import {
-  api,
-  type Agent,
-  type Certificate,
-  type CertificateList,
-  type EventPage,
-  type Route,
-  type RouteList,
-} from '../lib/api';
+import type {
+  AgentView,
+  CertificateListResult,
+  CertificateView,
+  EventPage,
+  RouteListResult,
+  RouteView,
+} from '#contracts';
+import { api } from '../lib/api';
 import { ENDPOINTS, useCapability } from '../lib/capabilities';
 import { useDocumentTitle, useResource } from '../lib/hooks';
 import { useLiveRefresh } from '../lib/live-context';
 import { Link } from '../lib/router';
 
-function Routes({ agent }: { agent: Agent }) {
+function Routes({ agent }: { agent: AgentView }) {
   const routes = useResource(`agent-routes:${agent.agentId}`, (signal) =>
-    api.get<RouteList>('/routes', { agentId: agent.agentId, limit: 500 }, signal),
+    api.get<RouteListResult>('/routes', { agentId: agent.agentId, limit: 500 }, signal),
   );
   useLiveRefresh((change) => change.aggregate.type === 'route', routes.refresh);
   const [creating, setCreating] = useState(false);
-  const [editing, setEditing] = useState<Route | null>(null);
-  const [removing, setRemoving] = useState<Route | null>(null);
+  const [editing, setEditing] = useState<RouteView | null>(null);
+  const [removing, setRemoving] = useState<RouteView | null>(null);
   return (
     <Section
       title="Routes"
@@ -87,10 +87,14 @@ function Routes({ agent }: { agent: Agent }) {
 function Certificates({ agentId }: { agentId: string }) {
   const available = useCapability(ENDPOINTS.agentCertificates);
   const certificates = useResource(available ? `agent-certificates:${agentId}` : null, (signal) =>
-    api.get<CertificateList>(`/agents/${encodeURIComponent(agentId)}/certificates`, { limit: 100 }, signal),
+    api.get<CertificateListResult>(
+      `/agents/${encodeURIComponent(agentId)}/certificates`,
+      { limit: 100 },
+      signal,
+    ),
   );
   useLiveRefresh((change) => change.aggregate.type === 'certificate', certificates.refresh);
-  const [revoking, setRevoking] = useState<Certificate | null>(null);
+  const [revoking, setRevoking] = useState<CertificateView | null>(null);
   return (
     <Section title="Certificates">
       {available === false && <NotAvailable what="Certificates" endpoint={ENDPOINTS.agentCertificates} />}
@@ -141,7 +145,15 @@ function Events({ agentId }: { agentId: string }) {
   );
 }
 
-function DeregisterDialog({ agent, open, onClose }: { agent: Agent; open: boolean; onClose: () => void }) {
+function DeregisterDialog({
+  agent,
+  open,
+  onClose,
+}: {
+  agent: AgentView;
+  open: boolean;
+  onClose: () => void;
+}) {
   return (
     <DangerDialog
       open={open}
@@ -163,7 +175,7 @@ export function AgentDetailPage({ params }: { params: Record<string, string> }) 
   const agentId = params.id ?? '';
   useDocumentTitle(`Agent ${agentId}`);
   const agent = useResource(`agent:${agentId}`, (signal) =>
-    api.get<Agent>(`/agents/${encodeURIComponent(agentId)}`, undefined, signal),
+    api.get<AgentView>(`/agents/${encodeURIComponent(agentId)}`, undefined, signal),
   );
   useLiveRefresh(
     (change) => change.aggregate.type === 'agent' && change.aggregate.id === agentId,

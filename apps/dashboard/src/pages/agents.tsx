@@ -1,6 +1,7 @@
 import { Empty, ErrorMessage, Freshness, Loading, PageHeader, StatusBadge, Time } from '../components/common';
 import { Field } from '../components/field';
-import { api, type Agent, type AgentStatus, type CertificateList } from '../lib/api';
+import type { AgentStatus, AgentView, CertificateListResult } from '#contracts';
+import { api } from '../lib/api';
 import { ENDPOINTS, useCapability } from '../lib/capabilities';
 import { useDocumentTitle, useResource } from '../lib/hooks';
 import { useLiveRefresh } from '../lib/live-context';
@@ -12,7 +13,7 @@ const STATUSES: AgentStatus[] = ['online', 'offline', 'enrolled', 'deregistered'
 export function useCertificateExpiries(): Map<string, string> | undefined {
   const available = useCapability(ENDPOINTS.certificates);
   const certificates = useResource(available ? 'certificates-expiry' : null, (signal) =>
-    api.get<CertificateList>('/certificates', { limit: 500 }, signal),
+    api.get<CertificateListResult>('/certificates', { limit: 500 }, signal),
   );
   useLiveRefresh((change) => change.aggregate.type === 'certificate', certificates.refresh);
   if (!certificates.data) return undefined;
@@ -30,7 +31,7 @@ export function AgentsPage() {
   useDocumentTitle('Agents');
   const [params, setParams] = useSearchParams();
   const agents = useResource('agents', (signal) =>
-    api.get<{ agents: Agent[] }>('/agents', undefined, signal),
+    api.get<{ agents: AgentView[] }>('/agents', undefined, signal),
   );
   useLiveRefresh((change) => change.aggregate.type === 'agent', agents.refresh);
   const expiries = useCertificateExpiries();

@@ -11,7 +11,8 @@ import {
 } from '../components/common';
 import { CertificateTable, ExpiryTimeline, RevokeDialog } from '../components/certificates';
 import { Field } from '../components/field';
-import { api, type Certificate, type CertificateList } from '../lib/api';
+import type { CertificateListResult, CertificateView } from '#contracts';
+import { api } from '../lib/api';
 import { ENDPOINTS, useCapability } from '../lib/capabilities';
 import { useDocumentTitle, useResource } from '../lib/hooks';
 import { useLiveRefresh } from '../lib/live-context';
@@ -27,10 +28,10 @@ export function CertificatesPage() {
   const offset = Number(params.offset ?? 0) || 0;
   const query = { status: params.status, agentId: params.agent, limit: LIMIT, offset };
   const certificates = useResource(available ? `certificates:${JSON.stringify(query)}` : null, (signal) =>
-    api.get<CertificateList>('/certificates', query, signal),
+    api.get<CertificateListResult>('/certificates', query, signal),
   );
   useLiveRefresh((change) => change.aggregate.type === 'certificate', certificates.refresh);
-  const [revoking, setRevoking] = useState<Certificate | null>(null);
+  const [revoking, setRevoking] = useState<CertificateView | null>(null);
   const [agent, setAgent] = useState(params.agent ?? '');
 
   if (available === false) {

@@ -11,7 +11,8 @@ import {
   Time,
 } from '../components/common';
 import { EventTable } from '../components/event-table';
-import { api, type EventPage, type Overview, type ProxyNode, type RouteList } from '../lib/api';
+import type { EventPage, Overview, ProxyNodeView, RouteListResult } from '#contracts';
+import { api } from '../lib/api';
 import { ENDPOINTS, useCapability } from '../lib/capabilities';
 import { formatDateTime, formatNumber } from '../lib/format';
 import { useDocumentTitle, useInterval, useResource } from '../lib/hooks';
@@ -81,7 +82,7 @@ function EventRate({ perMinute }: { perMinute: Overview['events']['perMinute'] }
 function ProxyNodes() {
   const available = useCapability(ENDPOINTS.proxyNodes);
   const nodes = useResource(available ? 'proxy-nodes' : null, (signal) =>
-    api.get<{ nodes: ProxyNode[] }>('/proxy-nodes', undefined, signal),
+    api.get<{ nodes: ProxyNodeView[] }>('/proxy-nodes', undefined, signal),
   );
   useLiveRefresh((change) => change.aggregate.type === 'proxy-node', nodes.refresh);
   // Last sync is liveness (not an event): read it again now and then.
@@ -141,7 +142,7 @@ function ProxyNodes() {
 function Attention({ overview }: { overview: Overview }) {
   const failed = useResource(
     overview.routes.byStatus.failed ? `failed-${overview.generatedAt}` : null,
-    (signal) => api.get<RouteList>('/routes', { status: 'failed', limit: 5 }, signal),
+    (signal) => api.get<RouteListResult>('/routes', { status: 'failed', limit: 5 }, signal),
   );
   const items: { key: string; node: ReactNode }[] = [];
   const offline = overview.agents.byStatus.offline ?? 0;

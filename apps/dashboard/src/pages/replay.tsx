@@ -11,13 +11,11 @@ import {
   Time,
 } from '../components/common';
 import { Field } from '../components/field';
+import type { DeadLetterMessage, DeadLetterView, DismissOutcome } from '#contracts';
 import {
   api,
   ApiError,
   describeError,
-  type DeadLetter,
-  type DeadLetterMessage,
-  type DismissOutcome,
   type ProjectionSchema,
   type ProjectorStatus,
   type Rebuild,
@@ -324,20 +322,20 @@ function Views() {
 }
 
 /** Open and retrying letters still wait for someone; resolved and dismissed ones do not. */
-function waitingStatus(status: DeadLetter['status']): boolean {
+function waitingStatus(status: DeadLetterView['status']): boolean {
   return status === 'open' || status === 'retrying';
 }
 
 function DeadLetters() {
   const [status, setStatus] = useState('open');
   const letters = useResource(`dead-letters:${status}`, (signal) =>
-    api.get<{ deadLetters: DeadLetter[] }>('/admin/dead-letters', { status, limit: 100 }, signal),
+    api.get<{ deadLetters: DeadLetterView[] }>('/admin/dead-letters', { status, limit: 100 }, signal),
   );
   useInterval(letters.refresh, 10_000);
   const [outcome, setOutcome] = useState<{ id: string; text: string; good: boolean } | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
-  const [opened, setOpened] = useState<DeadLetter | null>(null);
-  const [quarantining, setQuarantining] = useState<DeadLetter | null>(null);
+  const [opened, setOpened] = useState<DeadLetterView | null>(null);
+  const [quarantining, setQuarantining] = useState<DeadLetterView | null>(null);
   const [reason, setReason] = useState('');
   const [byMessage, setByMessage] = useState(false);
   const messages = useResource(`dead-letter-messages:${status}:${byMessage}`, (signal) =>
@@ -378,7 +376,7 @@ function DeadLetters() {
       messages.refresh();
     }
   };
-  const quarantine = async (letter: DeadLetter) => {
+  const quarantine = async (letter: DeadLetterView) => {
     setBusy(letter.id);
     setOutcome(null);
     try {
@@ -402,7 +400,7 @@ function DeadLetters() {
       letters.refresh();
     }
   };
-  const retry = async (letter: DeadLetter) => {
+  const retry = async (letter: DeadLetterView) => {
     setBusy(letter.id);
     setOutcome(null);
     try {

@@ -2,7 +2,8 @@ import { useState } from 'react';
 import { Empty, ErrorMessage, Freshness, Loading, PageHeader, Pager } from '../components/common';
 import { Field } from '../components/field';
 import { RemoveRouteDialog, RouteFormDialog, RouteTable } from '../components/routes';
-import { api, ROUTE_KINDS, ROUTE_STATUSES, type Agent, type Route, type RouteList } from '../lib/api';
+import type { AgentView, RouteListResult, RouteView } from '#contracts';
+import { api, ROUTE_KINDS, ROUTE_STATUSES } from '../lib/api';
 import { useDocumentTitle, useResource } from '../lib/hooks';
 import { useLiveRefresh } from '../lib/live-context';
 import { useSearchParams } from '../lib/router';
@@ -24,9 +25,9 @@ export function RoutesPage() {
     offset,
   };
   const key = `routes:${JSON.stringify(query)}`;
-  const routes = useResource(key, (signal) => api.get<RouteList>('/routes', query, signal));
+  const routes = useResource(key, (signal) => api.get<RouteListResult>('/routes', query, signal));
   const agents = useResource('agents', (signal) =>
-    api.get<{ agents: Agent[] }>('/agents', undefined, signal),
+    api.get<{ agents: AgentView[] }>('/agents', undefined, signal),
   );
   useLiveRefresh(
     (change) => change.aggregate.type === 'route' || change.aggregate.type === 'hostname',
@@ -34,8 +35,8 @@ export function RoutesPage() {
   );
   useLiveRefresh((change) => change.aggregate.type === 'agent', agents.refresh);
   const [creating, setCreating] = useState(false);
-  const [editing, setEditing] = useState<Route | null>(null);
-  const [removing, setRemoving] = useState<Route | null>(null);
+  const [editing, setEditing] = useState<RouteView | null>(null);
+  const [removing, setRemoving] = useState<RouteView | null>(null);
   const [hostname, setHostname] = useState(params.hostname ?? '');
   const [hostnameError, setHostnameError] = useState<string | null>(null);
 

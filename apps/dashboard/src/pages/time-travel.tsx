@@ -1,6 +1,7 @@
 import { ErrorMessage, Loading, PageHeader, Section, StatusBadge, Time } from '../components/common';
 import { RouteTable } from '../components/routes';
-import { api, type Agent, type RouteList } from '../lib/api';
+import type { AgentView, RouteListResult } from '#contracts';
+import { api } from '../lib/api';
 import { formatNumber } from '../lib/format';
 import { useDocumentTitle, useResource } from '../lib/hooks';
 import { Link, useSearchParams } from '../lib/router';
@@ -16,7 +17,7 @@ interface HostnameRow {
 }
 
 type ViewAnswer = { schema: string; asOfSequence: number } & (
-  RouteList | { agents: Agent[] } | { hostnames: HostnameRow[] }
+  RouteListResult | { agents: AgentView[] } | { hostnames: HostnameRow[] }
 );
 
 /** A time-travel view: the projections as they were at a sequence of the log, read-only. */

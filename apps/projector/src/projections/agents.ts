@@ -1,17 +1,11 @@
 import type { DomainEvent, StoredEvent } from '#contracts';
-import { RowProjection } from '#persistence';
-
-export interface AgentRow extends Record<string, string | null | Record<string, string>> {
-  agent_id: string;
-  status: 'enrolled' | 'online' | 'offline' | 'deregistered';
-  public_address: string;
-  labels: Record<string, string>;
-  nats_public_key: string;
-  enrolled_at: string;
-  last_seen_at: string | null;
-  deregistered_at: string | null;
-  updated_at: string;
-}
+import {
+  adminTokensTable,
+  agentsTable,
+  RowProjection,
+  type AdminTokenRow,
+  type AgentRow,
+} from '#persistence';
 
 /** The agents read model: status, address, labels, enrolled at, last seen (at the last transition). */
 export function evolveAgentRow(row: AgentRow | undefined, stored: StoredEvent): AgentRow | undefined {
@@ -50,32 +44,11 @@ export function evolveAgentRow(row: AgentRow | undefined, stored: StoredEvent): 
 
 export const agentsProjection = new RowProjection<AgentRow>({
   name: 'agents',
-  table: 'agents',
-  key: 'agent_id',
-  columns: {
-    agent_id: 'text',
-    status: 'text',
-    public_address: 'text',
-    labels: 'jsonb',
-    nats_public_key: 'text',
-    enrolled_at: 'timestamptz',
-    last_seen_at: 'timestamptz',
-    deregistered_at: 'timestamptz',
-    updated_at: 'timestamptz',
-  },
+  ...agentsTable,
   eventTypes: ['AgentEnrolled', 'AgentCameOnline', 'AgentWentOffline', 'AgentDeregistered'],
   keyOf: (event) => (event.aggregate.type === 'agent' ? event.aggregate.id : undefined),
   evolve: evolveAgentRow,
 });
-
-export interface AdminTokenRow extends Record<string, string | null> {
-  token_id: string;
-  name: string;
-  issued_at: string;
-  expires_at: string;
-  revoked_at: string | null;
-  revoked_reason: string | null;
-}
 
 /** Admin tokens and their revocation: what the API's admin guard checks. */
 export function evolveAdminTokenRow(
@@ -103,16 +76,7 @@ export function evolveAdminTokenRow(
 
 export const adminTokensProjection = new RowProjection<AdminTokenRow>({
   name: 'admin_tokens',
-  table: 'admin_tokens',
-  key: 'token_id',
-  columns: {
-    token_id: 'text',
-    name: 'text',
-    issued_at: 'timestamptz',
-    expires_at: 'timestamptz',
-    revoked_at: 'timestamptz',
-    revoked_reason: 'text',
-  },
+  ...adminTokensTable,
   eventTypes: ['AdminTokenIssued', 'AdminTokenRevoked'],
   keyOf: (event) => (event.aggregate.type === 'admin' ? event.aggregate.id : undefined),
   evolve: evolveAdminTokenRow,

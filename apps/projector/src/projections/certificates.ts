@@ -1,34 +1,5 @@
-import type {
-  CertificateStatus,
-  DomainEvent,
-  HookStatus,
-  RevocationReasonName,
-  StoredEvent,
-} from '#contracts';
-import { RowProjection } from '#persistence';
-
-export type CertificateRow = {
-  serial: string;
-  holder: string;
-  agent_id: string | null;
-  names: string[];
-  not_before: string;
-  not_after: string;
-  fingerprint: string;
-  public_key_fingerprint: string;
-  issuer_fingerprint: string;
-  status: CertificateStatus;
-  replaces: string | null;
-  superseded_by: string | null;
-  issued_at: string;
-  installed_at: string | null;
-  hook_status: HookStatus | null;
-  hook_detail: string | null;
-  revoked_at: string | null;
-  revocation_reason: RevocationReasonName | null;
-  revocation_detail: string | null;
-  certificate_pem: string;
-};
+import type { DomainEvent, StoredEvent } from '#contracts';
+import { certificatesTable, RowProjection, type CertificateRow } from '#persistence';
 
 /**
  * The certificates read model: `issued` when the CA signed it (CertificateIssued or CertificateRenewed,
@@ -94,30 +65,7 @@ export function evolveCertificateRow(
 
 export const certificatesProjection = new RowProjection<CertificateRow>({
   name: 'certificates',
-  table: 'certificates',
-  key: 'serial',
-  columns: {
-    serial: 'text',
-    holder: 'text',
-    agent_id: 'text',
-    names: 'text[]',
-    not_before: 'timestamptz',
-    not_after: 'timestamptz',
-    fingerprint: 'text',
-    public_key_fingerprint: 'text',
-    issuer_fingerprint: 'text',
-    status: 'text',
-    replaces: 'text',
-    superseded_by: 'text',
-    issued_at: 'timestamptz',
-    installed_at: 'timestamptz',
-    hook_status: 'text',
-    hook_detail: 'text',
-    revoked_at: 'timestamptz',
-    revocation_reason: 'text',
-    revocation_detail: 'text',
-    certificate_pem: 'text',
-  },
+  ...certificatesTable,
   eventTypes: [
     'CertificateIssued',
     'CertificateRenewed',

@@ -1,12 +1,5 @@
 import { eventDefinitions, type StoredEvent } from '#contracts';
-import { RowProjection } from '#persistence';
-
-export interface EventStatsRow extends Record<string, string | number> {
-  type: string;
-  count: number;
-  last_sequence: number;
-  last_occurred_at: string;
-}
+import { eventStatsTable, RowProjection, type EventStatsRow } from '#persistence';
 
 /** Events per type: the dashboard's event counts and rates. */
 export function evolveEventStats(row: EventStatsRow | undefined, event: StoredEvent): EventStatsRow {
@@ -20,9 +13,7 @@ export function evolveEventStats(row: EventStatsRow | undefined, event: StoredEv
 
 export const eventStatsProjection = new RowProjection<EventStatsRow>({
   name: 'event_stats',
-  table: 'event_stats',
-  key: 'type',
-  columns: { type: 'text', count: 'bigint', last_sequence: 'bigint', last_occurred_at: 'timestamptz' },
+  ...eventStatsTable,
   eventTypes: eventDefinitions.map((definition) => definition.type),
   readsData: false,
   keyOf: (event) => event.type,

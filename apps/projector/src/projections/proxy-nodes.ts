@@ -1,13 +1,5 @@
-import type { DomainEvent, PROXY_NODE_STATUSES, StoredEvent } from '#contracts';
-import { RowProjection } from '#persistence';
-
-export type ProxyNodeRow = {
-  node: string;
-  status: (typeof PROXY_NODE_STATUSES)[number];
-  config_version: number | null;
-  detail: string | null;
-  changed_at: string;
-};
+import type { DomainEvent, StoredEvent } from '#contracts';
+import { proxyNodesTable, RowProjection, type ProxyNodeRow } from '#persistence';
 
 /**
  * Each proxy node's status (`in-sync`, `degraded`, `unreachable`) as of its last transition. What a node
@@ -31,15 +23,7 @@ export function evolveProxyNodeRow(
 
 export const proxyNodesProjection = new RowProjection<ProxyNodeRow>({
   name: 'proxy_nodes',
-  table: 'proxy_nodes',
-  key: 'node',
-  columns: {
-    node: 'text',
-    status: 'text',
-    config_version: 'bigint',
-    detail: 'text',
-    changed_at: 'timestamptz',
-  },
+  ...proxyNodesTable,
   eventTypes: ['ProxyNodeStatusChanged'],
   keyOf: (event) => (event.aggregate.type === 'proxy-node' ? event.aggregate.id : undefined),
   evolve: evolveProxyNodeRow,

@@ -1,5 +1,6 @@
 import type { NewEvent, StoredEvent } from '#contracts';
-import { hostnamesProjection, routesProjection, type RouteRow } from './routes.js';
+import type { RouteRow } from '#persistence';
+import { hostnamesProjection, routesProjection } from './routes.js';
 
 const routeId = '11111111-1111-5111-8111-111111111111';
 let sequence = 0;

@@ -1,34 +1,5 @@
-import type { AppliedOnNode, DomainEvent, RouteKind, RouteStatus, StoredEvent } from '#contracts';
-import { RowProjection } from '#persistence';
-
-export type RouteRow = {
-  route_id: string;
-  agent_id: string;
-  kind: RouteKind;
-  hostname: string;
-  target_host: string;
-  target_port: number;
-  options: { tlsToTarget: boolean };
-  revision: number;
-  status: RouteStatus;
-  status_reason: string | null;
-  /** Per proxy node: the newest revision it reported applied. */
-  applied: Record<string, AppliedOnNode>;
-  /** Of the current revision: the last node's report. */
-  propagation_ms: number | null;
-  config_version: number | null;
-  requested_at: string;
-  updated_at: string;
-  removed_at: string | null;
-  /** The log sequence of the last event that changed the row: readers fetch what changed after a position. */
-  last_sequence: number;
-  /**
-   * The event that made the current revision (requested, updated, removed) and its correlation id: what a
-   * proxy node's report of that revision names as its cause, so one request's trail reaches HAProxy.
-   */
-  change_event_id: string | null;
-  change_correlation_id: string | null;
-};
+import type { DomainEvent, StoredEvent } from '#contracts';
+import { hostnamesTable, routesTable, RowProjection, type HostnameRow, type RouteRow } from '#persistence';
 
 /** Largest value of a Postgres integer: a propagation time beyond it (24 days) is recorded as this. */
 const MAX_INTEGER = 2_147_483_647;
@@ -151,29 +122,7 @@ function evolveRoute(row: RouteRow | undefined, stored: StoredEvent): RouteRow |
 
 export const routesProjection = new RowProjection<RouteRow>({
   name: 'routes',
-  table: 'routes',
-  key: 'route_id',
-  columns: {
-    route_id: 'text',
-    agent_id: 'text',
-    kind: 'text',
-    hostname: 'text',
-    target_host: 'text',
-    target_port: 'integer',
-    options: 'jsonb',
-    revision: 'integer',
-    status: 'text',
-    status_reason: 'text',
-    applied: 'jsonb',
-    propagation_ms: 'integer',
-    config_version: 'bigint',
-    requested_at: 'timestamptz',
-    updated_at: 'timestamptz',
-    removed_at: 'timestamptz',
-    last_sequence: 'bigint',
-    change_event_id: 'text',
-    change_correlation_id: 'text',
-  },
+  ...routesTable,
   eventTypes: [
     'RouteRequested',
     'RouteUpdated',
@@ -185,13 +134,6 @@ export const routesProjection = new RowProjection<RouteRow>({
   keyOf: (event) => (event.aggregate.type === 'route' ? event.aggregate.id : undefined),
   evolve: evolveRouteRow,
 });
-
-export type HostnameRow = {
-  hostname: string;
-  route_id: string;
-  agent_id: string;
-  claimed_at: string;
-};
 
 /** Who holds each host name: a claim adds the row, the release by the same route deletes it. */
 export function evolveHostnameRow(
@@ -216,9 +158,7 @@ export function evolveHostnameRow(
 
 export const hostnamesProjection = new RowProjection<HostnameRow>({
   name: 'hostnames',
-  table: 'hostnames',
-  key: 'hostname',
-  columns: { hostname: 'text', route_id: 'text', agent_id: 'text', claimed_at: 'timestamptz' },
+  ...hostnamesTable,
   eventTypes: ['HostnameClaimed', 'HostnameReleased'],
   keyOf: (event) => (event.aggregate.type === 'hostname' ? event.aggregate.id : undefined),
   evolve: evolveHostnameRow,

@@ -1,0 +1,134 @@
+import type { PROXY_NODE_STATUSES } from './events/proxy-node.js';
+
+/**
+ * The shapes the API answers with beyond routes and certificates (those are in routing.ts and
+ * certificates.ts): the API builds them from its projections, the dashboard imports them (type-only).
+ */
+
+export const AGENT_STATUSES = ['enrolled', 'online', 'offline', 'deregistered'] as const;
+export type AgentStatus = (typeof AGENT_STATUSES)[number];
+
+export interface AgentView {
+  agentId: string;
+  status: AgentStatus;
+  publicAddress: string;
+  labels: Record<string, string>;
+  enrolledAt: string;
+  lastSeenAt: string | null;
+  deregisteredAt: string | null;
+}
+
+export type ProxyNodeStatus = (typeof PROXY_NODE_STATUSES)[number];
+
+export interface ProxyNodeView {
+  node: string;
+  /** From the last ProxyNodeStatusChanged (the `proxy_nodes` projection); null if none was projected yet. */
+  status: ProxyNodeStatus | null;
+  configVersion: number | null;
+  detail: string | null;
+  changedAt: string | null;
+  /** The node's liveness record (KV), or null when it has none. */
+  live: {
+    status: ProxyNodeStatus;
+    lastSyncAt: string;
+    lastSuccessAt: string | null;
+    /** The configuration version HAProxy runs, as last verified. */
+    appliedVersion: number | null;
+    /** The HAProxy worker's pid (changes with every reload). */
+    workerPid: number | null;
+    routes: number;
+    failedRoutes: number;
+    detail: string | null;
+  } | null;
+}
+
+/** One entry of the `event_log` index (the event itself is read from the log). */
+export interface EventIndexEntry {
+  sequence: number;
+  eventId: string;
+  type: string;
+  aggregate: { type: string; id: string };
+  actor: { kind: string; id: string };
+  occurredAt: string;
+  correlationId: string;
+  causationId: string | null;
+}
+
+export interface EventPage {
+  events: EventIndexEntry[];
+  next: { before?: number; after?: number } | null;
+}
+
+/** Events per type (the `event_stats` projection). */
+export interface EventTypeStatsView {
+  type: string;
+  count: number;
+  lastSequence: number;
+  lastOccurredAt: string;
+}
+
+export interface Overview {
+  generatedAt: string;
+  agents: { total: number; byStatus: Record<string, number> };
+  routes: { total: number; byStatus: Record<string, number>; byKind: Record<string, number> };
+  events: {
+    total: number;
+    lastSequence: number;
+    lastOccurredAt: string | null;
+    /** Events per minute over the last minutes, oldest first (minutes without events count 0). */
+    perMinute: { minute: string; count: number }[];
+  };
+  projector: { position: number; projections: { name: string; lastSequence: number; updatedAt: string }[] };
+  deadLetters: Record<'open' | 'retrying' | 'resolved', number>;
+  /** null while the certificates projection is not deployed. */
+  certificates: {
+    expiringSoon: number;
+    expired: number;
+    withinDays: number;
+    nextExpiry: string | null;
+  } | null;
+}
+
+export type DeadLetterStatus = 'open' | 'retrying' | 'resolved' | 'dismissed';
+export const DEAD_LETTER_STATUSES: readonly DeadLetterStatus[] = [
+  'open',
+  'retrying',
+  'resolved',
+  'dismissed',
+];
+
+export interface DeadLetterView {
+  id: string;
+  consumer: string;
+  stream: string;
+  sequence: number;
+  subject: string;
+  eventType: string | null;
+  eventId: string | null;
+  deliveries: number;
+  error: string;
+  status: DeadLetterStatus;
+  payload: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** The dead letters of one message of the log: one bad message is usually a letter per consumer. */
+export interface DeadLetterMessage {
+  stream: string;
+  sequence: number;
+  subject: string;
+  eventType: string | null;
+  eventId: string | null;
+  firstAt: string;
+  lastAt: string;
+  /** How many of its letters are still waiting (open or retrying). */
+  waiting: number;
+  letters: Pick<DeadLetterView, 'id' | 'consumer' | 'status' | 'deliveries' | 'error' | 'updatedAt'>[];
+}
+
+export interface DismissOutcome {
+  sequence: number;
+  changed: boolean;
+  dismissed: { id: string; consumer: string }[];
+}
