@@ -172,6 +172,11 @@ export function planMap(desired: ReadonlyMap<string, string>, observed: Observed
  * The whole plan from the desired state and what was observed: pure, so a pass and a preview of its
  * changes are the same computation.
  */
+export function plan(
+  desired: DesiredState,
+  actual: ActualState & Required<Pick<ActualState, 'maps'>>,
+): Required<ReconcilePlan>;
+export function plan(desired: DesiredState, actual: ActualState): ReconcilePlan;
 export function plan(desired: DesiredState, actual: ActualState): ReconcilePlan {
   const structural = actual.structure ? diffStructure(desired.structure, actual.structure) : [];
   if (!actual.maps) return { structural };
