@@ -18,6 +18,14 @@ import {
 /** The structure changed under us while planning inside the transaction: nothing left to do. */
 class NothingToCommit extends Error {}
 
+/** The Data Plane API answers `runtime/info` without a worker pid: HAProxy is not answering it. */
+export class NoHaproxyWorkerError extends Error {
+  constructor(reason: string) {
+    super(`HAProxy is not answering: ${reason}`);
+    this.name = 'NoHaproxyWorkerError';
+  }
+}
+
 export interface StructuralOutcome {
   changes: StructuralChange[];
   /** The configuration version HAProxy runs after the call. */
@@ -44,7 +52,7 @@ export class DataplaneGateway {
   async workerPid(): Promise<number> {
     const info = await this.client.getProcessInfo();
     const pid = info.info?.pid;
-    if (typeof pid !== 'number') throw new Error(`HAProxy is not answering: ${info.error ?? 'no pid'}`);
+    if (typeof pid !== 'number') throw new NoHaproxyWorkerError(info.error ?? 'no pid');
     return pid;
   }
 
@@ -64,15 +72,12 @@ export class DataplaneGateway {
   }
 
   /**
-   * Makes the sections of `desired` exist as desired. Plans from a read outside any transaction first,
-   * so a correct HAProxy costs no transaction and no version; otherwise plans again inside one
-   * transaction at the current version, writes every change with full_section, and commits with a
-   * synchronous reload. A 409/406 (someone else committed) re-plans (withTransaction).
+   * Commits the sections of `desired` that differ from HAProxy's, in one transaction at the current
+   * version: plans again from what is read inside the transaction (someone may have changed it since the
+   * pass observed it), writes every change with full_section, and commits with a synchronous reload. A
+   * 409/406 (someone else committed) re-plans (withTransaction).
    */
-  async ensureStructure(desired: Structure): Promise<StructuralOutcome> {
-    const version = await this.version();
-    const first = diffStructure(desired, await this.readStructure());
-    if (first.length === 0) return { changes: [], version, committed: false };
+  async commitStructure(desired: Structure): Promise<StructuralOutcome> {
     try {
       const outcome = await withTransaction(
         this.client,

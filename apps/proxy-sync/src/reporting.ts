@@ -65,6 +65,11 @@ export interface ProxyNodeReporter {
   loggedStatus?(): Promise<ProxyNodeStatus | undefined>;
 }
 
+/** An error's message, for logs and records. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** A label for an event or a record: bounded and without control characters. */
 export function safeDetail(text: string, max = 500): string {
   let out = '';

@@ -50,7 +50,48 @@ export class DataplaneError extends Error {
   get isNotFound(): boolean {
     return this.status === 404;
   }
+  /** The credentials were refused: nothing can be done through this API until they are fixed. */
+  get isUnauthorized(): boolean {
+    return this.status === 401;
+  }
 }
+
+/**
+ * The Data Plane API answered, but HAProxy behind it did not: a 5xx about its runtime socket (refused,
+ * missing or silent), as HAProxy stopped or restarting shows.
+ */
+export class HaproxyUnreachableError extends DataplaneError {
+  constructor(...parts: ConstructorParameters<typeof DataplaneError>) {
+    super(...parts);
+    this.name = 'HaproxyUnreachableError';
+  }
+}
+
+/**
+ * No answer from the Data Plane API itself: the connection was refused or reset, or the call ran over its
+ * timeout. The message is the underlying error's; that error is the `cause`.
+ */
+export class DataplaneUnreachableError extends Error {
+  constructor(cause: Error) {
+    super(cause.message, { cause });
+    this.name = 'DataplaneUnreachableError';
+  }
+}
+
+/**
+ * What `fetch` and reading a body throw when there is no answer: a TypeError ("fetch failed"), an abort
+ * or a timeout. Compared by name and message, not by class: a DOMException may come from another realm.
+ */
+function isNoAnswer(error: unknown): error is Error {
+  if (error instanceof TypeError) return true;
+  const { name, message } = (error ?? {}) as { name?: unknown; message?: unknown };
+  return (
+    typeof name === 'string' && typeof message === 'string' && /abort|timeout|fetch/i.test(name + message)
+  );
+}
+
+/** The 5xx messages (dataplaneapi's and the emulator's) of a runtime socket that HAProxy does not serve. */
+const RUNTIME_SOCKET_DOWN = /socket|ENOENT|ECONNREFUSED|no answer|not answering/i;
 
 export interface DataplaneClientOptions {
   /** `http://host:port/v3` */
@@ -124,14 +165,28 @@ export class DataplaneClient {
     return `http://${host.includes(':') ? `[${host}]` : host}:${port}/v3`;
   }
 
-  /** Returns the data of a 2xx answer, or throws `DataplaneError` with the `{code, message}` body. */
+  /**
+   * Returns the data of a 2xx answer, or throws `DataplaneError` with the `{code, message}` body
+   * (`HaproxyUnreachableError` when HAProxy behind the API does not answer), or `DataplaneUnreachableError`
+   * when the API did not answer at all.
+   */
   async unwrap<D>(pending: Promise<AnyFetchResult<D>>): Promise<DataplaneResult<D>> {
-    const { data, error, response } = await pending;
+    let answer: AnyFetchResult<D>;
+    try {
+      answer = await pending;
+    } catch (error) {
+      throw isNoAnswer(error) ? new DataplaneUnreachableError(error) : error;
+    }
+    const { data, error, response } = answer;
     const configurationVersion = headerVersion(response);
     const request = `${response.url ? new URL(response.url).pathname : ''}`;
     if (!response.ok) {
       const { code, message } = errorParts(response.status, error, response.statusText);
-      throw new DataplaneError(response.status, code, message, configurationVersion, request);
+      const Failure =
+        response.status >= 500 && RUNTIME_SOCKET_DOWN.test(message)
+          ? HaproxyUnreachableError
+          : DataplaneError;
+      throw new Failure(response.status, code, message, configurationVersion, request);
     }
     return {
       data: data as D,

@@ -444,7 +444,10 @@ describe('plan', () => {
     const desired = desiredState([r1, r2], layout);
     const actual = {
       structure: { frontends: desired.structure.frontends, backends: desired.structure.backends },
-      maps: { hosts: [{ key: 'gone.example.com', value: 'be_dyn_http|10.0.0.1|80' }], sni: [] },
+      maps: {
+        hosts: { entries: [{ key: 'gone.example.com', value: 'be_dyn_http|10.0.0.1|80' }] },
+        sni: { entries: [] },
+      },
     };
     const result = plan(desired, actual);
     expect(result.structural).toEqual([]);
@@ -460,10 +463,48 @@ describe('plan', () => {
     const converged = plan(desired, {
       structure: actual.structure,
       maps: {
-        hosts: [...desired.maps.hosts].map(([key, value]) => ({ key, value })),
-        sni: [...desired.maps.sni].map(([key, value]) => ({ key, value })),
+        hosts: { entries: [...desired.maps.hosts].map(([key, value]) => ({ key, value })) },
+        sni: { entries: [...desired.maps.sni].map(([key, value]) => ({ key, value })) },
       },
     });
     expect(isEmptyPlan(converged)).toBe(true);
+  });
+
+  it('plans nothing for what was not observed', () => {
+    const desired = desiredState([route({ hostname: 'one.example.com' })], layout);
+    const structureOnly = plan(desired, { structure: { frontends: [], backends: [] } });
+    expect(structureOnly.structural.map((change) => `${change.action} ${change.name}`)).toEqual([
+      'create be_dyn_http',
+      'create be_dyn_https',
+      'create be_dyn_tcp',
+      'create be_no_route',
+      'create be_no_route_tcp',
+      'create fe_http',
+      'create fe_https',
+      'create fe_tls_sni',
+    ]);
+    expect(structureOnly.maps).toBeUndefined();
+    const mapsOnly = plan(desired, { maps: { hosts: { entries: [] }, sni: { entries: [] } } });
+    expect(mapsOnly.structural).toEqual([]);
+    expect(mapsOnly.maps?.hosts.add).toEqual([
+      { key: 'one.example.com', value: 'be_dyn_http|10.0.0.5|8080' },
+    ]);
+  });
+
+  it('plans a map verified last against what was verified (no duplicates to repair)', () => {
+    const desired = desiredState([route({ hostname: 'one.example.com' })], layout);
+    const verified = new Map([
+      ['one.example.com', 'be_dyn_http|10.0.0.9|80'],
+      ['gone.example.com', 'be_dyn_http|10.0.0.1|80'],
+    ]);
+    const result = plan(desired, { maps: { hosts: { verified }, sni: { verified: new Map() } } });
+    expect(result.maps).toEqual({
+      hosts: {
+        add: [],
+        set: [{ key: 'one.example.com', value: 'be_dyn_http|10.0.0.5|8080' }],
+        del: ['gone.example.com'],
+      },
+      sni: { add: [], set: [], del: [] },
+    });
   });
 });

@@ -3,7 +3,7 @@
  * changes (configuration sections: one version-guarded transaction, a reload) and runtime changes (map
  * entries: runtime API plus the persisted map file, no reload).
  */
-import type { DesiredMaps, DesiredState } from './desired.js';
+import type { DesiredState } from './desired.js';
 import type { BackendSection, FrontendSection, MapName, Structure } from './layout.js';
 
 /** A section to write with `full_section=true` (POST when missing, PUT when different). */
@@ -29,15 +29,25 @@ export interface MapPlan {
   del: string[];
 }
 
-export interface ReconcilePlan {
-  structural: StructuralChange[];
-  maps: Record<MapName, MapPlan>;
+/** A runtime map as observed: read from HAProxy (duplicate keys possible), or as verified last (none). */
+export type ObservedMap = { entries: readonly MapEntry[] } | { verified: ReadonlyMap<string, string> };
+
+/**
+ * What was observed of HAProxy. A part left out was not observed, and nothing is planned for it: the
+ * sections while they are as verified at the current configuration version, the maps until the sections
+ * are as desired (the sections decide which maps HAProxy has, and committing them reloads HAProxy, which
+ * loads the maps from their files). `structure` lists every section; unknown ones are left alone.
+ */
+export interface ActualState {
+  structure?: { frontends: unknown[]; backends: unknown[] };
+  maps?: Record<MapName, ObservedMap>;
 }
 
-/** What was read from the Data Plane API. `structure` lists every section; unknown ones are left alone. */
-export interface ActualState {
-  structure: { frontends: unknown[]; backends: unknown[] };
-  maps: Record<MapName, readonly MapEntry[]>;
+/** What to change. Empty `structural` means no configuration write and no reload. */
+export interface ReconcilePlan {
+  structural: StructuralChange[];
+  /** Absent when the maps were not observed. */
+  maps?: Record<MapName, MapPlan>;
 }
 
 /**
@@ -151,22 +161,38 @@ export function mapPlanSize(plan: MapPlan): number {
   return plan.add.length + plan.set.length + plan.del.length;
 }
 
-export function diffMaps(desired: DesiredMaps, actual: Record<MapName, readonly MapEntry[]>) {
-  return { hosts: diffMap(desired.hosts, actual.hosts), sni: diffMap(desired.sni, actual.sni) };
+/** The runtime operations that make an observed map hold exactly `desired`. */
+export function planMap(desired: ReadonlyMap<string, string>, observed: ObservedMap): MapPlan {
+  return 'verified' in observed
+    ? diffKnownMap(desired, observed.verified)
+    : diffMap(desired, observed.entries);
 }
 
-/** The whole plan. Empty `structural` means no configuration write and no reload. */
+/**
+ * The whole plan from the desired state and what was observed: pure, so a pass and a preview of its
+ * changes are the same computation.
+ */
+export function plan(
+  desired: DesiredState,
+  actual: ActualState & Required<Pick<ActualState, 'maps'>>,
+): Required<ReconcilePlan>;
+export function plan(desired: DesiredState, actual: ActualState): ReconcilePlan;
 export function plan(desired: DesiredState, actual: ActualState): ReconcilePlan {
+  const structural = actual.structure ? diffStructure(desired.structure, actual.structure) : [];
+  if (!actual.maps) return { structural };
   return {
-    structural: diffStructure(desired.structure, actual.structure),
-    maps: diffMaps(desired.maps, actual.maps),
+    structural,
+    maps: {
+      hosts: planMap(desired.maps.hosts, actual.maps.hosts),
+      sni: planMap(desired.maps.sni, actual.maps.sni),
+    },
   };
 }
 
 export function isEmptyPlan(reconcile: ReconcilePlan): boolean {
   return (
     reconcile.structural.length === 0 &&
-    mapPlanSize(reconcile.maps.hosts) === 0 &&
-    mapPlanSize(reconcile.maps.sni) === 0
+    (reconcile.maps === undefined ||
+      (mapPlanSize(reconcile.maps.hosts) === 0 && mapPlanSize(reconcile.maps.sni) === 0))
   );
 }
