@@ -9,8 +9,8 @@ import {
   foldAgent,
   type AgentState,
   type AgentStatus,
-} from './decider.js';
-import { decideAndAppend } from './registration.service.js';
+} from './domain/decider.js';
+import { decideAndAppend } from './registration.commands.js';
 
 interface Tracked {
   status: AgentStatus;

@@ -11,7 +11,7 @@ import {
 import { JetStreamEventContext, OnEvent } from '#eventstore';
 import { handleCommand } from '#messaging';
 import { LOGGER, type Logger } from '#platform';
-import { RoutingCommands } from './routing.service.js';
+import { RoutingCommands } from './routing.commands.js';
 
 /** Commands from the API over NATS request/reply (`cmd.routing.*`, queue group `routing`). */
 @Controller()

@@ -34,7 +34,7 @@ import {
   foldToken,
   tokenApproves,
   type AgentState,
-} from './decider.js';
+} from './domain/decider.js';
 
 export interface EnrollCommand {
   tokenHash: string;
