@@ -75,7 +75,6 @@ export interface HandleResult<S> {
 }
 
 export interface CommandHandler<S> {
-  fold(events: readonly StoredEvent[]): S;
   /**
    * Load → fold → decide → append with the history's last sequence; when another append got in between,
    * pause and do it all again, MAX_DECIDE_ATTEMPTS times at most. Refusals (thrown by `decide`) and any
@@ -97,7 +96,6 @@ export function commandHandler<S>(aggregate: {
   const { evolve, initialState } = aggregate;
   const fold = (events: readonly StoredEvent[]) => (events as DomainEvent[]).reduce(evolve, initialState);
   return {
-    fold,
     async handle(store, ref, decide, options) {
       for (let attempt = 1; ; attempt++) {
         const history =
