@@ -1,10 +1,5 @@
-import {
-  addressPolicy,
-  parseAddressRange,
-  type DomainError,
-  type NewEvent,
-  type StoredEvent,
-} from '#contracts';
+import { addressPolicy, parseAddressRange } from '#contracts';
+import { deciderSpec, refusal } from '#testing';
 import {
   checkActive,
   checkEnrollmentAddress,
@@ -30,32 +25,9 @@ const policy = addressPolicy(
   ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24', '10.1.0.0/16'].map(parseAddressRange),
   ['198.51.100.250'],
 );
-let sequence = 0;
-
-function stored(events: NewEvent[], at = now): StoredEvent[] {
-  return events.map((event) => ({
-    id: `e${++sequence}`,
-    type: event.type,
-    schemaVersion: 1,
-    aggregate: { type: 'agent', id: 'x' },
-    occurredAt: at.toISOString(),
-    actor: { kind: 'system', id: 'test' },
-    correlationId: 'c',
-    causationId: null,
-    data: event.data,
-    sequence,
-    subject: 'events.agent.x',
-  }));
-}
-
-function refusal(run: () => unknown): DomainError {
-  try {
-    run();
-  } catch (error) {
-    return error as DomainError;
-  }
-  throw new Error('expected a refusal');
-}
+const givenToken = deciderSpec(foldToken, { aggregate: { type: 'enrollment-token', id: hash }, at: now });
+const givenAgent = deciderSpec(foldAgent, { aggregate: { type: 'agent', id: 'web-1' }, at: now });
+const givenAddress = deciderSpec(foldAddressHolders, { aggregate: { type: 'address', id: '203.0.113.7' } });
 
 const enrollCommand = {
   agentId: 'web-1',
@@ -66,166 +38,147 @@ const enrollCommand = {
 };
 
 describe('enrollment tokens', () => {
-  const issued = () =>
-    foldToken(
-      stored(
-        decideIssueToken(
-          foldToken([]),
-          { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z' },
-          now,
-          policy,
-        ),
-      ),
-    );
+  const issue = { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z' };
+  const issuedEvents = () => decideIssueToken(givenToken().state, issue, now, policy);
 
   test('a new token can be used once', () => {
-    const token = issued();
-    expect(decideUseToken(token, 'web-1', now)).toEqual([
-      { type: 'EnrollmentTokenUsed', data: { agentId: 'web-1' } },
-    ]);
-    const used = foldToken([
-      ...stored(
-        decideIssueToken(
-          foldToken([]),
-          { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z' },
-          now,
-          policy,
-        ),
-      ),
-      ...stored(decideUseToken(token, 'web-1', now)),
-    ]);
-    const error = refusal(() => decideUseToken(used, 'web-2', now));
-    expect([error.code, error.message]).toEqual(['unauthorized', TOKEN_REFUSED]);
+    givenToken()
+      .when((token) => decideIssueToken(token, issue, now, policy))
+      .then([{ type: 'EnrollmentTokenIssued', data: issue }]);
+    givenToken(issuedEvents())
+      .when((token) => decideUseToken(token, 'web-1', now))
+      .then([{ type: 'EnrollmentTokenUsed', data: { agentId: 'web-1' } }]);
+    const error = givenToken(issuedEvents(), [{ type: 'EnrollmentTokenUsed', data: { agentId: 'web-1' } }])
+      .when((used) => decideUseToken(used, 'web-2', now))
+      .thenRefuses('unauthorized');
+    expect(error.message).toBe(TOKEN_REFUSED);
   });
 
   test('unknown and expired tokens are refused with the same answer', () => {
-    expect(refusal(() => decideUseToken(foldToken([]), 'web-1', now)).message).toBe(TOKEN_REFUSED);
+    const unknown = givenToken()
+      .when((token) => decideUseToken(token, 'web-1', now))
+      .thenRefuses('unauthorized');
+    expect(unknown.message).toBe(TOKEN_REFUSED);
     const later = new Date('2030-01-01T01:00:00.000Z');
-    expect(refusal(() => decideUseToken(issued(), 'web-1', later)).code).toBe('unauthorized');
+    const expired = givenToken(issuedEvents())
+      .when((token) => decideUseToken(token, 'web-1', later))
+      .thenRefuses('unauthorized');
+    expect(expired.message).toBe(TOKEN_REFUSED);
   });
 
   test('an expiry in the past is invalid', () => {
-    const error = refusal(() =>
-      decideIssueToken(
-        foldToken([]),
-        { tokenHash: hash, expiresAt: '2029-12-31T23:59:59.000Z' },
-        now,
-        policy,
-      ),
-    );
-    expect([error.code, error.field]).toEqual(['invalid', 'expiresAt']);
+    givenToken()
+      .when((token) =>
+        decideIssueToken(token, { tokenHash: hash, expiresAt: '2029-12-31T23:59:59.000Z' }, now, policy),
+      )
+      .thenRefuses('invalid', 'expiresAt');
   });
 
   test('issuing the same token again is a retry: the same request appends nothing, another is refused', () => {
     // Later, with another expiry computed by the retry: still the first token, unchanged.
     const later = new Date('2030-01-01T00:30:00.000Z');
-    expect(
-      decideIssueToken(issued(), { tokenHash: hash, expiresAt: '2030-01-01T01:30:00.000Z' }, later, policy),
-    ).toEqual([]);
-    const other = refusal(() =>
-      decideIssueToken(
-        issued(),
-        { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z', note: 'something else' },
-        now,
-        policy,
-      ),
-    );
-    expect([other.code, other.field]).toEqual(['conflict', 'Idempotency-Key']);
-    const approving = refusal(() =>
-      decideIssueToken(
-        issued(),
-        { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z', approvedAddresses: ['203.0.113.9'] },
-        now,
-        policy,
-      ),
-    );
-    expect(approving.field).toBe('Idempotency-Key');
+    const token = givenToken(issuedEvents());
+    token
+      .when((state) =>
+        decideIssueToken(state, { tokenHash: hash, expiresAt: '2030-01-01T01:30:00.000Z' }, later, policy),
+      )
+      .then([]);
+    token
+      .when((state) => decideIssueToken(state, { ...issue, note: 'something else' }, now, policy))
+      .thenRefuses('conflict', 'Idempotency-Key');
+    token
+      .when((state) => decideIssueToken(state, { ...issue, approvedAddresses: ['203.0.113.9'] }, now, policy))
+      .thenRefuses('conflict', 'Idempotency-Key');
   });
 
   test('a release undoes only the use by the same agent, and makes the token usable again', () => {
-    const history = [
-      ...stored(
-        decideIssueToken(
-          foldToken([]),
-          { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z' },
-          now,
-          policy,
-        ),
-      ),
-      ...stored([{ type: 'EnrollmentTokenUsed', data: { agentId: 'web-1' } }]),
-    ];
-    expect(decideReleaseToken(foldToken(history), 'other', 'x')).toEqual([]);
-    const released = [...history, ...stored(decideReleaseToken(foldToken(history), 'web-1', 'id taken'))];
-    expect(decideUseToken(foldToken(released), 'web-2', now)).toHaveLength(1);
+    const used = givenToken(issuedEvents(), [{ type: 'EnrollmentTokenUsed', data: { agentId: 'web-1' } }]);
+    used.when((token) => decideReleaseToken(token, 'other', 'x')).then([]);
+    const release = decideReleaseToken(used.state, 'web-1', 'id taken');
+    expect(release).toEqual([
+      { type: 'EnrollmentTokenReleased', data: { agentId: 'web-1', reason: 'id taken' } },
+    ]);
+    givenToken(used.events, release)
+      .when((token) => decideUseToken(token, 'web-2', now))
+      .then([{ type: 'EnrollmentTokenUsed', data: { agentId: 'web-2' } }]);
   });
 });
 
 describe('agents', () => {
-  const enrolled = () => stored(decideEnroll(foldAgent([]), enrollCommand));
+  const enrolled = [{ type: 'AgentEnrolled' as const, data: enrollCommand }];
+  const deregistered = [{ type: 'AgentDeregistered' as const, data: { agentId: 'web-1', reason: 'bye' } }];
 
   test('enrolling a free id, then the id is taken for good', () => {
-    const history = enrolled();
-    expect(foldAgent(history)).toMatchObject({
+    givenAgent()
+      .when((agent) => decideEnroll(agent, enrollCommand))
+      .then(enrolled);
+    expect(givenAgent(enrolled).state).toMatchObject({
       status: 'enrolled',
       agentId: 'web-1',
       labels: { region: 'eu' },
     });
-    expect(refusal(() => decideEnroll(foldAgent(history), enrollCommand)).code).toBe('conflict');
-    const gone = [...history, ...stored(decideDeregister(foldAgent(history), 'web-1', 'bye'))];
-    const error = refusal(() => decideEnroll(foldAgent(gone), enrollCommand));
-    expect([error.code, error.field]).toEqual(['conflict', 'agentId']);
+    givenAgent(enrolled)
+      .when((agent) => decideEnroll(agent, enrollCommand))
+      .thenRefuses('conflict', 'agentId');
+    givenAgent(enrolled, deregistered)
+      .when((agent) => decideEnroll(agent, enrollCommand))
+      .thenRefuses('conflict', 'agentId');
   });
 
   test('deregistration: unknown is not found, twice decides nothing, and credentials stop', () => {
-    expect(refusal(() => decideDeregister(foldAgent([]), 'nope', 'x')).code).toBe('not_found');
-    const history = enrolled();
-    const events = decideDeregister(foldAgent(history), 'web-1', 'bye');
-    expect(events).toEqual([{ type: 'AgentDeregistered', data: { agentId: 'web-1', reason: 'bye' } }]);
-    const gone = foldAgent([...history, ...stored(events)]);
-    expect(decideDeregister(gone, 'web-1', 'again')).toEqual([]);
-    expect(refusal(() => checkActive(gone, 'web-1')).code).toBe('unauthorized');
-    expect(() => checkActive(foldAgent(history), 'web-1')).not.toThrow();
+    givenAgent()
+      .when((agent) => decideDeregister(agent, 'nope', 'x'))
+      .thenRefuses('not_found');
+    givenAgent(enrolled)
+      .when((agent) => decideDeregister(agent, 'web-1', 'bye'))
+      .then(deregistered);
+    const gone = givenAgent(enrolled, deregistered);
+    gone.when((agent) => decideDeregister(agent, 'web-1', 'again')).then([]);
+    gone.when((agent) => checkActive(agent, 'web-1')).thenRefuses('unauthorized');
+    expect(() => checkActive(givenAgent(enrolled).state, 'web-1')).not.toThrow();
   });
 
   test('liveness: online on the first heartbeat, offline only after the timeout, back on a heartbeat', () => {
-    let history = enrolled();
     const seen = new Date('2030-01-01T00:00:10.000Z');
-    expect(
-      decideLivenessTimeout(foldAgent(history), seen, new Date('2030-01-02T00:00:00.000Z'), 1_000),
-    ).toEqual([]);
-    const online = decideHeartbeat(foldAgent(history), seen);
-    expect(online).toEqual([
-      { type: 'AgentCameOnline', data: { agentId: 'web-1', seenAt: seen.toISOString() } },
-    ]);
-    history = [...history, ...stored(online)];
-    expect(decideHeartbeat(foldAgent(history), seen)).toEqual([]);
-    expect(decideLivenessTimeout(foldAgent(history), seen, new Date(seen.getTime() + 1_000), 1_000)).toEqual(
-      [],
-    );
-    const offline = decideLivenessTimeout(foldAgent(history), seen, new Date(seen.getTime() + 1_001), 1_000);
-    expect(offline).toEqual([
-      { type: 'AgentWentOffline', data: { agentId: 'web-1', lastSeenAt: seen.toISOString() } },
-    ]);
-    history = [...history, ...stored(offline)];
-    expect(foldAgent(history).status).toBe('offline');
-    expect(decideHeartbeat(foldAgent(history), now)).toHaveLength(1);
-    const gone = [...history, ...stored(decideDeregister(foldAgent(history), 'web-1', 'bye'))];
-    expect(decideHeartbeat(foldAgent(gone), now)).toEqual([]);
+    const online = [
+      { type: 'AgentCameOnline' as const, data: { agentId: 'web-1', seenAt: seen.toISOString() } },
+    ];
+    const offline = [
+      { type: 'AgentWentOffline' as const, data: { agentId: 'web-1', lastSeenAt: seen.toISOString() } },
+    ];
+    givenAgent(enrolled)
+      .when((agent) => decideLivenessTimeout(agent, seen, new Date('2030-01-02T00:00:00.000Z'), 1_000))
+      .then([]);
+    givenAgent(enrolled)
+      .when((agent) => decideHeartbeat(agent, seen))
+      .then(online);
+    givenAgent(enrolled, online)
+      .when((agent) => decideHeartbeat(agent, seen))
+      .then([]);
+    givenAgent(enrolled, online)
+      .when((agent) => decideLivenessTimeout(agent, seen, new Date(seen.getTime() + 1_000), 1_000))
+      .then([]);
+    givenAgent(enrolled, online)
+      .when((agent) => decideLivenessTimeout(agent, seen, new Date(seen.getTime() + 1_001), 1_000))
+      .then(offline);
+    expect(givenAgent(enrolled, online, offline).state.status).toBe('offline');
+    givenAgent(enrolled, online, offline)
+      .when((agent) => decideHeartbeat(agent, now))
+      .then([{ type: 'AgentCameOnline', data: { agentId: 'web-1', seenAt: now.toISOString() } }]);
+    givenAgent(enrolled, online, offline, deregistered)
+      .when((agent) => decideHeartbeat(agent, now))
+      .then([]);
   });
 });
 
 describe('addresses', () => {
   const tokenApproving = (approvedAddresses?: string[]) =>
-    foldToken(
-      stored(
-        decideIssueToken(
-          foldToken([]),
-          { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z', approvedAddresses },
-          now,
-          policy,
-        ),
-      ),
-    );
+    givenToken([
+      {
+        type: 'EnrollmentTokenIssued',
+        data: { tokenHash: hash, expiresAt: '2030-01-01T01:00:00.000Z', approvedAddresses },
+      },
+    ]).state;
 
   test('an agent enrolls with the address it came from, in canonical form', () => {
     expect(
@@ -269,19 +222,20 @@ describe('addresses', () => {
   });
 
   test('a token cannot approve an address the policy refuses, and names which one', () => {
-    const error = refusal(() =>
-      decideIssueToken(
-        foldToken([]),
-        {
-          tokenHash: hash,
-          expiresAt: '2030-01-01T01:00:00.000Z',
-          approvedAddresses: ['203.0.113.8', '169.254.169.254'],
-        },
-        now,
-        policy,
-      ),
-    );
-    expect([error.code, error.field]).toEqual(['invalid', 'approvedAddresses.1']);
+    givenToken()
+      .when((token) =>
+        decideIssueToken(
+          token,
+          {
+            tokenHash: hash,
+            expiresAt: '2030-01-01T01:00:00.000Z',
+            approvedAddresses: ['203.0.113.8', '169.254.169.254'],
+          },
+          now,
+          policy,
+        ),
+      )
+      .thenRefuses('invalid', 'approvedAddresses.1');
   });
 
   test('an address held by a live agent is refused with 409, unless the admin approved sharing it', () => {
@@ -295,7 +249,7 @@ describe('addresses', () => {
     expect(decideBindAddress('203.0.113.7', 'web-1', ['web-1'], false)).toEqual([
       { type: 'AddressBound', data: { address: '203.0.113.7', agentId: 'web-1', shared: false } },
     ]);
-    expect(foldAddressHolders(stored(decideBindAddress('203.0.113.7', 'web-2', ['web-1'], true)))).toEqual([
+    expect(givenAddress(decideBindAddress('203.0.113.7', 'web-2', ['web-1'], true)).state).toEqual([
       { agentId: 'web-2', shared: true },
     ]);
   });
