@@ -45,12 +45,9 @@ export class RoutingController {
 }
 
 /**
- * Binds handlers to the JetStream event consumer only: Nest's NATS command server skips handlers of
- * another transport, so no plain NATS message can pose as an event.
- */
-
-/**
  * Events routing reacts to, from its durable consumer on `events.agent.*` (at least once: idempotent).
+ * `@OnEvent` binds them to the JetStream event transport only: Nest's NATS command server skips handlers
+ * of another transport, so no plain NATS message can pose as an event.
  */
 @Controller()
 export class RoutingEventHandlers {
