@@ -50,6 +50,18 @@ export default tseslint.config(
     },
   },
   {
+    // #testing (given/when/then for deciders, stored events) is for specs and tests only. A rule of its
+    // own, so the layering rules' no-restricted-imports below keep their patterns for every file.
+    files: ['libs/**/*.ts', 'apps/**/*.ts'],
+    ignores: ['**/*.spec.ts', 'libs/testing/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['\\#testing'], message: '#testing is for *.spec.ts and test/ files only' }] },
+      ],
+    },
+  },
+  {
     files: ['libs/contracts/**/*.ts'],
     rules: {
       'no-restricted-imports': [

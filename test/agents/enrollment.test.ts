@@ -1,6 +1,6 @@
 import { hashToken } from '#auth';
 import { registrationCommands } from '#contracts';
-import { generatedAgentId } from '../../apps/registration/src/registration.service.js';
+import { generatedAgentId } from '../../apps/registration/src/registration.commands.js';
 import { AgentsStack, agentKeys } from '../harness/stack.js';
 import { sleep } from '../harness/processes.js';
 

@@ -5,7 +5,7 @@ import type { EventStore } from '#eventstore';
 import { generateCaEncryptionKey } from '#pki';
 import { createLogger } from '#platform';
 import { Authority } from '../../apps/certificates/src/authority.js';
-import { CertificateCommands } from '../../apps/certificates/src/certificates.service.js';
+import { CertificateCommands } from '../../apps/certificates/src/certificates.commands.js';
 import { openTestStore } from '../eventstore/fixtures.js';
 import { startNats, type TestNats } from '../harness/nats.js';
 import { makeTempDir } from '../harness/processes.js';

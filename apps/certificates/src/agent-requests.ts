@@ -8,7 +8,7 @@ import {
 } from '#contracts';
 import { AgentRequestServer } from '#messaging';
 import type { Logger } from '#platform';
-import type { CertificateCommands } from './certificates.service.js';
+import type { CertificateCommands } from './certificates.commands.js';
 
 /**
  * Certificate requests agents publish on their own prefix, `agents.<id>.out.req.certificates.<command>`:

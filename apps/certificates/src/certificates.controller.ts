@@ -12,7 +12,7 @@ import { JetStreamEventContext, OnEvent } from '#eventstore';
 import { handleCommand } from '#messaging';
 import { LOGGER, type Logger } from '#platform';
 import { Authority } from './authority.js';
-import { CertificateCommands } from './certificates.service.js';
+import { CertificateCommands } from './certificates.commands.js';
 import { CrlPublisher } from './crl.js';
 
 const empty = z.strictObject({});

@@ -21,7 +21,7 @@ import { agentCertificateRequests } from './agent-requests.js';
 import { Authority } from './authority.js';
 import { CertificateIndex } from './certificate-index.js';
 import { CertificateEventHandlers, CertificatesController } from './certificates.controller.js';
-import { CertificateCommands } from './certificates.service.js';
+import { CertificateCommands } from './certificates.commands.js';
 import type { CertificatesConfig } from './config.js';
 import { CrlPublisher } from './crl.js';
 import { evolveAgentLife, type AgentLife } from './domain/decider.js';

@@ -2,7 +2,7 @@ import type { DataSource } from 'typeorm';
 import { certificatesDueForRenewal } from '#persistence';
 import type { Logger } from '#platform';
 import type { AgentChannel } from './agent-channel.js';
-import type { CertificateCommands } from './certificates.service.js';
+import type { CertificateCommands } from './certificates.commands.js';
 
 export interface RenewalOptions {
   /** Renew when notAfter is closer than this (CL_PKI_RENEW_BEFORE_S). */

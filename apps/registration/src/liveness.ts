@@ -6,11 +6,10 @@ import type { Logger } from '#platform';
 import {
   decideHeartbeat,
   decideLivenessTimeout,
-  foldAgent,
   type AgentState,
   type AgentStatus,
-} from './decider.js';
-import { decideAndAppend } from './registration.service.js';
+} from './domain/decider.js';
+import { agentHandler } from './registration.commands.js';
 
 interface Tracked {
   status: AgentStatus;
@@ -134,17 +133,11 @@ export class Liveness {
     if (this.busy.has(agentId)) return;
     this.busy.add(agentId);
     try {
-      const outcome = await decideAndAppend(this.store, { type: 'agent', id: agentId }, foldAgent, decide, {
+      const outcome = await agentHandler.handle(this.store, { type: 'agent', id: agentId }, decide, {
         context: SYSTEM_CONTEXT(`liveness-${agentId}-${Date.now()}`, cause),
       });
       const tracked = this.agents.get(agentId);
-      let state = outcome.state;
-      for (const event of outcome.events) {
-        if (event.type === 'AgentCameOnline' && state.status !== 'absent')
-          state = { ...state, status: 'online' };
-        if (event.type === 'AgentWentOffline' && state.status !== 'absent')
-          state = { ...state, status: 'offline' };
-      }
+      const state = outcome.newState;
       if (state.status === 'absent') this.agents.delete(agentId);
       else if (tracked) tracked.status = state.status;
       for (const event of outcome.events)

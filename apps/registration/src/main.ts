@@ -1,20 +1,13 @@
 import 'reflect-metadata';
-import { NestFactory } from '@nestjs/core';
-import type { MicroserviceOptions } from '@nestjs/microservices';
-import { commandServerOptions } from '#messaging';
-import { createLogger, loadConfig, NestJsonLogger, stopOnSignals } from '#platform';
+import { createLogger, loadConfig, stopOnSignals } from '#platform';
+import { createRegistrationApp } from './app.js';
 import { registrationConfigSchema } from './config.js';
-import { RegistrationModule } from './registration.module.js';
 
 const logger = createLogger('registration');
 try {
   const config = loadConfig(registrationConfigSchema);
-  const app = await NestFactory.createMicroservice<MicroserviceOptions>(
-    RegistrationModule.forRoot(config, logger),
-    { ...commandServerOptions(config, 'registration'), logger: new NestJsonLogger(logger) },
-  );
+  const app = await createRegistrationApp(config, logger);
   stopOnSignals(logger, () => app.close());
-  await app.listen();
   logger.info('registration started');
 } catch (error) {
   logger.error('registration could not start', { error });

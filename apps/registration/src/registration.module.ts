@@ -1,6 +1,5 @@
 import { addressPolicyOf } from '#contracts';
 import {
-  Controller,
   Inject,
   Injectable,
   Module,
@@ -9,59 +8,20 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { MessagePattern, Payload } from '@nestjs/microservices';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
-import {
-  agentCredentialsPayload,
-  deregisterPayload,
-  enrollPayload,
-  issueEnrollmentTokenPayload,
-  registrationCommands,
-} from '#contracts';
 import { EventStore, EventStoreModule, NATS_CONNECTION } from '#eventstore';
-import { connectNats, handleCommand, HeartbeatRecorder, openHeartbeatsBucket } from '#messaging';
+import { connectNats, HeartbeatRecorder, openHeartbeatsBucket } from '#messaging';
 import { LOGGER, retryWhileTransient, type Logger } from '#platform';
 import { AgentBroker } from './agent-broker.js';
 import type { RegistrationConfig } from './config.js';
 import { Liveness } from './liveness.js';
-import { RegistrationCommands } from './registration.service.js';
+import { RegistrationController } from './registration.controller.js';
+import { RegistrationCommands } from './registration.commands.js';
 import { foldAgentsFromLog } from './startup.js';
 
 const SYSTEM_CONNECTION = Symbol('SYSTEM_CONNECTION');
 const REGISTRATION_CONFIG = Symbol('REGISTRATION_CONFIG');
-
-@Controller()
-export class RegistrationController {
-  constructor(
-    @Inject(RegistrationCommands) private readonly commands: RegistrationCommands,
-    @Inject(LOGGER) private readonly logger: Logger,
-  ) {}
-
-  @MessagePattern(registrationCommands.issueEnrollmentToken)
-  issueEnrollmentToken(@Payload() raw: unknown) {
-    return handleCommand(issueEnrollmentTokenPayload, raw, this.logger, (command) =>
-      this.commands.issueEnrollmentToken(command),
-    );
-  }
-
-  @MessagePattern(registrationCommands.enroll)
-  enroll(@Payload() raw: unknown) {
-    return handleCommand(enrollPayload, raw, this.logger, (command) => this.commands.enroll(command));
-  }
-
-  @MessagePattern(registrationCommands.deregister)
-  deregister(@Payload() raw: unknown) {
-    return handleCommand(deregisterPayload, raw, this.logger, (command) => this.commands.deregister(command));
-  }
-
-  @MessagePattern(registrationCommands.agentCredentials)
-  agentCredentials(@Payload() raw: unknown) {
-    return handleCommand(agentCredentialsPayload, raw, this.logger, (command) =>
-      this.commands.agentCredentials(command),
-    );
-  }
-}
 
 /**
  * At start: makes sure the services' account has this release's exports, folds every agent from the

@@ -1,6 +1,6 @@
 import { aggregateTypeSubjects, type DomainEvent } from '#contracts';
 import type { EventStore } from '#eventstore';
-import { evolveAgent, initialAgentState, type AgentState } from './decider.js';
+import { evolveAgent, initialAgentState, type AgentState } from './domain/decider.js';
 
 /** Every agent's state, folded from the agent events of the log (streamed, bounded memory). */
 export async function foldAgentsFromLog(store: EventStore): Promise<Map<string, AgentState>> {

@@ -2,7 +2,7 @@ import type { Msg } from '@nats-io/transport-node';
 import type { CommandReply } from '#contracts';
 import { createLogger } from '#platform';
 import { agentRouteRequests, MAX_IN_FLIGHT_PER_AGENT } from './agent-requests.js';
-import type { RoutingCommands } from './routing.service.js';
+import type { RoutingCommands } from './routing.commands.js';
 
 const routeId = '11111111-1111-5111-8111-111111111111';
 

@@ -14,7 +14,7 @@ import {
 } from '#contracts';
 import { AgentRequestServer, type AgentRequest } from '#messaging';
 import type { Logger } from '#platform';
-import type { RoutingCommands } from './routing.service.js';
+import type { RoutingCommands } from './routing.commands.js';
 
 /** Requests of one agent handled at once; more are refused (`unavailable`) instead of queued. */
 export const MAX_IN_FLIGHT_PER_AGENT = 16;

@@ -1,5 +1,12 @@
 import { DomainError, type AggregateType, type StoredEvent } from '#contracts';
-import type { AggregateHistory, EventStore } from '#eventstore';
+import type {
+  AggregateHistory,
+  AggregateStore,
+  AppendOptions,
+  AppendResult,
+  EventStore,
+  NewEventInput,
+} from '#eventstore';
 
 /** Whether a NATS / JetStream failure is about the broker being busy or away (worth retrying), not the request. */
 export function isTransientNatsError(error: unknown): boolean {
@@ -38,11 +45,11 @@ export function asUnavailable(error: unknown): unknown {
 }
 
 /**
- * Reads aggregates with a cache of their histories by last sequence. The log is append-only (the stream
- * denies delete and purge), so a subject whose last sequence has not moved has exactly the events read
- * before: one direct get of the subject's last message replaces the consumers a full read needs.
+ * The event store with a cache of aggregates' histories by last sequence. The log is append-only (the
+ * stream denies delete and purge), so a subject whose last sequence has not moved has exactly the events
+ * read before: one direct get of the subject's last message replaces the consumers a full read needs.
  */
-export class AggregateReader {
+export class CachedAggregateStore implements AggregateStore {
   private readonly cache = new Map<string, AggregateHistory>();
 
   constructor(
@@ -50,7 +57,7 @@ export class AggregateReader {
     private readonly capacity = 20_000,
   ) {}
 
-  async read(type: AggregateType, id: string): Promise<AggregateHistory> {
+  async readAggregate(type: AggregateType, id: string): Promise<AggregateHistory> {
     const subject = this.store.subjectOf(type, id);
     const last = await retryTransient(() => this.store.lastSequenceOfSubject(subject));
     if (last === 0) return { events: [], lastSequence: 0 };
@@ -66,8 +73,31 @@ export class AggregateReader {
     return history;
   }
 
-  /** What an append just stored extends a cached history without reading it again. */
-  appended(type: AggregateType, id: string, before: AggregateHistory, events: readonly StoredEvent[]): void {
+  /**
+   * Appends through the store. The history the decision was read from is the cached one whose last
+   * sequence the append expected (the same subject at the same sequence holds the same events): what
+   * was stored extends it without reading it again.
+   */
+  async append(
+    aggregate: { type: AggregateType; id: string },
+    events: readonly NewEventInput[],
+    options: AppendOptions,
+  ): Promise<AppendResult> {
+    const result = await this.store.append(aggregate, events, options);
+    const subject = this.store.subjectOf(aggregate.type, aggregate.id);
+    const before = options.expectedSequence === 0 ? { events: [], lastSequence: 0 } : this.cache.get(subject);
+    if (before !== undefined && before.lastSequence === options.expectedSequence)
+      this.appended(aggregate.type, aggregate.id, before, result.events);
+    else this.cache.delete(subject);
+    return result;
+  }
+
+  private appended(
+    type: AggregateType,
+    id: string,
+    before: AggregateHistory,
+    events: readonly StoredEvent[],
+  ): void {
     if (events.length === 0) return;
     const subject = this.store.subjectOf(type, id);
     const known = new Set(before.events.map((event) => event.sequence));

@@ -11,7 +11,7 @@ import {
 import { JetStreamEventContext, OnEvent } from '#eventstore';
 import { handleCommand } from '#messaging';
 import { LOGGER, type Logger } from '#platform';
-import { RoutingCommands } from './routing.service.js';
+import { RoutingCommands } from './routing.commands.js';
 
 /** Commands from the API over NATS request/reply (`cmd.routing.*`, queue group `routing`). */
 @Controller()
@@ -45,12 +45,9 @@ export class RoutingController {
 }
 
 /**
- * Binds handlers to the JetStream event consumer only: Nest's NATS command server skips handlers of
- * another transport, so no plain NATS message can pose as an event.
- */
-
-/**
  * Events routing reacts to, from its durable consumer on `events.agent.*` (at least once: idempotent).
+ * `@OnEvent` binds them to the JetStream event transport only: Nest's NATS command server skips handlers
+ * of another transport, so no plain NATS message can pose as an event.
  */
 @Controller()
 export class RoutingEventHandlers {

@@ -17,7 +17,7 @@ import { agentRouteRequests } from './agent-requests.js';
 import type { RoutingConfig } from './config.js';
 import { RoutingController, RoutingEventHandlers } from './routing.controller.js';
 import { ProxyNodeWatch } from './proxy-node-watch.js';
-import { RoutingCommands } from './routing.service.js';
+import { RoutingCommands } from './routing.commands.js';
 
 /** Starts answering agents' route requests once the app is up, and stops before it shuts down. */
 @Injectable()

@@ -1,7 +1,7 @@
 import { ValidationError } from './validation.js';
 
 /**
- * The error vocabulary shared by services, the API and the CLI. A decider returns a DomainError; the
+ * The error vocabulary shared by services, the API and the CLI. A decider throws a DomainError; the
  * service replies with its JSON form over NATS; the API maps `code` to an HTTP status.
  */
 export const ERROR_STATUS = {

@@ -6,3 +6,4 @@ export * from './dead-letters.js';
 export * from './quarantine.js';
 export * from './transport.js';
 export * from './nest.js';
+export * from './command-handler.js';

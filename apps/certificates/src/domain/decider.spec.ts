@@ -1,4 +1,5 @@
-import type { DomainError, NewEvent, StoredEvent } from '#contracts';
+import type { NewEvent, StoredEvent } from '#contracts';
+import { deciderSpec, refusal, stored } from '#testing';
 import {
   checkAgentUsable,
   checkIssue,
@@ -17,32 +18,12 @@ import {
 
 const now = new Date('2030-01-01T00:00:00.000Z');
 const later = (seconds: number) => new Date(now.getTime() + seconds * 1000).toISOString();
-let sequence = 0;
-
-function stored(events: NewEvent[], aggregate = { type: 'certificate' as const, id: 'db-1' }): StoredEvent[] {
-  return events.map((event) => ({
-    id: `e${++sequence}`,
-    type: event.type,
-    schemaVersion: 1,
-    aggregate,
-    occurredAt: now.toISOString(),
-    actor: { kind: 'system', id: 'test' },
-    correlationId: 'c',
-    causationId: null,
-    data: event.data,
-    sequence,
-    subject: `events.${aggregate.type}.${aggregate.id}`,
-  }));
-}
-
-function refusal(run: () => unknown): DomainError {
-  try {
-    run();
-  } catch (error) {
-    return error as DomainError;
-  }
-  throw new Error('expected a refusal');
-}
+const holder = { aggregate: { type: 'certificate' as const, id: 'db-1' }, at: now };
+const givenHolder = deciderSpec(foldHolder, holder);
+const givenAgent = deciderSpec(foldAgentLife, { aggregate: { type: 'agent', id: 'db-1' }, at: now });
+const givenHostname = deciderSpec(foldHostnameHolder, {
+  aggregate: { type: 'hostname', id: 'a.example.com' },
+});
 
 const pem = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';
 function certificate(
@@ -69,11 +50,15 @@ function certificate(
 class History {
   events: StoredEvent[] = [];
   get state() {
-    return foldHolder(this.events);
+    return givenHolder(this.events).state;
   }
   add(events: NewEvent[]): NewEvent[] {
-    this.events.push(...stored(events));
+    this.events.push(...stored(events, holder));
     return events;
+  }
+  /** Given this history, when `decide`: `.then(events)` or `.thenRefuses(code, field)`. */
+  when<R>(decide: (state: History['state']) => R) {
+    return givenHolder(this.events).when(decide);
   }
 }
 
@@ -87,7 +72,7 @@ describe('issuing', () => {
       { type: 'CertificateIssued', data: first },
     ]);
     expect(checkIssue(history.state, request, now)?.serial).toBe('01');
-    expect(decideIssue(history.state, request, certificate('02', 'k1'), now)).toEqual([]);
+    history.when((state) => decideIssue(state, request, certificate('02', 'k1'), now)).then([]);
     // Other names for the same key, or the same key after expiry: a new certificate.
     const otherNames = { ...request, names: ['db-1.mongodb.example.com', 'x.db-1.mongodb.example.com'] };
     expect(checkIssue(history.state, otherNames, now)).toBeUndefined();
@@ -111,33 +96,36 @@ describe('issuing', () => {
       names: renewal.names,
       replaces: '01',
     };
-    expect(decideIssue(history.state, request, renewal, now)).toEqual([
-      { type: 'CertificateRenewed', data: { ...renewal, replaces: '01' } },
-    ]);
-    const unknown = refusal(() => checkIssue(history.state, { ...request, replaces: '99' }, now));
-    expect([unknown.code, unknown.field]).toEqual(['not_found', 'replaces']);
+    history
+      .when((state) => decideIssue(state, request, renewal, now))
+      .then([{ type: 'CertificateRenewed', data: { ...renewal, replaces: '01' } }]);
+    history
+      .when((state) => checkIssue(state, { ...request, replaces: '99' }, now))
+      .thenRefuses('not_found', 'replaces');
 
     history.add(decideIssue(history.state, request, renewal, now));
     history.add(decideConfirm(history.state, '02', { status: 'none' }));
-    const replacedAgain = refusal(() =>
-      checkIssue(
-        history.state,
-        { publicKeyFingerprint: 'k3'.padEnd(64, 'a'), names: renewal.names, replaces: '01' },
-        now,
-      ),
-    );
-    expect([replacedAgain.code, replacedAgain.field]).toEqual(['conflict', 'replaces']);
+    const replacedAgain = history
+      .when((state) =>
+        checkIssue(
+          state,
+          { publicKeyFingerprint: 'k3'.padEnd(64, 'a'), names: renewal.names, replaces: '01' },
+          now,
+        ),
+      )
+      .thenRefuses('conflict', 'replaces');
     expect(replacedAgain.message).toMatch(/already replaced by 02/);
 
     history.add(decideRevoke(history.state, '02', 'keyCompromise', 'test'));
-    const revoked = refusal(() =>
-      checkIssue(
-        history.state,
-        { publicKeyFingerprint: 'k4'.padEnd(64, 'a'), names: renewal.names, replaces: '02' },
-        now,
-      ),
-    );
-    expect([revoked.code, revoked.field]).toEqual(['conflict', 'replaces']);
+    history
+      .when((state) =>
+        checkIssue(
+          state,
+          { publicKeyFingerprint: 'k4'.padEnd(64, 'a'), names: renewal.names, replaces: '02' },
+          now,
+        ),
+      )
+      .thenRefuses('conflict', 'replaces');
   });
 
   test('a key whose certificate was revoked is never certified again', () => {
@@ -146,8 +134,7 @@ describe('issuing', () => {
     const request = { publicKeyFingerprint: first.publicKeyFingerprint, names: first.names };
     history.add(decideIssue(history.state, request, first, now));
     history.add(decideRevoke(history.state, '01', 'keyCompromise', 'leaked'));
-    const error = refusal(() => checkIssue(history.state, request, now));
-    expect([error.code, error.field]).toEqual(['conflict', 'csr']);
+    history.when((state) => checkIssue(state, request, now)).thenRefuses('conflict', 'csr');
   });
 
   test('requester, agent and names policies', () => {
@@ -155,40 +142,34 @@ describe('issuing', () => {
     expect(() => checkRequester({ kind: 'agent', id: 'db-1' }, 'db-1')).not.toThrow();
     expect(() => checkRequester({ kind: 'admin', id: 'alice' }, 'db-1')).not.toThrow();
 
-    expect(refusal(() => checkAgentUsable(foldAgentLife([]), 'db-1')).code).toBe('not_found');
-    const enrolled = stored(
-      [
-        {
-          type: 'AgentEnrolled',
-          data: {
-            agentId: 'db-1',
-            publicAddress: '192.0.2.1',
-            labels: {},
-            natsPublicKey: 'U' + 'A'.repeat(55),
-            enrollmentTokenId: 'x',
-          },
+    givenAgent()
+      .when((agent) => checkAgentUsable(agent, 'db-1'))
+      .thenRefuses('not_found', 'agentId');
+    const enrolled: NewEvent[] = [
+      {
+        type: 'AgentEnrolled',
+        data: {
+          agentId: 'db-1',
+          publicAddress: '192.0.2.1',
+          labels: {},
+          natsPublicKey: 'U' + 'A'.repeat(55),
+          enrollmentTokenId: 'x',
         },
-      ],
-      { type: 'agent' as never, id: 'db-1' },
-    );
-    expect(() => checkAgentUsable(foldAgentLife(enrolled), 'db-1')).not.toThrow();
-    const gone = [
-      ...enrolled,
-      ...stored([{ type: 'AgentDeregistered', data: { agentId: 'db-1', reason: 'x' } }]),
+      },
     ];
-    expect(refusal(() => checkAgentUsable(foldAgentLife(gone), 'db-1')).code).toBe('conflict');
+    expect(() => checkAgentUsable(givenAgent(enrolled).state, 'db-1')).not.toThrow();
+    givenAgent(enrolled, [{ type: 'AgentDeregistered', data: { agentId: 'db-1', reason: 'x' } }])
+      .when((agent) => checkAgentUsable(agent, 'db-1'))
+      .thenRefuses('conflict', 'agentId');
 
     const routeId = '3f1e2d3c-4b5a-4a69-8877-665544332211';
-    const claim = stored([
+    const claim: NewEvent[] = [
       { type: 'HostnameClaimed', data: { hostname: 'a.example.com', routeId, agentId: 'db-1' } },
-    ]);
-    const released = [
-      ...claim,
-      ...stored([{ type: 'HostnameReleased', data: { hostname: 'a.example.com', routeId } }]),
     ];
+    const release: NewEvent[] = [{ type: 'HostnameReleased', data: { hostname: 'a.example.com', routeId } }];
     const holders = new Map([
-      ['a.example.com', foldHostnameHolder(claim)],
-      ['b.example.com', foldHostnameHolder(released)],
+      ['a.example.com', givenHostname(claim).state],
+      ['b.example.com', givenHostname(claim, release).state],
       ['c.example.com', { agentId: 'db-2', routeId }],
     ]);
     expect(ownedNames('db-1', 'db-1.mongodb.example.com', holders)).toEqual([
@@ -216,15 +197,19 @@ describe('installing, superseding, revoking', () => {
     ]);
     issue(certificate('02', 'k2'), '01'); // the agent lost this one's key
     issue(certificate('03', 'k3'), '01');
-    expect(decideConfirm(history.state, '03', { status: 'failed', detail: 'exit code 1' })).toEqual([
-      { type: 'CertificateInstalled', data: { serial: '03', hook: 'failed', hookDetail: 'exit code 1' } },
-      { type: 'CertificateSuperseded', data: { serial: '01', by: '03' } },
-      { type: 'CertificateSuperseded', data: { serial: '02', by: '03' } },
-    ]);
+    history
+      .when((state) => decideConfirm(state, '03', { status: 'failed', detail: 'exit code 1' }))
+      .then([
+        { type: 'CertificateInstalled', data: { serial: '03', hook: 'failed', hookDetail: 'exit code 1' } },
+        { type: 'CertificateSuperseded', data: { serial: '01', by: '03' } },
+        { type: 'CertificateSuperseded', data: { serial: '02', by: '03' } },
+      ]);
     history.add(decideConfirm(history.state, '03', { status: 'none' }));
-    expect(decideConfirm(history.state, '03', { status: 'none' })).toEqual([]);
+    history.when((state) => decideConfirm(state, '03', { status: 'none' })).then([]);
     expect(history.state.certificates.get('01')).toMatchObject({ status: 'superseded', supersededBy: '03' });
-    expect(refusal(() => decideConfirm(history.state, '99', { status: 'none' })).code).toBe('not_found');
+    history
+      .when((state) => decideConfirm(state, '99', { status: 'none' }))
+      .thenRefuses('not_found', 'serial');
   });
 
   test('revoking: once; a revoked certificate cannot be confirmed; deregistration revokes every valid one', () => {
@@ -242,9 +227,9 @@ describe('installing, superseding, revoking', () => {
     issue(certificate('02', 'k2', ['db-1.mongodb.example.com'], later(-10))); // already expired
     issue(certificate('03', 'k3', ['x.example.com']));
     history.add(decideRevoke(history.state, '03', 'superseded', 'test'));
-    expect(decideRevoke(history.state, '03', 'superseded', 'again')).toEqual([]);
-    expect(refusal(() => decideConfirm(history.state, '03', { status: 'none' })).code).toBe('conflict');
-    expect(refusal(() => decideRevoke(history.state, '99', 'unspecified', 'x')).code).toBe('not_found');
+    history.when((state) => decideRevoke(state, '03', 'superseded', 'again')).then([]);
+    history.when((state) => decideConfirm(state, '03', { status: 'none' })).thenRefuses('conflict', 'serial');
+    history.when((state) => decideRevoke(state, '99', 'unspecified', 'x')).thenRefuses('not_found', 'serial');
     const all = decideRevokeAll(history.state, now, 'cessationOfOperation', 'agent deregistered');
     expect(all).toEqual([
       {
@@ -253,7 +238,7 @@ describe('installing, superseding, revoking', () => {
       },
     ]);
     history.add(all);
-    expect(decideRevokeAll(history.state, now, 'cessationOfOperation', 'again')).toEqual([]);
+    history.when((state) => decideRevokeAll(state, now, 'cessationOfOperation', 'again')).then([]);
   });
 
   test('the front certificate is recorded once, installed at once, superseding the previous one', () => {
@@ -266,13 +251,15 @@ describe('installing, superseding, revoking', () => {
       'CertificateIssued',
       'CertificateInstalled',
     ]);
-    expect(decideRecordFront(history.state, first)).toEqual([]);
+    history.when((state) => decideRecordFront(state, first)).then([]);
     const second = { ...first, serial: '02', publicKeyFingerprint: 'k2'.padEnd(64, 'a') };
-    expect(decideRecordFront(history.state, second)).toEqual([
-      { type: 'CertificateRenewed', data: { ...second, replaces: '01' } },
-      { type: 'CertificateInstalled', data: { serial: '02', hook: 'none', hookDetail: null } },
-      { type: 'CertificateSuperseded', data: { serial: '01', by: '02' } },
-    ]);
+    history
+      .when((state) => decideRecordFront(state, second))
+      .then([
+        { type: 'CertificateRenewed', data: { ...second, replaces: '01' } },
+        { type: 'CertificateInstalled', data: { serial: '02', hook: 'none', hookDetail: null } },
+        { type: 'CertificateSuperseded', data: { serial: '01', by: '02' } },
+      ]);
   });
 });
 
@@ -284,9 +271,7 @@ function expectResumable(history: History, decide: (state: History['state']) => 
   const whole = decide(history.state);
   expect(whole.length).toBeGreaterThan(1);
   for (let written = 1; written < whole.length; written++) {
-    const partial = new History();
-    partial.events = [...history.events, ...stored(whole.slice(0, written))];
-    expect(decide(partial.state)).toEqual(whole.slice(written));
+    givenHolder(history.events, whole.slice(0, written)).when(decide).then(whole.slice(written));
   }
 }
 

@@ -1,10 +1,5 @@
-import {
-  addressPolicy,
-  parseAddressRange,
-  type DomainError,
-  type NewEvent,
-  type StoredEvent,
-} from '#contracts';
+import { addressPolicy, parseAddressRange, type Actor, type NewEvent } from '#contracts';
+import { deciderSpec, refusal, stored } from '#testing';
 import {
   checkAgentUsable,
   checkOptions,
@@ -22,7 +17,10 @@ import {
   initialRouteState,
   pendingView,
   type ActiveAgent,
+  type HostnameState,
   type RouteDefinition,
+  type RoutePatch,
+  type RouteState,
 } from './decider.js';
 
 const t0 = new Date('2030-01-01T00:00:00.000Z');
@@ -31,32 +29,9 @@ const policy = addressPolicy(
   ['2001:db8::/32', '192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24', '10.0.0.0/8'].map(parseAddressRange),
   ['198.51.100.250'],
 );
-let sequence = 0;
-
-function stored(events: NewEvent[], at = t0, causationId: string | null = null): StoredEvent[] {
-  return events.map((event) => ({
-    id: `e${++sequence}`,
-    type: event.type,
-    schemaVersion: 1,
-    aggregate: { type: 'route', id: 'x' },
-    occurredAt: at.toISOString(),
-    actor: { kind: 'system', id: 'test' },
-    correlationId: 'c',
-    causationId,
-    data: event.data,
-    sequence,
-    subject: 'events.route.x',
-  }));
-}
-
-function refusal(run: () => unknown): DomainError {
-  try {
-    run();
-  } catch (error) {
-    return error as DomainError;
-  }
-  throw new Error('expected a refusal');
-}
+const givenRoute = deciderSpec(foldRoute, { aggregate: { type: 'route', id: 'x' }, at: t0 });
+const givenHostname = deciderSpec(foldHostname, { aggregate: { type: 'hostname', id: 'x' }, at: t0 });
+const givenAgent = deciderSpec(foldAgent, { aggregate: { type: 'agent', id: 'web-a' }, at: t0 });
 
 const admin = { kind: 'admin' as const, id: 'alice' };
 const agentA = { kind: 'agent' as const, id: 'web-a' };
@@ -73,94 +48,62 @@ const definition: RouteDefinition = {
 };
 const otherRouteId = '22222222-2222-5222-8222-222222222222';
 
-const requested = () => stored(decideRequestRoute(initialRouteState, definition).events);
+const requested: NewEvent[] = [{ type: 'RouteRequested', data: definition }];
+const removedBecause = (reason: string): NewEvent[] => [
+  { type: 'RouteRemoved', data: { routeId: definition.routeId, reason } },
+];
+const update =
+  (patch: RoutePatch, actor: Actor = agentA, agent: ActiveAgent = activeA) =>
+  (route: RouteState) =>
+    decideUpdateRoute(route, agent, actor, definition.routeId, patch, policy);
 
 describe('routes', () => {
   test('a request on a new route id appends RouteRequested; revisions count definition events', () => {
-    const decision = decideRequestRoute(initialRouteState, definition);
-    expect(decision).toEqual({ events: [{ type: 'RouteRequested', data: definition }], existing: false });
-    const history = [
-      ...requested(),
-      ...stored([
-        {
-          type: 'RouteApplied',
-          data: { routeId: definition.routeId, revision: 1, node: 'n1', configVersion: 3, propagationMs: 5 },
+    givenRoute()
+      .when((route) => decideRequestRoute(route, definition))
+      .then({ events: requested, existing: false });
+    const history: NewEvent[] = [
+      ...requested,
+      {
+        type: 'RouteApplied',
+        data: { routeId: definition.routeId, revision: 1, node: 'n1', configVersion: 3, propagationMs: 5 },
+      },
+      {
+        type: 'RouteUpdated',
+        data: {
+          routeId: definition.routeId,
+          target: { host: '2001:db8::a', port: 9090 },
+          options: { tlsToTarget: true },
         },
-      ]),
-      ...stored([
-        {
-          type: 'RouteUpdated',
-          data: {
-            routeId: definition.routeId,
-            target: { host: '2001:db8::a', port: 9090 },
-            options: { tlsToTarget: true },
-          },
-        },
-      ]),
+      },
     ];
-    expect(foldRoute(history)).toMatchObject({
+    expect(givenRoute(history).state).toMatchObject({
       status: 'live',
       revision: 2,
       target: { port: 9090 },
       options: { tlsToTarget: true },
     });
-    const removed = foldRoute([
-      ...history,
-      ...stored([{ type: 'RouteRemoved', data: { routeId: definition.routeId, reason: 'bye' } }]),
-    ]);
+    const removed = givenRoute(history, removedBecause('bye')).state;
     expect(removed).toMatchObject({ status: 'removed', revision: 2, removalReason: 'bye' });
     expect(pendingView(removed as never)).toMatchObject({ status: 'removed', statusReason: 'bye' });
   });
 
   test('the same request again is recognised; the same key with another request is refused', () => {
-    const route = foldRoute(requested());
-    expect(decideRequestRoute(route, definition)).toEqual({ events: [], existing: true });
-    const error = refusal(() =>
-      decideRequestRoute(route, { ...definition, hostname: 'other.apps.example.test' }),
-    );
-    expect([error.code, error.field]).toEqual(['conflict', 'Idempotency-Key']);
-    expect(
-      refusal(() => decideRequestRoute(route, { ...definition, target: { host: '2001:db8::a', port: 1 } }))
-        .code,
-    ).toBe('conflict');
+    const route = givenRoute(requested);
+    route.when((state) => decideRequestRoute(state, definition)).then({ events: [], existing: true });
+    route
+      .when((state) => decideRequestRoute(state, { ...definition, hostname: 'other.apps.example.test' }))
+      .thenRefuses('conflict', 'Idempotency-Key');
+    route
+      .when((state) => decideRequestRoute(state, { ...definition, target: { host: '2001:db8::a', port: 1 } }))
+      .thenRefuses('conflict', 'Idempotency-Key');
   });
 
   test('an update makes a new revision; equal values change nothing; removed routes are gone', () => {
-    const route = foldRoute(requested());
-    expect(
-      decideUpdateRoute(
-        route,
-        activeA,
-        agentA,
-        definition.routeId,
-        { options: { tlsToTarget: false } },
-        policy,
-      ),
-    ).toEqual([]);
-    expect(
-      decideUpdateRoute(
-        route,
-        activeA,
-        agentA,
-        definition.routeId,
-        {
-          target: { host: '2001:DB8:0::A', port: 8080 },
-        },
-        policy,
-      ),
-    ).toEqual([]);
-    expect(
-      decideUpdateRoute(
-        route,
-        activeA,
-        agentA,
-        definition.routeId,
-        {
-          target: { host: '2001:db8::a', port: 81 },
-        },
-        policy,
-      ),
-    ).toEqual([
+    const route = givenRoute(requested);
+    route.when(update({ options: { tlsToTarget: false } })).then([]);
+    route.when(update({ target: { host: '2001:DB8:0::A', port: 8080 } })).then([]);
+    route.when(update({ target: { host: '2001:db8::a', port: 81 } })).then([
       {
         type: 'RouteUpdated',
         data: {
@@ -170,170 +113,114 @@ describe('routes', () => {
         },
       },
     ]);
-    const forbidden = refusal(() =>
-      decideUpdateRoute(
-        route,
-        activeA,
-        agentB,
-        definition.routeId,
-        { options: { tlsToTarget: true } },
-        policy,
-      ),
-    );
-    expect(forbidden.code).toBe('forbidden');
-    const elsewhere = refusal(() =>
-      decideUpdateRoute(
-        route,
-        activeA,
-        agentA,
-        definition.routeId,
-        {
+    route.when(update({ options: { tlsToTarget: true } }, agentB)).thenRefuses('forbidden');
+    route
+      .when(update({ target: { host: '198.51.100.1', port: 81 } }))
+      .thenRefuses('forbidden', 'target.host');
+    route.when(update({ target: { host: '198.51.100.1', port: 81 } }, admin)).then([
+      {
+        type: 'RouteUpdated',
+        data: {
+          routeId: definition.routeId,
           target: { host: '198.51.100.1', port: 81 },
+          options: { tlsToTarget: false },
         },
-        policy,
-      ),
-    );
-    expect([elsewhere.code, elsewhere.field]).toEqual(['forbidden', 'target.host']);
-    expect(
-      decideUpdateRoute(
-        route,
-        activeA,
-        admin,
-        definition.routeId,
-        {
-          target: { host: '198.51.100.1', port: 81 },
-        },
-        policy,
-      ),
-    ).toHaveLength(1);
-    const gone = foldRoute([
-      ...requested(),
-      ...stored([{ type: 'RouteRemoved', data: { routeId: definition.routeId, reason: 'x' } }]),
+      },
     ]);
-    expect(
-      refusal(() => decideUpdateRoute(gone, activeA, admin, definition.routeId, { options: {} }, policy))
-        .code,
-    ).toBe('gone');
-    expect(
-      refusal(() => decideUpdateRoute(initialRouteState, activeA, admin, definition.routeId, {}, policy))
-        .code,
-    ).toBe('not_found');
-    const deregistered = refusal(() =>
-      decideUpdateRoute(
-        route,
-        { ...activeA, status: 'deregistered' } as never,
-        admin,
-        definition.routeId,
-        {
-          options: { tlsToTarget: true },
-        },
-        policy,
-      ),
-    );
-    expect([deregistered.code, deregistered.field]).toEqual(['conflict', 'agentId']);
+    givenRoute(requested, removedBecause('x'))
+      .when(update({ options: {} }, admin))
+      .thenRefuses('gone');
+    givenRoute().when(update({}, admin)).thenRefuses('not_found');
+    route
+      .when(
+        update({ options: { tlsToTarget: true } }, admin, { ...activeA, status: 'deregistered' } as never),
+      )
+      .thenRefuses('conflict', 'agentId');
   });
 
   test('removal: once; only by the owner agent or an admin', () => {
-    const route = foldRoute(requested());
-    expect(decideRemoveRoute(route, agentA, definition.routeId, 'bye')).toEqual([
-      { type: 'RouteRemoved', data: { routeId: definition.routeId, reason: 'bye' } },
-    ]);
-    expect(refusal(() => decideRemoveRoute(route, agentB, definition.routeId, 'x')).code).toBe('forbidden');
-    expect(refusal(() => decideRemoveRoute(initialRouteState, admin, definition.routeId, 'x')).code).toBe(
-      'not_found',
-    );
-    const gone = foldRoute([
-      ...requested(),
-      ...stored(decideRemoveRoute(route, admin, definition.routeId, 'x')),
-    ]);
-    expect(decideRemoveRoute(gone, admin, definition.routeId, 'again')).toEqual([]);
+    const route = givenRoute(requested);
+    route
+      .when((state) => decideRemoveRoute(state, agentA, definition.routeId, 'bye'))
+      .then(removedBecause('bye'));
+    route.when((state) => decideRemoveRoute(state, agentB, definition.routeId, 'x')).thenRefuses('forbidden');
+    givenRoute()
+      .when((state) => decideRemoveRoute(state, admin, definition.routeId, 'x'))
+      .thenRefuses('not_found');
+    givenRoute(requested, removedBecause('x'))
+      .when((state) => decideRemoveRoute(state, admin, definition.routeId, 'again'))
+      .then([]);
   });
 });
 
 describe('host names', () => {
   const claim = { hostname: definition.hostname, routeId: definition.routeId, agentId: 'web-a' };
+  const claimed: NewEvent[] = [{ type: 'HostnameClaimed', data: claim }];
   const claimedByOther = (at = t0) =>
-    stored([{ type: 'HostnameClaimed', data: { ...claim, routeId: otherRouteId, agentId: 'web-b' } }], at);
+    stored([{ type: 'HostnameClaimed', data: { ...claim, routeId: otherRouteId, agentId: 'web-b' } }], {
+      aggregate: { type: 'hostname', id: 'x' },
+      at,
+    });
+  const releasedByOther: NewEvent[] = [
+    { type: 'HostnameReleased', data: { hostname: claim.hostname, routeId: otherRouteId } },
+  ];
   const otherRoute = (hostname = definition.hostname) =>
-    foldRoute(
-      stored([
-        {
-          type: 'RouteRequested',
-          data: { ...definition, routeId: otherRouteId, agentId: 'web-b', hostname },
-        },
-      ]),
-    );
+    givenRoute([
+      {
+        type: 'RouteRequested',
+        data: { ...definition, routeId: otherRouteId, agentId: 'web-b', hostname },
+      },
+    ]).state;
+  const claiming =
+    (ownerRoute: RouteState, at = t0) =>
+    (state: HostnameState) =>
+      decideClaim(state, ownerRoute, claim, at, 60_000);
 
   test('a free name is claimed; a claim by this route is a retry and decides nothing', () => {
-    expect(decideClaim(foldHostname([]), initialRouteState, claim, t0, 60_000)).toEqual([
-      { type: 'HostnameClaimed', data: claim },
-    ]);
-    const mine = foldHostname(stored([{ type: 'HostnameClaimed', data: claim }]));
-    expect(decideClaim(mine, initialRouteState, claim, t0, 60_000)).toEqual([]);
-    expect(claimHeldBy(mine, definition.routeId)).toBe(true);
+    givenHostname().when(claiming(initialRouteState)).then(claimed);
+    const mine = givenHostname(claimed);
+    mine.when(claiming(initialRouteState)).then([]);
+    expect(claimHeldBy(mine.state, definition.routeId)).toBe(true);
   });
 
   test('a name held by a live route of that name is taken: 409 naming hostname', () => {
-    const error = refusal(() =>
-      decideClaim(
-        foldHostname(claimedByOther()),
-        otherRoute(),
-        claim,
-        new Date(t0.getTime() + 3_600_000),
-        60_000,
-      ),
-    );
-    expect([error.code, error.field]).toEqual(['conflict', 'hostname']);
+    givenHostname(claimedByOther())
+      .when(claiming(otherRoute(), new Date(t0.getTime() + 3_600_000)))
+      .thenRefuses('conflict', 'hostname');
   });
 
   test('a claim whose route never appeared blocks only for the grace period, then is taken over', () => {
-    const state = foldHostname(claimedByOther());
-    const early = refusal(() =>
-      decideClaim(state, initialRouteState, claim, new Date(t0.getTime() + 59_999), 60_000),
-    );
-    expect([early.code, early.field]).toEqual(['conflict', 'hostname']);
-    const late = decideClaim(state, initialRouteState, claim, new Date(t0.getTime() + 60_000), 60_000);
-    expect(late).toEqual([
-      { type: 'HostnameReleased', data: { hostname: claim.hostname, routeId: otherRouteId } },
-      { type: 'HostnameClaimed', data: claim },
-    ]);
-    expect(foldHostname([...claimedByOther(), ...stored(late)]).owner).toMatchObject({
+    const state = givenHostname(claimedByOther());
+    state
+      .when(claiming(initialRouteState, new Date(t0.getTime() + 59_999)))
+      .thenRefuses('conflict', 'hostname');
+    const late = decideClaim(state.state, initialRouteState, claim, new Date(t0.getTime() + 60_000), 60_000);
+    expect(late).toEqual([...releasedByOther, ...claimed]);
+    expect(givenHostname(claimedByOther(), late).state.owner).toMatchObject({
       routeId: definition.routeId,
     });
   });
 
   test('a claim left by a removed route, or by a route with another name, is stale at once', () => {
-    const state = foldHostname(claimedByOther());
-    const removed = foldRoute([
-      ...stored([
-        { type: 'RouteRequested', data: { ...definition, routeId: otherRouteId, agentId: 'web-b' } },
-      ]),
-      ...stored([{ type: 'RouteRemoved', data: { routeId: otherRouteId, reason: 'x' } }]),
-    ]);
-    expect(decideClaim(state, removed, claim, t0, 60_000)).toHaveLength(2);
-    expect(decideClaim(state, otherRoute('elsewhere.apps.example.test'), claim, t0, 60_000)).toHaveLength(2);
+    const state = givenHostname(claimedByOther());
+    const removed = givenRoute(
+      [{ type: 'RouteRequested', data: { ...definition, routeId: otherRouteId, agentId: 'web-b' } }],
+      [{ type: 'RouteRemoved', data: { routeId: otherRouteId, reason: 'x' } }],
+    ).state;
+    state.when(claiming(removed)).then([...releasedByOther, ...claimed]);
+    state.when(claiming(otherRoute('elsewhere.apps.example.test'))).then([...releasedByOther, ...claimed]);
   });
 
   test('a released name can be claimed again; a release is only by the holding route', () => {
-    const history = claimedByOther();
-    expect(decideRelease(foldHostname(history), claim.hostname, definition.routeId)).toEqual([]);
-    const release = decideRelease(foldHostname(history), claim.hostname, otherRouteId);
-    expect(release).toEqual([
-      { type: 'HostnameReleased', data: { hostname: claim.hostname, routeId: otherRouteId } },
-    ]);
-    const released = foldHostname([...history, ...stored(release)]);
-    expect(released.owner).toBeNull();
-    expect(decideClaim(released, initialRouteState, claim, t0, 60_000)).toEqual([
-      { type: 'HostnameClaimed', data: claim },
-    ]);
+    const history = givenHostname(claimedByOther());
+    history.when((state) => decideRelease(state, claim.hostname, definition.routeId)).then([]);
+    history.when((state) => decideRelease(state, claim.hostname, otherRouteId)).then(releasedByOther);
+    const released = givenHostname(claimedByOther(), releasedByOther);
+    expect(released.state.owner).toBeNull();
+    released.when(claiming(initialRouteState)).then(claimed);
     // A late release by an earlier owner does not free the new owner's claim.
-    const reclaimed = foldHostname([
-      ...history,
-      ...stored(release),
-      ...stored([{ type: 'HostnameClaimed', data: claim }]),
-      ...stored(release),
-    ]);
-    expect(reclaimed.owner?.routeId).toBe(definition.routeId);
+    const reclaimed = givenHostname(claimedByOther(), releasedByOther, claimed, releasedByOther);
+    expect(reclaimed.state.owner?.routeId).toBe(definition.routeId);
   });
 });
 
@@ -346,8 +233,10 @@ describe('policies', () => {
   });
 
   test('the agent must be enrolled and not deregistered', () => {
-    expect(refusal(() => checkAgentUsable(foldAgent([]), 'x')).code).toBe('not_found');
-    const enrolled = stored([
+    givenAgent()
+      .when((agent) => checkAgentUsable(agent, 'x'))
+      .thenRefuses('not_found');
+    const enrolled: NewEvent[] = [
       {
         type: 'AgentEnrolled',
         data: {
@@ -358,14 +247,11 @@ describe('policies', () => {
           enrollmentTokenId: 't',
         },
       },
-    ]);
-    expect(() => checkAgentUsable(foldAgent(enrolled), 'web-a')).not.toThrow();
-    const gone = [
-      ...enrolled,
-      ...stored([{ type: 'AgentDeregistered', data: { agentId: 'web-a', reason: 'x' } }]),
     ];
-    const error = refusal(() => checkAgentUsable(foldAgent(gone), 'web-a'));
-    expect([error.code, error.field]).toEqual(['conflict', 'agentId']);
+    expect(() => checkAgentUsable(givenAgent(enrolled).state, 'web-a')).not.toThrow();
+    givenAgent(enrolled, [{ type: 'AgentDeregistered', data: { agentId: 'web-a', reason: 'x' } }])
+      .when((agent) => checkAgentUsable(agent, 'web-a'))
+      .thenRefuses('conflict', 'agentId');
   });
 
   test('targets: an agent only its own address (any spelling), an admin any host address', () => {

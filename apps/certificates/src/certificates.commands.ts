@@ -18,7 +18,7 @@ import {
   type RevokeCertificatePayload,
   type StoredEvent,
 } from '#contracts';
-import { ConcurrencyError, type AggregateHistory, type EventStore } from '#eventstore';
+import { commandHandler, contextOf, type AggregateHistory, type EventStore } from '#eventstore';
 import { queryCertificate } from '#persistence';
 import { assertNamesAllowed, ensureFrontCertificate, issueCertificate, parseCsr } from '#pki';
 import { agentDatabaseHostname } from '#pki-client';
@@ -36,9 +36,10 @@ import {
   decideRecordFront,
   decideRevoke,
   decideRevokeAll,
+  evolveHolder,
   foldAgentLife,
-  foldHolder,
   foldHostnameHolder,
+  initialHolderState,
   ownedNames,
   type HeldCertificate,
   type HolderState,
@@ -46,16 +47,12 @@ import {
   type IssuedData,
 } from './domain/decider.js';
 
-/** Appends that lose a race are decided again; this many times at most. */
-const MAX_ATTEMPTS = 8;
+/** Every decision on certificates is taken on one holder's certificates (an agent's, or the front's). */
+const holderHandler = commandHandler({ evolve: evolveHolder, initialState: initialHolderState });
 
 export interface CertificatesOptions {
   /** Where the front's bundle is kept (proxy-sync's CL_FRONT_CERT_FILE); undefined: not managed here. */
   frontCertificateFile?: string;
-}
-
-function contextOf(command: Pick<CommandEnvelope, 'actor' | 'correlationId' | 'commandId'>): EventContext {
-  return { actor: command.actor, correlationId: command.correlationId, causationId: command.commandId };
 }
 
 export function viewOf(certificate: IssuedData & { replaces?: string | null }): IssuedCertificateView {
@@ -96,29 +93,23 @@ export class CertificateCommands {
   }
 
   /**
-   * Decides on a holder's certificates and appends, deciding again (up to MAX_ATTEMPTS) when another
-   * append got in between. Returns the events stored (none when the decision was "nothing to do").
+   * Decides on a holder's certificates and appends, deciding again when another append got in between.
+   * Returns the events stored (none when the decision was "nothing to do"). No command id: a decision
+   * may complete one a writer left half-way (decideRecordFront, decideConfirm), and its events must not
+   * take the message ids of the part already stored.
    */
   private async decideOnHolder(
     holder: string,
     decide: (state: HolderState) => NewEvent[],
     context: EventContext,
   ): Promise<{ stored: StoredEvent[]; state: HolderState }> {
-    for (let attempt = 1; ; attempt++) {
-      const history = await this.load('certificate', holder);
-      const state = foldHolder(history.events);
-      const events = decide(state);
-      if (events.length === 0) return { stored: [], state };
-      try {
-        const result = await this.store.append({ type: 'certificate', id: holder }, events, {
-          context,
-          expectedSequence: history.lastSequence,
-        });
-        return { stored: result.events, state };
-      } catch (error) {
-        if (!(error instanceof ConcurrencyError) || attempt >= MAX_ATTEMPTS) throw error;
-      }
-    }
+    const { stored, state } = await holderHandler.handle(
+      this.store,
+      { type: 'certificate', id: holder },
+      decide,
+      { context },
+    );
+    return { stored, state };
   }
 
   /**

@@ -12,9 +12,8 @@ import {
   type IssueEnrollmentTokenPayload,
   type IssueEnrollmentTokenResult,
   type AddressPolicy,
-  type NewEvent,
 } from '#contracts';
-import { ConcurrencyError, type AggregateHistory, type EventStore } from '#eventstore';
+import { commandHandler, ConcurrencyError, contextOf, type EventStore } from '#eventstore';
 import type { Logger } from '#platform';
 import type { AgentBroker } from './agent-broker.js';
 import {
@@ -28,13 +27,18 @@ import {
   decideIssueToken,
   decideReleaseToken,
   decideUseToken,
-  isUnfinishedEnrollment,
-  foldAddressHolders,
+  evolveAddressHolders,
+  evolveAgent,
+  evolveToken,
   foldAgent,
   foldToken,
+  initialAddressHolders,
+  initialAgentState,
+  initialTokenState,
+  isUnfinishedEnrollment,
   tokenApproves,
   type AgentState,
-} from './decider.js';
+} from './domain/decider.js';
 
 export interface EnrollCommand {
   tokenHash: string;
@@ -45,10 +49,10 @@ export interface EnrollCommand {
   labels: Record<string, string>;
 }
 
-/** Agent ids chosen for agents that did not ask for one: `agent-` and 10 base-32 characters. */
 /**
- * The id of an agent that enrolls without naming one: derived from its token's hash, so a retry of the
- * same enrollment (after a crash between its appends) names the same agent and can complete it.
+ * The id of an agent that enrolls without naming one (`agent-` and 10 base-32 characters): derived from
+ * its token's hash, so a retry of the same enrollment (after a crash between its appends) names the same
+ * agent and can complete it.
  */
 export function generatedAgentId(tokenHash: string): string {
   const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
@@ -56,42 +60,9 @@ export function generatedAgentId(tokenHash: string): string {
   return 'agent-' + [...digest.subarray(0, 10)].map((byte) => alphabet[byte % 32]).join('');
 }
 
-const MAX_ATTEMPTS = 5;
-
-/**
- * Loads an aggregate, decides (a decision may read other aggregates first), appends with its last
- * sequence; on a concurrent append, waits a short random pause (so many racers do not collide again in
- * step) and does it again. `guarded: false` appends whatever came in between: for a decision that
- * protects no invariant, such as an address the admin approved for sharing.
- */
-export async function decideAndAppend<S>(
-  store: EventStore,
-  aggregate: { type: 'agent' | 'enrollment-token' | 'address'; id: string },
-  fold: (events: Parameters<typeof foldAgent>[0]) => S,
-  decide: (state: S) => NewEvent[] | Promise<NewEvent[]>,
-  options: { context: EventContext; commandId?: string; guarded?: boolean },
-  /** The history already read for this decision, if any (saves one read on the first attempt). */
-  loaded?: AggregateHistory,
-): Promise<{ state: S; events: NewEvent[]; lastSequence: number }> {
-  for (let attempt = 1; ; attempt++) {
-    const history =
-      attempt === 1 && loaded ? loaded : await store.readAggregate(aggregate.type, aggregate.id);
-    const state = fold(history.events);
-    const events = await decide(state);
-    if (events.length === 0) return { state, events, lastSequence: history.lastSequence };
-    try {
-      const result = await store.append(aggregate, events, {
-        context: options.context,
-        ...(options.guarded === false ? {} : { expectedSequence: history.lastSequence }),
-        commandId: options.commandId,
-      });
-      return { state, events, lastSequence: result.lastSequence };
-    } catch (error) {
-      if (!(error instanceof ConcurrencyError) || attempt >= MAX_ATTEMPTS) throw error;
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
-    }
-  }
-}
+const tokenHandler = commandHandler({ evolve: evolveToken, initialState: initialTokenState });
+export const agentHandler = commandHandler({ evolve: evolveAgent, initialState: initialAgentState });
+const addressHandler = commandHandler({ evolve: evolveAddressHolders, initialState: initialAddressHolders });
 
 export interface RegistrationHooks {
   /** Told about agents this replica enrolled or deregistered (liveness tracking). */
@@ -114,10 +85,9 @@ export class RegistrationCommands {
     command: CommandEnvelope<IssueEnrollmentTokenPayload>,
   ): Promise<IssueEnrollmentTokenResult> {
     const now = new Date();
-    const { state, events } = await decideAndAppend(
+    const { state, events } = await tokenHandler.handle(
       this.store,
       { type: 'enrollment-token', id: command.payload.tokenHash },
-      foldToken,
       (state) => decideIssueToken(state, command.payload, now, this.addresses),
       { context: contextOf(command), commandId: command.commandId },
     );
@@ -162,29 +132,28 @@ export class RegistrationCommands {
     await this.bindAddress(publicAddress, agentId, tokenApproves(token, publicAddress), context);
 
     if (!resuming) {
-      await decideAndAppend(
-        this.store,
-        tokenAggregate,
-        foldToken,
-        (state) => decideUseToken(state, agentId, now),
-        { context },
-        tokenHistory,
-      );
+      await tokenHandler.handle(this.store, tokenAggregate, (state) => decideUseToken(state, agentId, now), {
+        context,
+        history: tokenHistory,
+      });
     }
     let enrolledAt: string;
     try {
-      const events = decideEnroll(foldAgent(agentHistory.events), {
-        agentId,
-        publicAddress,
-        natsPublicKey,
-        labels,
-        enrollmentTokenId: tokenHash,
-      });
-      const result = await this.store.append(agentAggregate, events, {
-        context,
-        expectedSequence: agentHistory.lastSequence,
-      });
-      enrolledAt = result.events[0]!.occurredAt;
+      // A lost race for the agent id is decided again, and then refused as taken (409).
+      const { stored } = await agentHandler.handle(
+        this.store,
+        agentAggregate,
+        (state) =>
+          decideEnroll(state, {
+            agentId,
+            publicAddress,
+            natsPublicKey,
+            labels,
+            enrollmentTokenId: tokenHash,
+          }),
+        { context, history: agentHistory },
+      );
+      enrolledAt = stored[0]!.occurredAt;
     } catch (error) {
       if (error instanceof ConcurrencyError || (error instanceof DomainError && error.code === 'conflict')) {
         // The use is released unless the agent id was enrolled with this very token (by a concurrent
@@ -195,10 +164,9 @@ export class RegistrationCommands {
         const byThisToken =
           (enrolled?.data as { enrollmentTokenId?: string } | undefined)?.enrollmentTokenId === tokenHash;
         if (byThisToken) throw new DomainError('conflict', `agent id ${agentId} is taken`, 'agentId');
-        await decideAndAppend(
+        await tokenHandler.handle(
           this.store,
           tokenAggregate,
-          foldToken,
           (state) => decideReleaseToken(state, agentId, 'the agent id was taken by another enrollment'),
           { context },
         );
@@ -225,10 +193,9 @@ export class RegistrationCommands {
     approved: boolean,
     context: EventContext,
   ): Promise<void> {
-    await decideAndAppend(
+    await addressHandler.handle(
       this.store,
       { type: 'address', id: address },
-      foldAddressHolders,
       async (holders) => {
         const ids = [...new Set(holders.map((holder) => holder.agentId))];
         const states = await Promise.all(
@@ -255,10 +222,9 @@ export class RegistrationCommands {
    */
   async deregister(command: CommandEnvelope<DeregisterPayload>): Promise<DeregisterResult> {
     const { agentId, reason } = command.payload;
-    const outcome = await decideAndAppend(
+    const outcome = await agentHandler.handle(
       this.store,
       { type: 'agent', id: agentId },
-      foldAgent,
       (state) => decideDeregister(state, agentId, reason),
       { context: contextOf(command), commandId: command.commandId },
     );
@@ -281,8 +247,4 @@ export class RegistrationCommands {
     await this.broker.ensureConsumer(agentId);
     return { natsJwt: await this.broker.userJwt(agentId, state.natsPublicKey) };
   }
-}
-
-function contextOf(command: CommandEnvelope): EventContext {
-  return { actor: command.actor, correlationId: command.correlationId, causationId: command.commandId };
 }

@@ -222,13 +222,20 @@ export interface AddressHolder {
   shared: boolean;
 }
 
-export function foldAddressHolders(events: readonly StoredEvent[]): AddressHolder[] {
-  const holders: AddressHolder[] = [];
-  for (const event of events as DomainEvent[]) {
-    if (event.type === 'AddressBound')
-      holders.push({ agentId: event.data.agentId, shared: event.data.shared });
-  }
-  return holders;
+/** Every binding of an address, in order. */
+export const initialAddressHolders: readonly AddressHolder[] = [];
+
+export function evolveAddressHolders(
+  holders: readonly AddressHolder[],
+  event: DomainEvent,
+): readonly AddressHolder[] {
+  return event.type === 'AddressBound'
+    ? [...holders, { agentId: event.data.agentId, shared: event.data.shared }]
+    : holders;
+}
+
+export function foldAddressHolders(events: readonly StoredEvent[]): readonly AddressHolder[] {
+  return (events as DomainEvent[]).reduce(evolveAddressHolders, initialAddressHolders);
 }
 
 /**

@@ -6,7 +6,6 @@ import {
   type CommandEnvelope,
   type DomainEvent,
   type EventContext,
-  type NewEvent,
   type RemoveRoutePayload,
   type RequestRoutePayload,
   type RouteCommandResult,
@@ -16,7 +15,7 @@ import {
   type UpdateRoutePayload,
   type AddressPolicy,
 } from '#contracts';
-import { ConcurrencyError, type AggregateHistory, type EventStore } from '#eventstore';
+import { commandHandler, contextOf, type AggregateHistory, type EventStore } from '#eventstore';
 import { queryRoute, queryRoutes, type RouteFilters } from '#persistence';
 import type { Logger } from '#platform';
 import {
@@ -31,17 +30,18 @@ import {
   decideRemoveRoute,
   decideRequestRoute,
   decideUpdateRoute,
+  evolveHostname,
   evolveRoute,
   foldAgent,
   foldHostname,
   foldRoute,
+  initialHostnameState,
   initialRouteState,
   pendingView,
   type ExistingRoute,
   type RouteDefinition,
-  type RouteState,
 } from './domain/decider.js';
-import { AggregateReader, asUnavailable, retryTransient } from './aggregate-reader.js';
+import { asUnavailable, CachedAggregateStore, retryTransient } from './aggregate-reader.js';
 import { commandKey, routeIdFor } from './domain/ids.js';
 import { checkNameAllowed, resolveHostname, type NamingRules } from './domain/names.js';
 
@@ -53,15 +53,11 @@ export interface RoutingOptions {
   projectionWaitMs: number;
 }
 
-/** Appends that lose a race are decided again; this many times at most. */
-const MAX_ATTEMPTS = 8;
-
 /** The actor of what routing does by itself (removing a deregistered agent's routes, compensations). */
 export const ROUTING_ACTOR: Actor = { kind: 'system', id: 'routing' };
 
-function contextOf(command: Pick<CommandEnvelope, 'actor' | 'correlationId' | 'commandId'>): EventContext {
-  return { actor: command.actor, correlationId: command.correlationId, causationId: command.commandId };
-}
+const routeHandler = commandHandler({ evolve: evolveRoute, initialState: initialRouteState });
+const hostnameHandler = commandHandler({ evolve: evolveHostname, initialState: initialHostnameState });
 
 /**
  * The command side of routing. Every decision is a pure function of states folded from the log
@@ -69,7 +65,8 @@ function contextOf(command: Pick<CommandEnvelope, 'actor' | 'correlationId' | 'c
  * derived from the command, and decides again when it loses a race.
  */
 export class RoutingCommands {
-  private readonly reader: AggregateReader;
+  /** Every read and append goes through the cache (and so do the handlers' reloads after a lost race). */
+  private readonly aggregates: CachedAggregateStore;
 
   constructor(
     private readonly store: EventStore,
@@ -77,7 +74,7 @@ export class RoutingCommands {
     private readonly options: RoutingOptions,
     private readonly logger: Logger,
   ) {
-    this.reader = new AggregateReader(store);
+    this.aggregates = new CachedAggregateStore(store);
   }
 
   private async load<S>(
@@ -85,25 +82,8 @@ export class RoutingCommands {
     id: string,
     fold: (events: readonly StoredEvent[]) => S,
   ): Promise<{ state: S; history: AggregateHistory; lastSequence: number }> {
-    const history = await this.reader.read(type, id);
+    const history = await this.aggregates.readAggregate(type, id);
     return { state: fold(history.events), history, lastSequence: history.lastSequence };
-  }
-
-  /** Appends with the expected sequence of `history` and keeps the reader's cache in step. */
-  private async append(
-    aggregate: { type: AggregateType; id: string },
-    history: AggregateHistory,
-    events: NewEvent[],
-    context: EventContext,
-    commandId: string,
-  ): Promise<StoredEvent[]> {
-    const result = await this.store.append(aggregate, events, {
-      context,
-      expectedSequence: history.lastSequence,
-      commandId,
-    });
-    this.reader.appended(aggregate.type, aggregate.id, history, result.events);
-    return result.events;
   }
 
   /** A broker that is busy or away is a 503 (retry with the same key), not an internal error. */
@@ -157,23 +137,14 @@ export class RoutingCommands {
       return { outcome: 'existing', route: await this.view(route) };
     }
     const claimSequence = await this.claim(definition, context);
-    let route: RouteState;
-    try {
-      const stored = await this.append(
-        { type: 'route', id: definition.routeId },
-        before.history,
-        decided.events,
-        context,
-        `route-requested:${definition.routeId}`,
-      );
-      route = (stored as DomainEvent[]).reduce(evolveRoute, initialRouteState);
-    } catch (error) {
-      if (!(error instanceof ConcurrencyError)) throw error;
-      // The same request, retried concurrently, appended it first.
-      const again = await this.load('route', definition.routeId, foldRoute);
-      decideRequestRoute(again.state, definition);
-      route = again.state;
-    }
+    // A lost race here is the same request, retried concurrently, that appended it first: decided
+    // again, it is this route existing, and nothing is appended.
+    const { newState: route } = await routeHandler.handle(
+      this.aggregates,
+      { type: 'route', id: definition.routeId },
+      (state) => decideRequestRoute(state, definition).events,
+      { context, commandId: `route-requested:${definition.routeId}`, history: before.history },
+    );
     await this.confirm(definition, context, agent.lastSequence, claimSequence);
     this.logger.info('route requested', {
       routeId: definition.routeId,
@@ -187,38 +158,33 @@ export class RoutingCommands {
   /** Claims the route's host name; returns the host name's last sequence once the claim is this route's. */
   private async claim(definition: RouteDefinition, context: EventContext): Promise<number> {
     const claim = { hostname: definition.hostname, routeId: definition.routeId, agentId: definition.agentId };
-    for (let attempt = 1; ; attempt++) {
-      const history = await this.load('hostname', claim.hostname, foldHostname);
-      const owner = history.state.owner;
-      const ownerRoute =
-        owner && owner.routeId !== claim.routeId
-          ? (await this.load('route', owner.routeId, foldRoute)).state
-          : initialRouteState;
-      const events = decideClaim(history.state, ownerRoute, claim, new Date(), this.options.claimGraceMs);
-      if (events.length === 0) return history.lastSequence;
-      try {
-        const stored = await this.append(
-          { type: 'hostname', id: claim.hostname },
-          history.history,
-          events,
-          context,
-          `hostname-claimed:${claim.routeId}`,
-        );
-        if (events.length > 1) {
-          this.logger.warn('took over a stale host name claim', {
-            hostname: claim.hostname,
-            staleRouteId: owner?.routeId,
-            routeId: claim.routeId,
-          });
-        }
-        return stored[stored.length - 1]!.sequence;
-      } catch (error) {
-        if (!(error instanceof ConcurrencyError)) throw error;
-        if (attempt >= MAX_ATTEMPTS) {
-          throw new DomainError('conflict', `${claim.hostname} is contended; try again`, 'hostname');
-        }
-      }
+    const { state, events, lastSequence } = await hostnameHandler.handle(
+      this.aggregates,
+      { type: 'hostname', id: claim.hostname },
+      async (state) => {
+        const owner = state.owner;
+        const ownerRoute =
+          owner && owner.routeId !== claim.routeId
+            ? (await this.load('route', owner.routeId, foldRoute)).state
+            : initialRouteState;
+        return decideClaim(state, ownerRoute, claim, new Date(), this.options.claimGraceMs);
+      },
+      {
+        context,
+        commandId: `hostname-claimed:${claim.routeId}`,
+        // Racers for one name that keep losing: the client's answer is a 409 to retry, not a 500.
+        whenContended: () =>
+          new DomainError('conflict', `${claim.hostname} is contended; try again`, 'hostname'),
+      },
+    );
+    if (events.length > 1) {
+      this.logger.warn('took over a stale host name claim', {
+        hostname: claim.hostname,
+        staleRouteId: state.owner?.routeId,
+        routeId: claim.routeId,
+      });
     }
+    return lastSequence;
   }
 
   /** The checks after RouteRequested (see `request`); undoes the route when one fails. */
@@ -267,36 +233,31 @@ export class RoutingCommands {
 
   private async updateRoute(command: CommandEnvelope<UpdateRoutePayload>): Promise<RouteCommandResult> {
     const { actor, payload } = command;
-    for (let attempt = 1; ; attempt++) {
-      const history = await this.load('route', payload.routeId, foldRoute);
-      const route = checkRouteAccess(history.state, actor, payload.routeId);
-      const agent = await this.load('agent', route.agentId, foldAgent);
-      const events = decideUpdateRoute(
-        history.state,
-        agent.state,
-        actor,
-        payload.routeId,
-        {
-          target: payload.target,
-          options: payload.options,
-        },
-        this.options.addresses,
-      );
-      if (events.length === 0) return { outcome: 'unchanged', route: await this.view(route) };
-      try {
-        const stored = await this.append(
-          { type: 'route', id: payload.routeId },
-          history.history,
-          events,
-          contextOf(command),
-          `route-updated:${payload.routeId}:${commandKey(actor, command.commandId)}`,
+    const { events, newState } = await routeHandler.handle(
+      this.aggregates,
+      { type: 'route', id: payload.routeId },
+      async (state) => {
+        const route = checkRouteAccess(state, actor, payload.routeId);
+        const agent = await this.load('agent', route.agentId, foldAgent);
+        return decideUpdateRoute(
+          state,
+          agent.state,
+          actor,
+          payload.routeId,
+          { target: payload.target, options: payload.options },
+          this.options.addresses,
         );
-        const next = (stored as DomainEvent[]).reduce(evolveRoute, history.state) as ExistingRoute;
-        return { outcome: 'updated', route: await this.view(next) };
-      } catch (error) {
-        if (!(error instanceof ConcurrencyError) || attempt >= MAX_ATTEMPTS) throw error;
-      }
-    }
+      },
+      {
+        context: contextOf(command),
+        commandId: `route-updated:${payload.routeId}:${commandKey(actor, command.commandId)}`,
+      },
+    );
+    // The decision passed checkRouteAccess: the route exists.
+    return {
+      outcome: events.length === 0 ? 'unchanged' : 'updated',
+      route: await this.view(newState as ExistingRoute),
+    };
   }
 
   remove(command: CommandEnvelope<RemoveRoutePayload>): Promise<RouteCommandResult> {
@@ -316,28 +277,15 @@ export class RoutingCommands {
     reason: string,
     context: EventContext,
   ): Promise<RouteCommandResult> {
-    let outcome: RouteCommandResult['outcome'] = 'already-removed';
-    let route: ExistingRoute;
-    for (let attempt = 1; ; attempt++) {
-      const history = await this.load('route', routeId, foldRoute);
-      const events = decideRemoveRoute(history.state, actor, routeId, reason);
-      route = history.state as ExistingRoute;
-      if (events.length === 0) break;
-      try {
-        const stored = await this.append(
-          { type: 'route', id: routeId },
-          history.history,
-          events,
-          context,
-          `route-removed:${routeId}`,
-        );
-        route = (stored as DomainEvent[]).reduce(evolveRoute, history.state) as ExistingRoute;
-        outcome = 'removed';
-        break;
-      } catch (error) {
-        if (!(error instanceof ConcurrencyError) || attempt >= MAX_ATTEMPTS) throw error;
-      }
-    }
+    const { events, newState } = await routeHandler.handle(
+      this.aggregates,
+      { type: 'route', id: routeId },
+      (state) => decideRemoveRoute(state, actor, routeId, reason),
+      { context, commandId: `route-removed:${routeId}` },
+    );
+    // The decision passed checkRouteAccess: the route exists.
+    const route = newState as ExistingRoute;
+    const outcome: RouteCommandResult['outcome'] = events.length > 0 ? 'removed' : 'already-removed';
     await this.release(route.hostname, routeId, context);
     if (outcome === 'removed')
       this.logger.info('route removed', { routeId, hostname: route.hostname, reason });
@@ -345,23 +293,12 @@ export class RoutingCommands {
   }
 
   private async release(hostname: string, routeId: string, context: EventContext): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      const history = await this.load('hostname', hostname, foldHostname);
-      const events: NewEvent[] = decideRelease(history.state, hostname, routeId);
-      if (events.length === 0) return;
-      try {
-        await this.append(
-          { type: 'hostname', id: hostname },
-          history.history,
-          events,
-          context,
-          `hostname-released:${routeId}`,
-        );
-        return;
-      } catch (error) {
-        if (!(error instanceof ConcurrencyError) || attempt >= MAX_ATTEMPTS) throw error;
-      }
-    }
+    await hostnameHandler.handle(
+      this.aggregates,
+      { type: 'hostname', id: hostname },
+      (state) => decideRelease(state, hostname, routeId),
+      { context, commandId: `hostname-released:${routeId}` },
+    );
   }
 
   /** One route, read from the log (so a route just requested is found) with its status from the projection. */
