@@ -19,7 +19,7 @@ import {
   type StoredEvent,
 } from '#contracts';
 import { commandHandler, contextOf, type AggregateHistory, type EventStore } from '#eventstore';
-import { queryCertificate } from '#persistence';
+import { hostnamesOfAgent, queryCertificate } from '#persistence';
 import { assertNamesAllowed, ensureFrontCertificate, issueCertificate, parseCsr } from '#pki';
 import { agentDatabaseHostname } from '#pki-client';
 import type { Logger } from '#platform';
@@ -212,13 +212,10 @@ export class CertificateCommands {
 
   /** The names an agent may put in a CSR now: its database name and its routes' host names. */
   async names(agentId: string): Promise<CertificateNamesResult> {
-    const rows: { hostname: string }[] = await this.dataSource.query(
-      'SELECT hostname FROM hostnames WHERE agent_id = $1 ORDER BY hostname',
-      [agentId],
-    );
+    const hostnames = await hostnamesOfAgent(this.dataSource, agentId);
     return {
       databaseHostname: agentDatabaseHostname(agentId, this.authority.domain),
-      hostnames: rows.map((row) => row.hostname),
+      hostnames,
     };
   }
 

@@ -16,7 +16,14 @@ import {
   type AddressPolicy,
 } from '#contracts';
 import { commandHandler, contextOf, type AggregateHistory, type EventStore } from '#eventstore';
-import { queryRoute, queryRoutes, type RouteFilters } from '#persistence';
+import {
+  checkpointOf,
+  liveRouteIdsOfAgent,
+  liveRoutesOfDeregisteredAgents,
+  queryRoute,
+  queryRoutes,
+  type RouteFilters,
+} from '#persistence';
 import type { Logger } from '#platform';
 import {
   checkAgentUsable,
@@ -340,21 +347,18 @@ export class RoutingCommands {
     const agent = await this.load('agent', agentId, foldAgent);
     if (agent.state.status !== 'deregistered') return 0;
     await this.waitForProjection('routes', event.sequence);
-    const rows: { route_id: string }[] = await this.dataSource.query(
-      `SELECT route_id FROM routes WHERE agent_id = $1 AND status <> 'removed' ORDER BY route_id`,
-      [agentId],
-    );
+    const routeIds = await liveRouteIdsOfAgent(this.dataSource, agentId);
     const context: EventContext = {
       actor: ROUTING_ACTOR,
       correlationId: event.correlationId,
       causationId: event.id,
     };
-    for (const { route_id } of rows) {
-      await this.removeRoute(route_id, ROUTING_ACTOR, 'agent deregistered', context);
+    for (const routeId of routeIds) {
+      await this.removeRoute(routeId, ROUTING_ACTOR, 'agent deregistered', context);
     }
-    if (rows.length > 0)
-      this.logger.info("deregistered agent's routes removed", { agentId, routes: rows.length });
-    return rows.length;
+    if (routeIds.length > 0)
+      this.logger.info("deregistered agent's routes removed", { agentId, routes: routeIds.length });
+    return routeIds.length;
   }
 
   /**
@@ -363,23 +367,19 @@ export class RoutingCommands {
    * stopped before its own check. Each agent is confirmed deregistered in the log first.
    */
   async sweepDeregistered(limit = 500): Promise<number> {
-    const rows: { route_id: string; agent_id: string }[] = await this.dataSource.query(
-      `SELECT r.route_id, r.agent_id FROM routes r JOIN agents a ON a.agent_id = r.agent_id
-        WHERE a.status = 'deregistered' AND r.status <> 'removed' ORDER BY r.route_id LIMIT $1`,
-      [limit],
-    );
+    const rows = await liveRoutesOfDeregisteredAgents(this.dataSource, limit);
     let removed = 0;
     for (const row of rows) {
-      const agent = await this.load('agent', row.agent_id, foldAgent);
+      const agent = await this.load('agent', row.agentId, foldAgent);
       if (agent.state.status !== 'deregistered') continue;
       // The cause is the agent's deregistration (the sweep found what its handler missed).
       const deregistration = agent.history.events.findLast((event) => event.type === 'AgentDeregistered');
       const context: EventContext = {
         actor: ROUTING_ACTOR,
-        correlationId: deregistration?.correlationId ?? `sweep-${row.agent_id}`,
-        causationId: deregistration?.id ?? `sweep-${row.agent_id}`,
+        correlationId: deregistration?.correlationId ?? `sweep-${row.agentId}`,
+        causationId: deregistration?.id ?? `sweep-${row.agentId}`,
       };
-      const result = await this.removeRoute(row.route_id, ROUTING_ACTOR, 'agent deregistered', context);
+      const result = await this.removeRoute(row.routeId, ROUTING_ACTOR, 'agent deregistered', context);
       if (result.outcome === 'removed') removed++;
     }
     if (removed > 0) this.logger.warn('swept routes of deregistered agents', { removed });
@@ -389,11 +389,7 @@ export class RoutingCommands {
   private async waitForProjection(projection: string, sequence: number): Promise<void> {
     const deadline = Date.now() + this.options.projectionWaitMs;
     for (;;) {
-      const rows: { last_sequence: string }[] = await this.dataSource.query(
-        'SELECT last_sequence FROM projection_checkpoints WHERE projection = $1',
-        [projection],
-      );
-      if (Number(rows[0]?.last_sequence ?? 0) >= sequence) return;
+      if ((await checkpointOf(this.dataSource, projection)) >= sequence) return;
       if (Date.now() > deadline) {
         throw new Error(
           `the ${projection} projection has not reached sequence ${sequence}; is the projector running?`,
