@@ -1,27 +1,22 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { DomainError, type DismissOutcome, type EventContext } from '#contracts';
-import { EventStore, type QuarantineOutcome } from '#eventstore';
 import {
-  dropSchema,
-  listProjectionSchemas,
-  ownedTables,
-  ProjectionRunner,
-  RebuildJob,
+  DomainError,
+  type DismissDeadLettersRequest,
+  type DismissOutcome,
+  type EventContext,
+  type ProjectorStatus,
+  type QuarantineRequest,
+  type RebuildRequest,
   type RebuildStatus,
-} from '#persistence';
+} from '#contracts';
+import { EventStore, type QuarantineOutcome } from '#eventstore';
+import { dropSchema, listProjectionSchemas, ownedTables, ProjectionRunner, RebuildJob } from '#persistence';
 import { LOGGER, type Logger } from '#platform';
 import type { ProjectorConfig } from './config.js';
 import { projections } from './projections/index.js';
 
 export const PROJECTOR_CONFIG = Symbol('PROJECTOR_CONFIG');
-
-export interface RebuildRequest {
-  projections: string[];
-  mode: 'swap' | 'inspect';
-  asOf?: { sequence?: number; time?: string };
-  label?: string;
-}
 
 /** Keeps the live projections in `public` up to date with the log, and runs rebuilds beside them. */
 @Injectable()
@@ -88,7 +83,7 @@ export class ProjectorService implements OnApplicationBootstrap, OnApplicationSh
    * letter any consumer recorded for it: they were waiting for exactly this.
    */
   async quarantine(
-    command: { sequence: number; reason: string },
+    command: QuarantineRequest,
     context: EventContext,
   ): Promise<QuarantineOutcome & { deadLettersResolved: number }> {
     const outcome = await this.store.quarantine(command, context);
@@ -113,7 +108,7 @@ export class ProjectorService implements OnApplicationBootstrap, OnApplicationSh
    * the rows change in the same transaction, so a failed append changes nothing.
    */
   async dismissDeadLetters(
-    command: { id: string; scope: 'letter' | 'message'; reason: string },
+    command: DismissDeadLettersRequest,
     context: EventContext,
     commandId?: string,
   ): Promise<DismissOutcome> {
@@ -265,7 +260,7 @@ export class ProjectorService implements OnApplicationBootstrap, OnApplicationSh
     await dropSchema(this.dataSource, schema);
   }
 
-  async state() {
+  async state(): Promise<ProjectorStatus> {
     const logEnd = await this.store.lastSequence();
     const position = this.position();
     return {
