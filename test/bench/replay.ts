@@ -12,8 +12,9 @@ import {
   type RebuildStatus,
 } from '#contracts';
 import { EventStore, provisionAppendOnlyStream } from '#eventstore';
-import { createDataSource, RebuildJob } from '#persistence';
+import { createDataSource } from '#persistence';
 import { createLogger } from '#platform';
+import { RebuildJob } from '../../apps/projector/src/engine/rebuild-job.js';
 import { projections } from '../../apps/projector/src/projections/index.js';
 import { startNats } from '../harness/nats.js';
 import { createTestDatabase } from '../harness/postgres.js';

@@ -8,7 +8,7 @@ import {
 } from '#contracts';
 import type { EventStore } from '#eventstore';
 import type { CommandBus } from '#messaging';
-import { ownedTables } from '#persistence';
+import { ownedTables } from '../../apps/projector/src/engine/rebuild.js';
 import { projections } from '../../apps/projector/src/projections/index.js';
 import { startApp } from '../harness/apps.js';
 import { testAdmin, testCommandBus } from '../harness/commands.js';

@@ -1,7 +1,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { createDomainRegistry, type EventContext, type NewEvent, type RebuildStatus } from '#contracts';
 import { EventStore } from '#eventstore';
-import { ownedTables } from '#persistence';
+import { ownedTables } from '../../apps/projector/src/engine/rebuild.js';
 import { projections } from '../../apps/projector/src/projections/index.js';
 import { AgentsStack, type EnrolledAgent, type StackOptions } from '../harness/stack.js';
 import { sleep, waitFor } from '../harness/processes.js';

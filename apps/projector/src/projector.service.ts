@@ -11,9 +11,11 @@ import {
   type RebuildStatus,
 } from '#contracts';
 import { EventStore, type QuarantineOutcome } from '#eventstore';
-import { dropSchema, listProjectionSchemas, ownedTables, ProjectionRunner, RebuildJob } from '#persistence';
 import { LOGGER, type Logger } from '#platform';
 import type { ProjectorConfig } from './config.js';
+import { dropSchema, listProjectionSchemas, ownedTables } from './engine/rebuild.js';
+import { RebuildJob } from './engine/rebuild-job.js';
+import { ProjectionRunner } from './engine/runner.js';
 import { projections } from './projections/index.js';
 
 export const PROJECTOR_CONFIG = Symbol('PROJECTOR_CONFIG');

@@ -1,8 +1,8 @@
 import type { DataSource, QueryRunner } from 'typeorm';
 import type { StoredEvent } from '#contracts';
 import type { EventStore, RawLogEntry } from '#eventstore';
+import { insertDeadLetter } from '#persistence';
 import type { Logger } from '#platform';
-import { insertDeadLetter } from './dead-letters.js';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
