@@ -1,8 +1,8 @@
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { createDomainRegistry, type EventContext, type NewEvent } from '#contracts';
 import { EventStore, provisionAppendOnlyStream } from '#eventstore';
-import { ProjectionRunner } from '#persistence';
 import { createLogger } from '#platform';
+import { ProjectionRunner } from '../../apps/projector/src/engine/runner.js';
 import { projections } from '../../apps/projector/src/projections/index.js';
 import { startNats } from '../harness/nats.js';
 import { createTestDatabase } from '../harness/postgres.js';

@@ -4,10 +4,17 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
-import { aggregateSubject, createDomainRegistry, type AggregateType, type EventEnvelope } from '#contracts';
+import {
+  aggregateSubject,
+  createDomainRegistry,
+  type AggregateType,
+  type EventEnvelope,
+  type RebuildStatus,
+} from '#contracts';
 import { EventStore, provisionAppendOnlyStream } from '#eventstore';
-import { createDataSource, RebuildJob, type RebuildStatus } from '#persistence';
+import { createDataSource } from '#persistence';
 import { createLogger } from '#platform';
+import { RebuildJob } from '../../apps/projector/src/engine/rebuild-job.js';
 import { projections } from '../../apps/projector/src/projections/index.js';
 import { startNats } from '../harness/nats.js';
 import { createTestDatabase } from '../harness/postgres.js';

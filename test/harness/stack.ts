@@ -17,6 +17,7 @@ import { createApiApp } from '../../apps/api/src/api.module.js';
 import { apiConfigSchema } from '../../apps/api/src/config.js';
 import { createCertificatesApp } from '../../apps/certificates/src/app.js';
 import { certificatesConfigSchema } from '../../apps/certificates/src/config.js';
+import { createProjectorApp } from '../../apps/projector/src/app.js';
 import { ProjectorModule } from '../../apps/projector/src/projector.module.js';
 import { projectorConfigSchema } from '../../apps/projector/src/config.js';
 import { registrationConfigSchema } from '../../apps/registration/src/config.js';
@@ -148,12 +149,7 @@ export class AgentsStack {
     await this.startRegistration();
     const projectorConfig = projectorConfigSchema.parse(this.envOf('projector'));
     if (this.options.projectorCommands) {
-      const projector = await NestFactory.createMicroservice<MicroserviceOptions>(
-        ProjectorModule.forRoot(projectorConfig, this.logger),
-        { ...commandServerOptions(projectorConfig, 'projector'), logger: false },
-      );
-      await projector.listen();
-      this.projector = projector;
+      this.projector = await createProjectorApp(projectorConfig, this.logger, { nestLogs: false });
     } else {
       this.projector = await NestFactory.createApplicationContext(
         ProjectorModule.forRoot(projectorConfig, this.logger),

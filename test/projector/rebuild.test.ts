@@ -1,8 +1,14 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { createDomainRegistry } from '#contracts';
+import {
+  createDomainRegistry,
+  projectorCommands,
+  type ProjectionSchema,
+  type ProjectorStatus,
+  type RebuildStatus,
+} from '#contracts';
 import type { EventStore } from '#eventstore';
 import type { CommandBus } from '#messaging';
-import { ownedTables, type RebuildStatus } from '#persistence';
+import { ownedTables } from '../../apps/projector/src/engine/rebuild.js';
 import { projections } from '../../apps/projector/src/projections/index.js';
 import { startApp } from '../harness/apps.js';
 import { testAdmin, testCommandBus } from '../harness/commands.js';
@@ -40,13 +46,13 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const send = <T>(command: string, payload: unknown) =>
-  commands.bus.execute<T>(`cmd.projector.${command}`, payload, { actor: testAdmin });
+const send = <T>(subject: string, payload: unknown) =>
+  commands.bus.execute<T>(subject, payload, { actor: testAdmin });
 
 async function liveAt(sequence: number): Promise<void> {
   await waitFor(`live projections at ${sequence}`, async () => {
     if (projector.child.exitCode !== null) throw new Error(projector.output());
-    const state = await send<{ position: number }>('status', {}).catch(() => undefined);
+    const state = await send<ProjectorStatus>(projectorCommands.status, {}).catch(() => undefined);
     return (state && state.position >= sequence) || undefined;
   });
 }
@@ -64,7 +70,7 @@ async function finished(id: string): Promise<RebuildStatus> {
   return waitFor(
     `rebuild ${id}`,
     async () => {
-      const status = await send<RebuildStatus>('rebuild-status', { id });
+      const status = await send<RebuildStatus>(projectorCommands.rebuildStatus, { id });
       if (status.phase === 'failed') throw new Error(`rebuild failed: ${status.error}`);
       return status.phase === 'done' ? status : undefined;
     },
@@ -78,7 +84,10 @@ test('a full rebuild swaps in tables equal to the live ones while the live table
   const before = await snapshot('public');
   expect(before.event_log).toHaveLength(last);
 
-  const started = await send<RebuildStatus>('rebuild', { projections: ['all'], mode: 'swap' });
+  const started = await send<RebuildStatus>(projectorCommands.rebuild, {
+    projections: ['all'],
+    mode: 'swap',
+  });
   expect(started.schema).toMatch(/^rebuild_/);
   // Reads keep answering while the rebuild runs, and new events keep being projected.
   let reads = 0;
@@ -102,7 +111,7 @@ test('a full rebuild swaps in tables equal to the live ones while the live table
   expect(
     after.event_stats!.reduce((sum: number, row) => sum + Number((row as { count: string }).count), 0),
   ).toBe(end);
-  const schemas = await send<{ schema: string }[]>('schemas', {});
+  const schemas = await send<ProjectionSchema[]>(projectorCommands.schemas, {});
   expect(schemas.filter((entry) => entry.schema.startsWith('rebuild_'))).toEqual([]);
 });
 
@@ -117,7 +126,7 @@ test('time travel: the state as of sequence N equals the live state when it was 
 
   const bySequence = await finished(
     (
-      await send<RebuildStatus>('rebuild', {
+      await send<RebuildStatus>(projectorCommands.rebuild, {
         projections: ['all'],
         mode: 'inspect',
         asOf: { sequence: n },
@@ -130,7 +139,7 @@ test('time travel: the state as of sequence N equals the live state when it was 
 
   const byTime = await finished(
     (
-      await send<RebuildStatus>('rebuild', {
+      await send<RebuildStatus>(projectorCommands.rebuild, {
         projections: ['all'],
         mode: 'inspect',
         asOf: { time: moment },
@@ -141,17 +150,21 @@ test('time travel: the state as of sequence N equals the live state when it was 
   expect(byTime.sequence).toBe(n);
   expect(await snapshot('asof_time')).toEqual(atN);
 
-  await send('drop-schema', { schema: 'asof_seq' });
-  await expect(send('drop-schema', { schema: 'public' })).rejects.toThrow(/time-travel schema/);
+  await send(projectorCommands.dropSchema, { schema: 'asof_seq' });
+  await expect(send(projectorCommands.dropSchema, { schema: 'public' })).rejects.toThrow(
+    /time-travel schema/,
+  );
 });
 
 test('a rebuild request naming an unknown projection is refused with the field', async () => {
-  await expect(send('rebuild', { projections: ['nope'], mode: 'swap' })).rejects.toMatchObject({
+  await expect(
+    send(projectorCommands.rebuild, { projections: ['nope'], mode: 'swap' }),
+  ).rejects.toMatchObject({
     code: 'not_found',
     field: 'projections',
   });
   await expect(
-    send('rebuild', { projections: ['all'], mode: 'swap', asOf: { sequence: 3 } }),
+    send(projectorCommands.rebuild, { projections: ['all'], mode: 'swap', asOf: { sequence: 3 } }),
   ).rejects.toMatchObject({
     code: 'invalid',
     field: 'payload.asOf',

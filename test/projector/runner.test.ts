@@ -1,7 +1,10 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createDomainRegistry, type StoredEvent } from '#contracts';
 import type { EventStore } from '#eventstore';
-import { ProjectionRunner, RowProjection, type AgentRow, type Projection } from '#persistence';
+import type { AgentRow } from '#persistence';
+import type { Projection } from '../../apps/projector/src/engine/projection.js';
+import { RowProjection } from '../../apps/projector/src/engine/row-projection.js';
+import { ProjectionRunner } from '../../apps/projector/src/engine/runner.js';
 import { createLogger } from '#platform';
 import { randomUUID } from 'node:crypto';
 import {

@@ -1,7 +1,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
-import { createDomainRegistry, type EventContext, type NewEvent } from '#contracts';
+import { createDomainRegistry, type EventContext, type NewEvent, type RebuildStatus } from '#contracts';
 import { EventStore } from '#eventstore';
-import { ownedTables } from '#persistence';
+import { ownedTables } from '../../apps/projector/src/engine/rebuild.js';
 import { projections } from '../../apps/projector/src/projections/index.js';
 import { AgentsStack, type EnrolledAgent, type StackOptions } from '../harness/stack.js';
 import { sleep, waitFor } from '../harness/processes.js';
@@ -140,30 +140,20 @@ export function differences(
   return problems.slice(0, 20);
 }
 
-export interface RebuildStatusView {
-  id: string;
-  phase: string;
-  schema: string;
-  sequence: number;
-  target: number;
-  error: string | null;
-  differences: { table: string; onlyRebuilt: number; onlyLive: number }[] | null;
-}
-
 /** Polls the API's rebuild progress until the rebuild is done (throws if it failed). */
 export async function rebuildFinished(
   stack: AgentsStack,
   admin: string,
   id: string,
-  onPoll?: (status: RebuildStatusView) => void,
-): Promise<RebuildStatusView> {
+  onPoll?: (status: RebuildStatus) => void,
+): Promise<RebuildStatus> {
   const final = await waitFor(
     `rebuild ${id}`,
     async () => {
       const response = await stack.request('GET', `admin/projections/rebuilds/${id}`, { token: admin });
       if (response.status !== 200)
         return { error: `rebuild status: ${response.status} ${JSON.stringify(response.body)}` };
-      const status = response.body as unknown as RebuildStatusView;
+      const status = response.body as unknown as RebuildStatus;
       onPoll?.(status);
       return status.phase === 'done' || status.phase === 'failed' ? { status } : undefined;
     },

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { jetstream } from '@nats-io/jetstream';
+import type { RebuildStatus } from '#contracts';
 import type { EventStore } from '#eventstore';
 import { retryTransient } from '../../apps/routing/src/aggregate-reader.js';
 import type { AgentsStack, EnrolledAgent } from '../harness/stack.js';
@@ -16,7 +17,6 @@ import {
   reportFailed,
   snapshot,
   startRoutesStack,
-  type RebuildStatusView,
 } from './helpers.js';
 
 /**
@@ -392,7 +392,7 @@ test('a full rebuild swaps in exactly the live rows while the API keeps answerin
   expect(started.body.schema).toMatch(/^rebuild_/);
   const id = started.body.id as string;
 
-  let done: RebuildStatusView | undefined;
+  let done: RebuildStatus | undefined;
   let failure: unknown;
   const phases = new Set<string>();
   void rebuildFinished(stack, admin, id, (status) => phases.add(status.phase)).then(

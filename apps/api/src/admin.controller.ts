@@ -24,16 +24,12 @@ import {
   projectorCommands,
   type DismissOutcome,
   type DeadLetterView,
+  type RebuildStatus,
+  type RetryOutcome,
   type RouteListResult,
 } from '#contracts';
 import { CommandBus } from '#messaging';
-import {
-  queryAgents,
-  queryHostnames,
-  queryRoutes,
-  type RebuildStatus,
-  type RetryOutcome,
-} from '#persistence';
+import { queryAgents, queryHostnames, queryRoutes } from '#persistence';
 import { actorOf, Auth, CurrentPrincipal, type Principal } from './auth.js';
 import { DeadLetters } from './dead-letters.js';
 import { schemaExists, viewTable } from './queries/time-travel.js';

@@ -10,3 +10,6 @@ export const projectorConfigSchema = eventStoreConfigSchema.extend(databaseConfi
   CL_PROJECTOR_REBUILD_ROW_BUDGET: env.int(5_000),
 });
 export type ProjectorConfig = z.output<typeof projectorConfigSchema>;
+
+/** The Nest token of the projector's parsed configuration. */
+export const PROJECTOR_CONFIG = Symbol('PROJECTOR_CONFIG');

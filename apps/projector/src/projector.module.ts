@@ -2,9 +2,10 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { EventStoreModule } from '#eventstore';
 import { DatabaseModule } from '#persistence';
 import { LOGGER, type Logger } from '#platform';
-import type { ProjectorConfig } from './config.js';
+import { PROJECTOR_CONFIG, type ProjectorConfig } from './config.js';
+import { LiveProjection } from './live-projection.js';
 import { ProjectorCommands } from './projector.commands.js';
-import { PROJECTOR_CONFIG, ProjectorService } from './projector.service.js';
+import { ProjectorController } from './projector.controller.js';
 
 @Module({})
 export class ProjectorModule {
@@ -12,13 +13,14 @@ export class ProjectorModule {
     return {
       module: ProjectorModule,
       imports: [EventStoreModule.forRoot(config, 'projector'), DatabaseModule.forRoot(config, 'projector')],
-      controllers: [ProjectorCommands],
+      controllers: [ProjectorController],
       providers: [
         { provide: PROJECTOR_CONFIG, useValue: config },
         { provide: LOGGER, useValue: logger },
-        ProjectorService,
+        LiveProjection,
+        ProjectorCommands,
       ],
-      exports: [ProjectorService],
+      exports: [LiveProjection],
     };
   }
 }

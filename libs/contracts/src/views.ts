@@ -1,4 +1,5 @@
 import type { PROXY_NODE_STATUSES } from './events/proxy-node.js';
+import type { RebuildStatus } from './projector.js';
 
 /**
  * The shapes the API answers with beyond routes and certificates (those are in routing.ts and
@@ -131,4 +132,13 @@ export interface DismissOutcome {
   sequence: number;
   changed: boolean;
   dismissed: { id: string; consumer: string }[];
+}
+
+/** The answer of a dead letter's retry: a consumer's letter is retried by it, a projection's by a rebuild. */
+export interface RetryOutcome {
+  /** `resolved`: the consumer handled it now; `failed`: it failed again; `rebuilding`: a projection is rebuilt. */
+  outcome: 'resolved' | 'failed' | 'rebuilding';
+  deadLetter: DeadLetterView;
+  error?: string;
+  rebuild?: RebuildStatus;
 }

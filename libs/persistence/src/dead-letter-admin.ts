@@ -8,18 +8,11 @@ import {
   type DeadLetterStatus,
   type DeadLetterView,
   type DismissOutcome,
+  type RebuildStatus,
+  type RetryOutcome,
 } from '#contracts';
 import { deadLetterRetrySubject } from '#eventstore';
 import type { Logger } from '#platform';
-import type { RebuildStatus } from './rebuild-job.js';
-
-export interface RetryOutcome {
-  /** `resolved`: the consumer handled it now; `failed`: it failed again; `rebuilding`: a projection is rebuilt. */
-  outcome: 'resolved' | 'failed' | 'rebuilding';
-  deadLetter: DeadLetterView;
-  error?: string;
-  rebuild?: RebuildStatus;
-}
 
 /** What the admin side needs of a command bus (CommandBus has it). */
 export interface CommandExecutor {

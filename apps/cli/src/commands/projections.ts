@@ -1,5 +1,4 @@
-import { projectorCommands } from '#contracts';
-import type { RebuildStatus } from '#persistence';
+import { projectorCommands, type RebuildStatus } from '#contracts';
 import { UsageError, type CliCommand } from '../command.js';
 import { withCommandBus, cliActor } from '../nats.js';
 import { drawProgress, endProgress, renderProgress } from '../progress.js';

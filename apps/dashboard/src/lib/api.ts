@@ -3,7 +3,7 @@
  * API's own `{ error, message, field? }`. A 401 ends the session (the token expired or was revoked).
  * The JSON shapes are those of apps/api (the dashboard reads only the API).
  */
-import type { DeadLetterView, RouteKind, RouteStatus } from '#contracts';
+import type { RouteKind, RouteStatus } from '#contracts';
 
 export const API_BASE = '/api/v1';
 
@@ -143,9 +143,8 @@ export function describeError(error: unknown): string {
 }
 
 // ---- shapes of the API's answers ----
-// The API's views are imported from #contracts (type-only: nothing of it reaches the bundle). Declared
-// here: the values the forms list, and the projector's answers (rebuilds, status, schemas), whose types
-// are not in #contracts yet.
+// The API's views, the projector's answers among them, are imported from #contracts (type-only: nothing
+// of it reaches the bundle). Declared here: the values the forms list.
 
 export const ROUTE_KINDS: RouteKind[] = ['http', 'tls-sni'];
 export const ROUTE_STATUSES: RouteStatus[] = ['pending', 'active', 'failed', 'removed'];
@@ -161,45 +160,6 @@ export const REVOCATION_REASONS = [
   'cessationOfOperation',
   'privilegeWithdrawn',
 ];
-
-export type RebuildPhase =
-  'preparing' | 'replaying' | 'catching-up' | 'indexing' | 'verifying' | 'swapping' | 'done' | 'failed';
-
-export interface Rebuild {
-  id: string;
-  projections: string[];
-  mode: 'swap' | 'inspect';
-  schema: string;
-  phase: RebuildPhase;
-  sequence: number;
-  target: number;
-  eventsPerSecond: number;
-  etaSeconds: number | null;
-  startedAt: string;
-  finishedAt: string | null;
-  error: string | null;
-  differences: { table: string; onlyRebuilt: number; onlyLive: number }[] | null;
-}
-
-export interface ProjectorStatus {
-  position: number;
-  logEnd: number;
-  lag: number;
-  projections: string[];
-}
-
-/** A time-travel view (`asof_…`) or a rebuild in progress (`rebuild_…`), with each projection's checkpoint. */
-export interface ProjectionSchema {
-  schema: string;
-  checkpoints: Record<string, number>;
-}
-
-export interface RetryOutcome {
-  outcome: 'resolved' | 'failed' | 'rebuilding';
-  deadLetter: DeadLetterView;
-  error?: string;
-  rebuild?: Rebuild;
-}
 
 export interface Capabilities {
   endpoints: string[];

@@ -11,16 +11,16 @@ import {
   Time,
 } from '../components/common';
 import { Field } from '../components/field';
-import type { DeadLetterMessage, DeadLetterView, DismissOutcome } from '#contracts';
-import {
-  api,
-  ApiError,
-  describeError,
-  type ProjectionSchema,
-  type ProjectorStatus,
-  type Rebuild,
-  type RetryOutcome,
-} from '../lib/api';
+import type {
+  DeadLetterMessage,
+  DeadLetterView,
+  DismissOutcome,
+  ProjectionSchema,
+  ProjectorStatus,
+  RebuildStatus,
+  RetryOutcome,
+} from '#contracts';
+import { api, ApiError, describeError } from '../lib/api';
 import { formatDuration, formatNumber, localInputToIso } from '../lib/format';
 import { useDocumentTitle, useInterval, useResource } from '../lib/hooks';
 import { useLiveRefresh } from '../lib/live-context';
@@ -33,14 +33,14 @@ function shorten(text: string, length = 200): string {
   return text.length > length ? `${text.slice(0, length)}…` : text;
 }
 
-function percentOf(rebuild: Rebuild): number {
+function percentOf(rebuild: RebuildStatus): number {
   if (rebuild.phase === 'done') return 100;
   if (rebuild.target <= 0) return rebuild.phase === 'preparing' ? 0 : 100;
   return Math.min(100, Math.floor((rebuild.sequence / rebuild.target) * 100));
 }
 
 /** A rebuild's progress: bar, phase, events/s and ETA; the verification's differences when it has them. */
-export function RebuildProgress({ rebuild }: { rebuild: Rebuild }) {
+export function RebuildProgress({ rebuild }: { rebuild: RebuildStatus }) {
   const percent = percentOf(rebuild);
   const tone =
     rebuild.phase === 'done' ? ' progress-done' : rebuild.phase === 'failed' ? ' progress-failed' : '';
@@ -102,7 +102,7 @@ export function RebuildProgress({ rebuild }: { rebuild: Rebuild }) {
 
 function CurrentRebuild({ id }: { id: string }) {
   const rebuild = useResource(`rebuild:${id}`, (signal) =>
-    api.get<Rebuild>(`/admin/projections/rebuilds/${id}`, undefined, signal),
+    api.get<RebuildStatus>(`/admin/projections/rebuilds/${id}`, undefined, signal),
   );
   const running = !rebuild.data || !FINISHED.has(rebuild.data.phase);
   useInterval(rebuild.refresh, 500, running && rebuild.error === undefined);
@@ -120,7 +120,7 @@ function StartRebuild({
   onStarted,
 }: {
   projections: string[];
-  onStarted: (rebuild: Rebuild) => void;
+  onStarted: (rebuild: RebuildStatus) => void;
 }) {
   const [projection, setProjection] = useState('all');
   const [mode, setMode] = useState<'swap' | 'inspect'>('swap');
@@ -142,7 +142,7 @@ function StartRebuild({
     }
     try {
       onStarted(
-        await api.post<Rebuild>(`/admin/projections/${encodeURIComponent(projection)}/rebuild`, body),
+        await api.post<RebuildStatus>(`/admin/projections/${encodeURIComponent(projection)}/rebuild`, body),
       );
     } catch (caught) {
       setError(caught);
@@ -705,7 +705,7 @@ export function ReplayPage() {
   );
   useLiveRefresh(() => true, status.refresh, 1_000);
   const rebuilds = useResource('rebuilds', (signal) =>
-    api.get<{ rebuilds: Rebuild[] }>('/admin/projections/rebuilds', undefined, signal),
+    api.get<{ rebuilds: RebuildStatus[] }>('/admin/projections/rebuilds', undefined, signal),
   );
   const anyRunning = (rebuilds.data?.rebuilds ?? []).some((rebuild) => !FINISHED.has(rebuild.phase));
   useInterval(rebuilds.refresh, anyRunning || params.rebuild ? 1_000 : 10_000);

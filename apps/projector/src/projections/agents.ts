@@ -1,11 +1,6 @@
 import type { DomainEvent, StoredEvent } from '#contracts';
-import {
-  adminTokensTable,
-  agentsTable,
-  RowProjection,
-  type AdminTokenRow,
-  type AgentRow,
-} from '#persistence';
+import { adminTokensTable, agentsTable, type AdminTokenRow, type AgentRow } from '#persistence';
+import { RowProjection } from '../engine/row-projection.js';
 
 /** The agents read model: status, address, labels, enrolled at, last seen (at the last transition). */
 export function evolveAgentRow(row: AgentRow | undefined, stored: StoredEvent): AgentRow | undefined {

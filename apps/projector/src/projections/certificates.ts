@@ -1,5 +1,6 @@
 import type { DomainEvent, StoredEvent } from '#contracts';
-import { certificatesTable, RowProjection, type CertificateRow } from '#persistence';
+import { certificatesTable, type CertificateRow } from '#persistence';
+import { RowProjection } from '../engine/row-projection.js';
 
 /**
  * The certificates read model: `issued` when the CA signed it (CertificateIssued or CertificateRenewed,

@@ -1,4 +1,5 @@
-import { AppendOnlyProjection, eventLogTable } from '#persistence';
+import { eventLogTable } from '#persistence';
+import { AppendOnlyProjection } from '../engine/append-only-projection.js';
 
 /** One row per event: the index the dashboard pages and filters (the event's data stays in the log). */
 export const eventLogProjection = new AppendOnlyProjection({

@@ -1,5 +1,6 @@
 import { eventDefinitions, type StoredEvent } from '#contracts';
-import { eventStatsTable, RowProjection, type EventStatsRow } from '#persistence';
+import { eventStatsTable, type EventStatsRow } from '#persistence';
+import { RowProjection } from '../engine/row-projection.js';
 
 /** Events per type: the dashboard's event counts and rates. */
 export function evolveEventStats(row: EventStatsRow | undefined, event: StoredEvent): EventStatsRow {

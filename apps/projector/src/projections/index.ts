@@ -1,4 +1,4 @@
-import type { Projection } from '#persistence';
+import type { Projection } from '../engine/projection.js';
 import { adminTokensProjection, agentsProjection } from './agents.js';
 import { certificatesProjection } from './certificates.js';
 import { eventLogProjection } from './event-log.js';

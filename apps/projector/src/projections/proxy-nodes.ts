@@ -1,5 +1,6 @@
 import type { DomainEvent, StoredEvent } from '#contracts';
-import { proxyNodesTable, RowProjection, type ProxyNodeRow } from '#persistence';
+import { proxyNodesTable, type ProxyNodeRow } from '#persistence';
+import { RowProjection } from '../engine/row-projection.js';
 
 /**
  * Each proxy node's status (`in-sync`, `degraded`, `unreachable`) as of its last transition. What a node

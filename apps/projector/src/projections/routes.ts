@@ -1,5 +1,6 @@
 import type { DomainEvent, StoredEvent } from '#contracts';
-import { hostnamesTable, routesTable, RowProjection, type HostnameRow, type RouteRow } from '#persistence';
+import { hostnamesTable, routesTable, type HostnameRow, type RouteRow } from '#persistence';
+import { RowProjection } from '../engine/row-projection.js';
 
 /** Largest value of a Postgres integer: a propagation time beyond it (24 days) is recorded as this. */
 const MAX_INTEGER = 2_147_483_647;

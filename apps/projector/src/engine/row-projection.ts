@@ -8,7 +8,7 @@ import {
   type Projection,
   type ProjectionContext,
 } from './projection.js';
-import type { Columns } from './tables/columns.js';
+import type { Columns } from '#persistence';
 
 type RowValue =
   string | number | boolean | null | readonly string[] | Record<string, unknown> | readonly unknown[];

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { DataSource } from 'typeorm';
+import type { RebuildMode, RebuildStatus } from '#contracts';
 import type { EventStore } from '#eventstore';
 import type { Logger } from '#platform';
 import type { Projection } from './projection.js';
@@ -10,31 +11,8 @@ import {
   finishShadowTables,
   ownedTables,
   swapIntoLive,
-  type TableDifference,
 } from './rebuild.js';
 import { ProjectionRunner } from './runner.js';
-
-export type RebuildMode = 'swap' | 'inspect';
-export type RebuildPhase =
-  'preparing' | 'replaying' | 'catching-up' | 'indexing' | 'verifying' | 'swapping' | 'done' | 'failed';
-
-export interface RebuildStatus {
-  id: string;
-  projections: string[];
-  mode: RebuildMode;
-  schema: string;
-  phase: RebuildPhase;
-  /** Last sequence applied to the rebuilt tables. */
-  sequence: number;
-  target: number;
-  eventsPerSecond: number;
-  etaSeconds: number | null;
-  startedAt: string;
-  finishedAt: string | null;
-  error: string | null;
-  /** Rows that differ between the rebuilt and the live tables at the same sequence, before a swap. */
-  differences: TableDifference[] | null;
-}
 
 /** What a rebuild needs from the live projector to swap without racing it. */
 export interface LiveProjector {

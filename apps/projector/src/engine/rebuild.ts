@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import type { ProjectionSchema, TableDifference } from '#contracts';
 import { qualifiedTable, quoteIdentifier, type Projection } from './projection.js';
 
 /** The tables of these projections, checking that no table belongs to two of them. */
@@ -112,13 +113,6 @@ export function retarget(definition: string, fromSchema: string, toSchema: strin
   );
 }
 
-export interface TableDifference {
-  table: string;
-  /** Rows in the rebuilt table that the live one lacks, and the other way round. */
-  onlyRebuilt: number;
-  onlyLive: number;
-}
-
 /** Compares every row of two copies of each table (multiset difference both ways). */
 export async function compareTables(
   dataSource: DataSource,
@@ -184,9 +178,7 @@ export async function dropSchema(dataSource: DataSource, schema: string): Promis
 }
 
 /** Schemas holding rebuilds (`rebuild_…`) and time-travel views (`asof_…`), with their checkpoints. */
-export async function listProjectionSchemas(
-  dataSource: DataSource,
-): Promise<{ schema: string; checkpoints: Record<string, number> }[]> {
+export async function listProjectionSchemas(dataSource: DataSource): Promise<ProjectionSchema[]> {
   const schemas: { schema: string }[] = await dataSource.query(
     `SELECT nspname AS schema FROM pg_namespace WHERE nspname LIKE 'asof\\_%' OR nspname LIKE 'rebuild\\_%' ORDER BY nspname`,
   );
