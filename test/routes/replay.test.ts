@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { jetstream } from '@nats-io/jetstream';
 import type { RebuildStatus } from '#contracts';
 import type { EventStore } from '#eventstore';
-import { retryTransient } from '../../apps/routing/src/aggregate-reader.js';
+import { retryTransient } from '../../apps/routing/src/cached-aggregate-store.js';
 import type { AgentsStack, EnrolledAgent } from '../harness/stack.js';
 import { sleep, waitFor } from '../harness/processes.js';
 import {

@@ -48,7 +48,7 @@ import {
   type ExistingRoute,
   type RouteDefinition,
 } from './domain/decider.js';
-import { asUnavailable, CachedAggregateStore, retryTransient } from './aggregate-reader.js';
+import { asUnavailable, CachedAggregateStore, retryTransient } from './cached-aggregate-store.js';
 import { commandKey, routeIdFor } from './domain/ids.js';
 import { checkNameAllowed, resolveHostname, type NamingRules } from './domain/names.js';
 

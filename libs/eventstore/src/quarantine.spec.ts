@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
-import { DomainError, UndecodableEventError } from '#contracts';
+import { UndecodableEventError } from '#contracts';
+import { refusal } from '#testing';
 import { decideQuarantine, decodeFailure, UndecodableLogEntryError } from './quarantine.js';
 
 const payload = new TextEncoder().encode('{"not":"an event"}');
@@ -11,16 +12,6 @@ const undecodable = {
   error: 'not an event envelope',
 };
 const command = { sequence: 42, reason: 'damaged by a bug' };
-
-function refusal(run: () => unknown): DomainError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof DomainError) return error;
-    throw error;
-  }
-  throw new Error('expected a refusal');
-}
 
 describe('decideQuarantine', () => {
   it('sets aside an undecodable message with the digest of its bytes, its error and the reason', () => {

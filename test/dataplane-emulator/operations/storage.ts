@@ -35,13 +35,22 @@ async function storedFile(folder: string, name: string, suffix?: string): Promis
   throw new ApiError(404, `file ${name} does not exist`);
 }
 
-/** A change of a file the configuration uses: the reload it needs, as the query asks. */
-async function afterFileChange(emulator: EmulatorParts, context: RequestContext, ok: Reply): Promise<Reply> {
+/**
+ * A change of a file the configuration uses: the reload it needs, as the query asks. `atRuntime` applies
+ * it without a reload when HAProxy can (certificates through the runtime API); false: a reload is due.
+ */
+async function afterFileChange(
+  emulator: EmulatorParts,
+  context: RequestContext,
+  ok: Reply,
+  atRuntime?: () => Promise<boolean>,
+): Promise<Reply> {
   if (context.query.skip_reload === true) return ok;
   if (context.query.force_reload === true) {
     await forceReload(emulator);
     return ok;
   }
+  if (atRuntime && (await atRuntime())) return ok;
   return { ...ok, status: 202, headers: { 'Reload-ID': emulator.reloads.reload() } };
 }
 
@@ -257,15 +266,11 @@ const certificates: Operations = {
     const info = certificateInfo(pem);
     await atomicWrite(file, upload.data, 0o600);
     const body = { ...info, file, storage_name: name, size: upload.data.length };
-    if (context.query.skip_reload === true) return { status: 201, body };
-    if (context.query.force_reload === true) {
-      await forceReload(emulator);
-      return { status: 201, body };
-    }
     // Like dataplaneapi: load it into HAProxy's certificate store (new/set/commit ssl cert). That does
     // not attach it to a bind; a bind that loads a directory picks it up at the next reload.
-    if (await pushCertificate(emulator, file, pem, true)) return { status: 201, body };
-    return { status: 202, body, headers: { 'Reload-ID': emulator.reloads.reload() } };
+    return afterFileChange(emulator, context, { status: 201, body }, () =>
+      pushCertificate(emulator, file, pem, true),
+    );
   },
   replaceStorageSSLCertificate: async (emulator, context) => {
     const file = await storedFile(emulator.config.sslCertsDir, context.path.name);
@@ -273,26 +278,17 @@ const certificates: Operations = {
     const info = certificateInfo(pem);
     await atomicWrite(file, context.rawBody, 0o600);
     const body = { ...info, file, storage_name: basename(file), size: context.rawBody.length };
-    if (context.query.skip_reload === true) return { status: 200, body };
-    if (context.query.force_reload === true) {
-      await forceReload(emulator);
-      return { status: 200, body };
-    }
-    if (await pushCertificate(emulator, file, pem, false)) return { status: 200, body };
-    return { status: 202, body, headers: { 'Reload-ID': emulator.reloads.reload() } };
+    return afterFileChange(emulator, context, { status: 200, body }, () =>
+      pushCertificate(emulator, file, pem, false),
+    );
   },
   deleteStorageSSLCertificate: async (emulator, context) => {
     const file = await storedFile(emulator.config.sslCertsDir, context.path.name);
     assertUnreferenced(emulator, file);
     await rm(file);
-    if (context.query.skip_reload === true) return { status: 204 };
-    if (context.query.force_reload === true) {
-      await forceReload(emulator);
-      return { status: 204 };
-    }
-    const answer = await emulator.haproxy.stats(`del ssl cert ${file}`).catch(() => '');
-    if (/deleted/i.test(answer)) return { status: 204 };
-    return { status: 202, headers: { 'Reload-ID': emulator.reloads.reload() } };
+    return afterFileChange(emulator, context, { status: 204 }, async () =>
+      /deleted/i.test(await emulator.haproxy.stats(`del ssl cert ${file}`).catch(() => '')),
+    );
   },
 };
 

@@ -1,5 +1,5 @@
 import { DomainError } from '#contracts';
-import { asUnavailable, isTransientNatsError, retryTransient } from './aggregate-reader.js';
+import { asUnavailable, isTransientNatsError, retryTransient } from './cached-aggregate-store.js';
 
 const busy = Object.assign(new Error('jetstream is not enabled'), { name: 'JetStreamNotEnabled' });
 
