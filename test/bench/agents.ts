@@ -1,5 +1,6 @@
 import { jetstream, type ConsumerMessages } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { agentSubjects } from '#contracts';
 import { AgentsStack, agentKeys } from '../harness/stack.js';
 import { progress, round, type Figures } from './report.js';
 
@@ -71,7 +72,11 @@ export async function run(): Promise<Figures> {
         maxReconnectAttempts: -1,
       });
       connections.push(connection);
-      const consumer = await jetstream(connection).consumers.get('AGENTS', `agent-bench-${index}`);
+      // Through the agent account's import of its own consumer, as the real agent does.
+      const consumer = await jetstream(connection, { apiPrefix: agentSubjects.jsApiPrefix }).consumers.get(
+        'AGENTS',
+        `agent-bench-${index}`,
+      );
       const messages = await consumer.consume({ max_messages: 4 });
       consumers.push(messages);
       void (async () => {
