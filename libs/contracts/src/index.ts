@@ -12,3 +12,4 @@ export * from './addresses.js';
 export * from './dashboard-pages.js';
 export * from './projector.js';
 export * from './views.js';
+export * from './deployments.js';

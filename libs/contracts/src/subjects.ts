@@ -21,6 +21,10 @@ export const AGGREGATE_TYPES = [
   'address',
   /** What admins decided about the dead letters of one message (id: its stream sequence). */
   'dead-letter',
+  /** An app deployed on an agent (id: its name). */
+  'app',
+  /** One deployment of an app (id: a UUID). */
+  'deployment',
 ] as const;
 export type AggregateType = (typeof AGGREGATE_TYPES)[number];
 

@@ -10,6 +10,8 @@ import { enrollmentTokenEvents } from './enrollment-token.js';
 import { certificateEvents } from './certificate.js';
 import { quarantineEvents } from './quarantine.js';
 import { addressEvents } from './address.js';
+import { appEvents } from './app.js';
+import { deploymentEvents } from './deployment.js';
 
 export * from './agent.js';
 export * from './hostname.js';
@@ -21,6 +23,8 @@ export * from './registration.js';
 export * from './certificate.js';
 export * from './quarantine.js';
 export * from './address.js';
+export * from './app.js';
+export * from './deployment.js';
 
 /** Every event type of the product. Add a domain's definitions here when it gains events. */
 export const eventDefinitions = [
@@ -33,6 +37,8 @@ export const eventDefinitions = [
   ...certificateEvents,
   ...quarantineEvents,
   ...addressEvents,
+  ...appEvents,
+  ...deploymentEvents,
 ] as const;
 
 type Definition = (typeof eventDefinitions)[number];

@@ -1,0 +1,157 @@
+import { z } from 'zod';
+import { commandSubject } from './commands.js';
+import { dnsLabel, ipAddress, label, port, uuid } from './fields.js';
+import { commitId, releaseRef } from './events/app.js';
+import { sha256Hex } from './events/certificate.js';
+import { DEPLOYMENT_PHASES, resolvedManifest } from './events/deployment.js';
+import { agentSubjects } from './subjects.js';
+
+/**
+ * The deployments service's commands (from the API), the requests agents make on their own prefix while
+ * they run a deployment, what the service sends them, and the relayed log stream.
+ */
+export const DEPLOYMENTS_SERVICE = 'deployments';
+export const deploymentCommands = {
+  createApp: commandSubject(DEPLOYMENTS_SERVICE, 'create-app'),
+  configureApp: commandSubject(DEPLOYMENTS_SERVICE, 'configure-app'),
+  setSecret: commandSubject(DEPLOYMENTS_SERVICE, 'set-secret'),
+  removeSecret: commandSubject(DEPLOYMENTS_SERVICE, 'remove-secret'),
+  request: commandSubject(DEPLOYMENTS_SERVICE, 'request-deployment'),
+  rollback: commandSubject(DEPLOYMENTS_SERVICE, 'rollback'),
+  cancel: commandSubject(DEPLOYMENTS_SERVICE, 'cancel-deployment'),
+  getApp: commandSubject(DEPLOYMENTS_SERVICE, 'get-app'),
+  getDeployment: commandSubject(DEPLOYMENTS_SERVICE, 'get-deployment'),
+} as const;
+
+/** What an agent may ask on `agents.<id>.out.req.deployments.<command>`. */
+export const AGENT_DEPLOYMENT_COMMANDS = ['assigned', 'claim', 'renew', 'report', 'secrets'] as const;
+export type AgentDeploymentCommand = (typeof AGENT_DEPLOYMENT_COMMANDS)[number];
+
+export function agentDeploymentSubject(agentId: string, command: AgentDeploymentCommand): string {
+  return agentSubjects.request(agentId, `deployments.${command}`);
+}
+export const allAgentDeploymentRequests = agentSubjects.allOutbound('req.deployments.*');
+
+/** What the service sends an agent (AGENTS stream): pokes; the agent asks for the details. */
+export const DEPLOYMENT_TOPICS = {
+  assigned: 'deployments.assigned',
+  changed: 'deployments.changed',
+} as const;
+
+/** An agent publishes its deployments' output here; the relay checks, redacts and stores it in LOGS. */
+export const agentLogSubject = (agentId: string, deploymentId: string) =>
+  agentSubjects.outbound(agentId, `logs.${deploymentId}`);
+export const allAgentLogs = agentSubjects.allOutbound('logs.*');
+export const LOGS_STREAM = 'LOGS';
+export const logsSubject = (deploymentId: string) => `logs.${deploymentId}`;
+
+/** Request bodies are bounded by the broker and again here. */
+export const AGENT_DEPLOYMENT_REQUEST_MAX_BYTES = 64 * 1024;
+
+export const claimRequest = z.strictObject({ deploymentId: uuid, leaseId: uuid, agentVersion: label(40) });
+export type ClaimRequest = z.output<typeof claimRequest>;
+
+export const renewRequest = z.strictObject({ deploymentId: uuid, leaseId: uuid });
+export type RenewRequest = z.output<typeof renewRequest>;
+
+const exitCode = z.number().int().min(-1).max(255).nullable();
+const reportLastLines = z.array(z.string().max(500)).max(20);
+
+/** The phases an agent reports, each with what it proves. */
+export const phaseReport = z.discriminatedUnion('phase', [
+  z.strictObject({
+    phase: z.literal('fetched'),
+    commit: commitId.nullable(),
+    sourceDigest: sha256Hex,
+    bytes: z.number().int().min(0).max(1e12),
+  }),
+  z.strictObject({
+    phase: z.literal('built'),
+    release: releaseRef,
+    artifactDigest: sha256Hex,
+    manifest: resolvedManifest,
+    durationMs: z.number().int().min(0),
+  }),
+  z.strictObject({ phase: z.literal('started'), releaseId: uuid, port }),
+  z.strictObject({
+    phase: z.literal('healthy'),
+    releaseId: uuid,
+    probes: z.number().int().min(1).max(100_000),
+    durationMs: z.number().int().min(0),
+  }),
+  z.strictObject({
+    phase: z.literal('switched'),
+    routeId: uuid,
+    routeRevision: z.number().int().min(1),
+    target: z.strictObject({ host: ipAddress, port }),
+  }),
+  /** After a failed verification or a cancel after the switch: the traffic is back on the previous release. */
+  z.strictObject({ phase: z.literal('reverted') }),
+  z.strictObject({
+    phase: z.literal('drained'),
+    previousReleaseId: uuid.nullable(),
+    stoppedBy: z.enum(['exit', 'kill', 'none']),
+  }),
+  z.strictObject({
+    phase: z.literal('failed'),
+    failedPhase: z.enum([...DEPLOYMENT_PHASES]),
+    reason: label(500),
+    exitCode,
+    signal: label(16).nullable(),
+    lastLines: reportLastLines,
+    reverted: z.boolean(),
+  }),
+  z.strictObject({ phase: z.literal('cancelled'), reverted: z.boolean() }),
+  /** The agent restarted and gave up what it had claimed. */
+  z.strictObject({ phase: z.literal('released') }),
+]);
+export type PhaseReport = z.output<typeof phaseReport>;
+
+export const reportRequest = z.strictObject({ deploymentId: uuid, leaseId: uuid, report: phaseReport });
+export type ReportRequest = z.output<typeof reportRequest>;
+
+/** The agent's key for one delivery of secret values (SPKI DER, base64, X25519). */
+export const secretsRequest = z.union([
+  z.strictObject({ deploymentId: uuid, leaseId: uuid, publicKey: z.string().min(40).max(200) }),
+  z.strictObject({ appName: dnsLabel, releaseId: uuid, publicKey: z.string().min(40).max(200) }),
+]);
+export type SecretsRequest = z.output<typeof secretsRequest>;
+
+export const assignedRequest = z.strictObject({});
+
+/** Where a claimed deployment stands, as the agent sees it in answers to renew and report. */
+export interface DeploymentProgress {
+  deploymentId: string;
+  status: string;
+  cancelRequested: boolean;
+  verification: 'pending' | 'passed' | 'failed' | null;
+  leaseExpiresAt: string | null;
+}
+
+export const deploymentChangedMessage = z.strictObject({
+  deploymentId: uuid,
+  status: label(40),
+  cancelRequested: z.boolean(),
+  verification: z.enum(['pending', 'passed', 'failed']).nullable(),
+});
+export const deploymentAssignedMessage = z.strictObject({ deploymentId: uuid, appName: dnsLabel });
+
+/** One batch of output lines from an agent (`out.logs.<deploymentId>`). */
+export const LOG_LINE_MAX_CHARACTERS = 4096;
+export const LOG_BATCH_MAX_LINES = 256;
+export const logBatch = z.strictObject({
+  boot: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/),
+  seq: z.number().int().min(0),
+  lines: z
+    .array(
+      z.strictObject({
+        t: z.string().max(40),
+        s: z.enum(['build', 'out', 'err', 'sys']),
+        x: z.string().max(LOG_LINE_MAX_CHARACTERS),
+      }),
+    )
+    .min(1)
+    .max(LOG_BATCH_MAX_LINES),
+});
+export type LogBatch = z.output<typeof logBatch>;
+export type LogLine = LogBatch['lines'][number];
