@@ -37,6 +37,8 @@ export function secretsLayout(dir: string) {
     adminCreds: join(dir, 'nats', 'installation-admin.creds'),
     natsAuthConfig: join(dir, 'nats', 'auth.conf'),
     natsResolverDir: join(dir, 'nats', 'resolver'),
+    /** AES-256 key of the deployments service's secret store (app secret values, encrypted at rest). */
+    deploymentSecretStoreKey: join(dir, 'deployments', 'secret-store.key'),
   };
 }
 export type SecretsLayout = ReturnType<typeof secretsLayout>;

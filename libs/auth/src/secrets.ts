@@ -116,22 +116,26 @@ export const secretGenerators: SecretGenerator[] = [
       };
     },
   },
+  // One user per process, each allowed only its own subjects and JetStream calls. A generator per user:
+  // an installation that gains a service gets its credentials without touching the others'.
+  ...SERVICE_USERS.map(
+    (user): SecretGenerator => ({
+      name: `nats-service-credentials-${user}`,
+      files: (layout) => [layout.credsOf(user)],
+      async generate(layout) {
+        const keys = await readNatsKeys(layout);
+        return {
+          [layout.credsOf(user)]: await serviceUserCreds(keys, createUser(), user, servicePermissions(user)),
+        };
+      },
+    }),
+  ),
   {
-    // One user per process, each allowed only its own subjects and JetStream calls.
-    name: 'nats-service-credentials',
-    files: (layout) => SERVICE_USERS.map((user) => layout.credsOf(user)),
+    // Decrypts app secret values at rest; only the deployments service reads it.
+    name: 'deployment-secret-store-key',
+    files: (layout) => [layout.deploymentSecretStoreKey],
     async generate(layout) {
-      const keys = await readNatsKeys(layout);
-      const files: Record<string, Uint8Array> = {};
-      for (const user of SERVICE_USERS) {
-        files[layout.credsOf(user)] = await serviceUserCreds(
-          keys,
-          createUser(),
-          user,
-          servicePermissions(user),
-        );
-      }
-      return files;
+      return { [layout.deploymentSecretStoreKey]: randomBytes(32).toString('base64') + '\n' };
     },
   },
   {

@@ -22,6 +22,7 @@ export const SERVICE_USERS = [
   'certificates',
   'api',
   'proxy-sync',
+  'deployments',
   /** The CLI's commands that change things (admin tokens, quarantine, rebuilds). */
   'cli',
   /** The CLI's read-only commands (tail and show the log, projection status). */
@@ -33,6 +34,10 @@ export type ServiceUser = (typeof SERVICE_USERS)[number];
 export const PROXY_NODES_BUCKET = 'proxy-nodes';
 /** The bucket the certificates service publishes the CA's current CRL in (key `current`). */
 export const CRL_BUCKET = 'crl';
+/** The bucket the deployments service keeps the leases of claimed deployments in (renewals, not events). */
+export const DEPLOYMENT_LEASES_BUCKET = 'deployment-leases';
+/** The stream of deployments' output, relayed from agents after checks and redaction. */
+export const LOGS_STREAM_NAME = 'LOGS';
 /** The bucket registration keeps each agent's last heartbeat in (samples, not events). */
 export const AGENT_HEARTBEATS_BUCKET = 'agent-heartbeats';
 
@@ -77,6 +82,17 @@ const durable = (name: string) => ({
 const KV = `KV_${PROXY_NODES_BUCKET}`;
 const HEARTBEATS_KV = `KV_${AGENT_HEARTBEATS_BUCKET}`;
 const CRL_KV = `KV_${CRL_BUCKET}`;
+const LEASES_KV = `KV_${DEPLOYMENT_LEASES_BUCKET}`;
+/** Reading the logs stream: ordered consumers filtered to one deployment. */
+const READ_LOGS = [
+  `$JS.API.STREAM.INFO.${LOGS_STREAM_NAME}`,
+  `$JS.API.STREAM.MSG.GET.${LOGS_STREAM_NAME}`,
+  `$JS.API.CONSUMER.CREATE.${LOGS_STREAM_NAME}.*.>`,
+  `$JS.API.CONSUMER.INFO.${LOGS_STREAM_NAME}.*`,
+  `$JS.API.CONSUMER.MSG.NEXT.${LOGS_STREAM_NAME}.*`,
+  `$JS.API.CONSUMER.DELETE.${LOGS_STREAM_NAME}.*`,
+  `$JS.FC.${LOGS_STREAM_NAME}.>`,
+];
 /** Watching a bucket: its stream's info and an ordered push consumer (the watcher), with flow control. */
 const watchBucket = (stream: string) => [
   `$JS.API.STREAM.INFO.${stream}`,
@@ -154,10 +170,44 @@ function lists(user: ServiceUser): Lists {
         responds: true,
       };
     }
+    case 'deployments': {
+      const deployments = durable('deployments');
+      const agents = durable('deployments-agents');
+      return {
+        pub: [
+          ...events('app', 'deployment'),
+          ...READ_LOG,
+          ...CREATE_LOG,
+          ...deployments.pub,
+          ...agents.pub,
+          // Pokes to agents (assigned, changed) go through the AGENTS stream.
+          'agents.*.in.deployments.*',
+          `$KV.${DEPLOYMENT_LEASES_BUCKET}.*`,
+          `$JS.API.STREAM.INFO.${LEASES_KV}`,
+          `$JS.API.STREAM.CREATE.${LEASES_KV}`,
+          `$JS.API.STREAM.MSG.GET.${LEASES_KV}`,
+          `$JS.API.DIRECT.GET.${LEASES_KV}.>`,
+          // The relayed logs: published after the checks, into a stream this service provisions.
+          'logs.*',
+          `$JS.API.STREAM.INFO.${LOGS_STREAM_NAME}`,
+          `$JS.API.STREAM.CREATE.${LOGS_STREAM_NAME}`,
+        ],
+        sub: [
+          'cmd.deployments.*',
+          'agents.*.out.req.deployments.*',
+          'agents.*.out.logs.*',
+          ...deployments.sub,
+          ...agents.sub,
+        ],
+        responds: true,
+      };
+    }
     case 'api':
       return {
         pub: [
           'cmd.registration.*',
+          'cmd.deployments.*',
+          ...READ_LOGS,
           'cmd.routing.*',
           'cmd.certificates.*',
           'cmd.projector.*',

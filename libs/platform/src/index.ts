@@ -2,3 +2,4 @@ export * from './logger.js';
 export * from './config.js';
 export * from './lifecycle.js';
 export * from './correlation.js';
+export * from './ids.js';

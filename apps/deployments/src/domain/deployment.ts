@@ -357,7 +357,7 @@ export function decideReport(
           'report.phase',
         );
       }
-      checkReportFacts(state, report);
+      checkReportFacts(state, report, app);
       if (report.phase === 'drained') {
         return [{ type, data: { deploymentId, ...data } } as NewEvent, succeeded(state, true, app)];
       }
@@ -421,7 +421,7 @@ export function decideReport(
   }
 }
 
-function checkReportFacts(state: LiveDeployment, report: PhaseReport): void {
+function checkReportFacts(state: LiveDeployment, report: PhaseReport, app: LiveApp | null): void {
   switch (report.phase) {
     case 'built':
       if (report.release.releaseId !== state.deploymentId) {
@@ -429,6 +429,13 @@ function checkReportFacts(state: LiveDeployment, report: PhaseReport): void {
           'invalid',
           'a release is named by the deployment that built it',
           'report.release.releaseId',
+        );
+      }
+      if (app !== null && app.accepted[state.deploymentId] !== report.release.number) {
+        throw new DomainError(
+          'invalid',
+          `this deployment's release is number ${app.accepted[state.deploymentId]}`,
+          'report.release.number',
         );
       }
       break;

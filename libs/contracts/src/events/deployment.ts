@@ -58,7 +58,6 @@ export const DeploymentRequested = defineEvent({
     deploymentId: uuid,
     appName: dnsLabel,
     agentId: dnsLabel,
-    number: z.number().int().min(1),
     kind: z.enum(DEPLOYMENT_KINDS),
     /** deploy: what to fetch (the app's source with this ref, or an upload); rollback: null. */
     ref: label(200).nullable(),
