@@ -23,7 +23,9 @@ export function fieldPath(path: readonly PropertyKey[], prefix?: string): string
   const parts = path.map((segment) => (typeof segment === 'number' ? `[${segment}]` : String(segment)));
   const joined = parts.join('.').replace(/\.\[/g, '[');
   if (!prefix) return joined || '(root)';
-  return joined ? `${prefix}.${joined}` : prefix;
+  // `env` + `[3].value` is `env[3].value`, not `env.[3].value`.
+  if (!joined) return prefix;
+  return joined.startsWith('[') ? `${prefix}${joined}` : `${prefix}.${joined}`;
 }
 
 export function issuesOf(error: z.ZodError, prefix?: string): FieldIssue[] {
