@@ -9,7 +9,7 @@ import type { INestApplication, INestApplicationContext, INestMicroservice } fro
 import { ClientProxyFactory, Transport, type MicroserviceOptions } from '@nestjs/microservices';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { initSecrets, SERVICE_USERS, TokenSigner } from '#auth';
-import { agentSubjects, EVENTS_STREAM } from '#contracts';
+import { agentSubjects, EVENTS_STREAM, type Actor } from '#contracts';
 import { CommandBus, commandServerOptions, natsAuthenticator } from '#messaging';
 import { caEncryptionKeySecret, loadPkiConfig } from '#pki';
 import { createLogger, type Logger } from '#platform';
@@ -22,6 +22,8 @@ import { ProjectorModule } from '../../apps/projector/src/projector.module.js';
 import { projectorConfigSchema } from '../../apps/projector/src/config.js';
 import { registrationConfigSchema } from '../../apps/registration/src/config.js';
 import { RegistrationModule } from '../../apps/registration/src/registration.module.js';
+import { createDeploymentsApp } from '../../apps/deployments/src/app.js';
+import { deploymentsConfigSchema } from '../../apps/deployments/src/config.js';
 import { createRoutingApp } from '../../apps/routing/src/app.js';
 import { routingConfigSchema } from '../../apps/routing/src/config.js';
 import { createInstallation, startAuthNats, type AuthNats, type TestInstallation } from './installation.js';
@@ -48,6 +50,8 @@ export interface StackOptions {
    * `cloudlunacy.localhost`.
    */
   certificates?: boolean;
+  /** Also start the deployments service (issue 16), in this process. */
+  deployments?: boolean;
   /** The logger of the services run in this process (default: errors to stdout). */
   logger?: Logger;
   /**
@@ -87,6 +91,7 @@ export class AgentsStack {
   projector?: INestApplicationContext;
   routing?: INestApplication;
   certificates?: INestApplication;
+  deployments?: INestApplication;
   api?: NestExpressApplication;
   baseUrl = '';
   env: Record<string, string> = {};
@@ -159,6 +164,7 @@ export class AgentsStack {
     }
     if (this.options.routing) await this.startRouting();
     if (this.options.certificates) await this.startCertificates();
+    if (this.options.deployments) await this.startDeployments();
     this.api = await createApiApp(apiConfigSchema.parse(this.envOf('api')), this.logger);
     await this.api.listen(port, '127.0.0.1');
   }
@@ -259,6 +265,19 @@ export class AgentsStack {
     );
   }
 
+  async startDeployments(): Promise<void> {
+    this.deployments = await createDeploymentsApp(
+      deploymentsConfigSchema.parse(this.envOf('deployments')),
+      this.logger,
+      { nestLogs: false },
+    );
+  }
+
+  async stopDeployments(): Promise<void> {
+    await this.deployments?.close();
+    this.deployments = undefined;
+  }
+
   async stopCertificates(): Promise<void> {
     await this.certificates?.close();
     this.certificates = undefined;
@@ -283,6 +302,7 @@ export class AgentsStack {
         .map((name) => () => this.processes.get(name)?.stop()),
       ...[...services].reverse().map((name) => () => this.processes.get(name)?.stop()),
       () => this.api?.close(),
+      () => this.deployments?.close(),
       () => this.certificates?.close(),
       () => this.routing?.close(),
       () => this.registration?.close(),
@@ -296,7 +316,12 @@ export class AgentsStack {
   }
 
   /** Sends a command to a service as the API does (NATS request/reply with the service credentials). */
-  async command<R>(subject: string, payload: unknown): Promise<R> {
+  async command<R>(
+    subject: string,
+    payload: unknown,
+    actor: Actor = { kind: 'admin', id: 'test' },
+    commandId?: string,
+  ): Promise<R> {
     const client = ClientProxyFactory.create({
       transport: Transport.NATS,
       options: {
@@ -309,7 +334,8 @@ export class AgentsStack {
     });
     try {
       return await new CommandBus(client).execute<R>(subject, payload, {
-        actor: { kind: 'admin', id: 'test' },
+        actor,
+        ...(commandId ? { commandId } : {}),
       });
     } finally {
       await client.close();

@@ -1,529 +1,124 @@
 import {
   DomainError,
   type Actor,
-  type AppConfig,
-  type ClaimRequest,
+  type AppView,
   type CommandEnvelope,
-  type DeploymentKind,
-  type EventContext,
-  type NewEvent,
-  type RenewRequest,
-  type ReportRequest,
+  type DeploymentView,
   type StoredEvent,
 } from '#contracts';
-import { commandHandler, contextOf, type EventStore } from '#eventstore';
-import { commandKey, uuidV5, type Logger } from '#platform';
-import { foldAgentForDeployments } from './domain/agent.js';
-import {
-  checkAppActor,
-  decideAccept,
-  decideConfigure,
-  decideCreateApp,
-  decideFinish,
-  decideRemoveSecret,
-  decideSetSecret,
-  evolveApp,
-  foldApp,
-  initialAppState,
-  nextSecretVersion,
-  rollbackTarget,
-  type LiveApp,
-} from './domain/app.js';
-import { overdue, type LeaseRecord } from './domain/deadlines.js';
-import {
-  checkLeaseHolder,
-  decideAgentGone,
-  decideCancel,
-  decideClaim,
-  decideReport,
-  decideSuperseded,
-  decideVerification,
-  evolveDeployment,
-  foldDeployment,
-  initialDeploymentState,
-  isTerminal,
-  servingRelease,
-  type DeploymentState,
-  type FrontProbe,
-  type LiveDeployment,
-} from './domain/deployment.js';
-import type { DeploymentAgentChannel } from './agent-channel.js';
-import type { Leases } from './leases.js';
-import type { PhaseLimits } from '#contracts';
-
-/** Namespace of deployment ids (a fixed random UUID): ids are UUID v5 names inside it. */
-export const DEPLOYMENT_ID_NAMESPACE = '3b0f6a52-1c7e-4d89-a2f4-9e6d5c3b8a17';
-
-/** What the service does by itself (deadlines, finishing, verification). */
-export const DEPLOYMENTS_ACTOR: Actor = { kind: 'service', id: 'deployments' };
-
-const apps = commandHandler({ evolve: evolveApp, initialState: initialAppState });
-const deployments = commandHandler({ evolve: evolveDeployment, initialState: initialDeploymentState });
-
-export interface DeploymentsOptions {
-  leaseTtlMs: number;
-  leaseRenewMs: number;
-  limits: (config: AppConfig) => PhaseLimits;
-}
-
-export interface CreateAppCommand {
-  appName: string;
-  agentId: string;
-  config: AppConfig;
-}
-
-export interface RequestDeploymentCommand {
-  appName: string;
-  ref?: string;
-  upload?: { uploadId: string; sha256: string; bytes: number };
-}
-
-export interface RollbackCommand {
-  appName: string;
-  release?: number | string;
-}
-
-/** Where a deployment stands, for the agent that holds it. */
-export interface Progress {
-  deploymentId: string;
-  status: string;
-  cancelRequested: boolean;
-  verification: 'pending' | 'passed' | 'failed' | null;
-  leaseExpiresAt: string | null;
-}
-
-/** The service's context for what it appends by itself. */
-function systemContext(correlationId: string): EventContext {
-  return { actor: DEPLOYMENTS_ACTOR, correlationId, causationId: null };
-}
+import type { DataSource } from 'typeorm';
+import { nonTerminalDeployments } from '#persistence';
+import type { Logger } from '#platform';
+import { checkAppActor, type LiveApp } from './domain/app.js';
+import type { LiveDeployment } from './domain/deployment.js';
+import type {
+  CreateAppCommand,
+  DeploymentDecisions,
+  RequestDeploymentCommand,
+  RollbackCommand,
+} from './decisions.js';
+import { appViewOf, deploymentViewOf } from './reads.js';
+import type { SecretStore } from './secret-store.js';
+import type { Supervisor } from './supervisor.js';
 
 /**
- * The command side of deployments. Each decision is a pure function (`domain/`) of states folded from the
- * log; this class loads them, appends with optimistic concurrency and message ids derived from the
- * command, and decides again when it loses a race.
+ * What the API asks of deployments, answered with views. Secret values go to the secret store before the
+ * log names their versions: a crash in between leaves a row no event names (collected later), never an
+ * event naming a value that is not there.
  */
 export class DeploymentsCommands {
   constructor(
-    private readonly store: EventStore,
-    private readonly leases: Leases,
-    private readonly channel: DeploymentAgentChannel,
-    private readonly options: DeploymentsOptions,
+    private readonly decisions: DeploymentDecisions,
+    private readonly secrets: SecretStore,
+    private readonly supervisor: Supervisor,
+    private readonly dataSource: DataSource,
     private readonly logger: Logger,
   ) {}
 
-  async app(appName: string) {
-    return foldApp((await this.store.readAggregate('app', appName)).events);
-  }
-
-  async deployment(deploymentId: string): Promise<DeploymentState> {
-    return foldDeployment((await this.store.readAggregate('deployment', deploymentId)).events);
-  }
-
-  /** An app for an agent that exists and is not deregistered; its name is claimed at sequence 0. */
-  async createApp(command: CommandEnvelope<CreateAppCommand>): Promise<LiveApp> {
-    const { payload } = command;
-    const agent = foldAgentForDeployments((await this.store.readAggregate('agent', payload.agentId)).events);
-    if (agent.status === 'absent')
-      throw new DomainError('not_found', `no agent ${payload.agentId}`, 'agentId');
-    if (agent.status === 'deregistered') {
-      throw new DomainError('conflict', `agent ${payload.agentId} is deregistered`, 'agentId');
+  async createApp(
+    command: CommandEnvelope<CreateAppCommand>,
+    secretValues: Record<string, string>,
+  ): Promise<AppView> {
+    const { appName } = command.payload;
+    const existing = await this.decisions.app(appName);
+    if (existing.status === 'live' && existing.createdBy !== command.commandId) {
+      throw new DomainError('conflict', `an app named ${appName} exists already`, 'name');
     }
-    const { newState } = await apps.handle(
-      this.store,
-      { type: 'app', id: payload.appName },
-      (state) => decideCreateApp(state, { actor: command.actor, commandId: command.commandId, ...payload }),
-      {
-        context: contextOf(command),
-        commandId: `app-created:${commandKey(command.actor, command.commandId)}`,
-      },
-    );
-    this.logger.info('app created', {
-      appName: payload.appName,
-      agentId: payload.agentId,
-      by: command.actor,
-    });
-    return newState as LiveApp;
+    if (command.actor.kind === 'agent' && command.actor.id !== command.payload.agentId) {
+      throw new DomainError('forbidden', 'an agent can only create apps for itself', 'agentId');
+    }
+    // Version 1 of each secret; a retried create stores the same version again, which keeps the first.
+    for (const [name, value] of Object.entries(secretValues)) await this.secrets.put(appName, name, 1, value);
+    return appViewOf(await this.decisions.createApp(command));
   }
 
-  async configureApp(command: CommandEnvelope<{ appName: string; config: (app: LiveApp) => AppConfig }>) {
-    const { newState } = await apps.handle(
-      this.store,
-      { type: 'app', id: command.payload.appName },
-      (state) => {
-        checkAppActor(command.actor, state, command.payload.appName);
-        return decideConfigure(state, command.payload.config(state));
-      },
-      {
-        context: contextOf(command),
-        commandId: `app-configured:${commandKey(command.actor, command.commandId)}`,
-      },
-    );
-    return newState as LiveApp;
+  configureApp(command: Parameters<DeploymentDecisions['configureApp']>[0]): Promise<AppView> {
+    return this.decisions.configureApp(command).then(appViewOf);
   }
 
-  /** The version a new secret value gets; the value is stored under it before the event names it. */
-  async secretVersion(command: CommandEnvelope<{ appName: string; name: string }>): Promise<number> {
-    const app = await this.app(command.payload.appName);
-    checkAppActor(command.actor, app, command.payload.appName);
-    return nextSecretVersion(app, command.payload.name, command.commandId);
-  }
-
-  async secretSet(command: CommandEnvelope<{ appName: string; name: string; version: number }>) {
-    const { payload } = command;
-    const { newState } = await apps.handle(
-      this.store,
-      { type: 'app', id: payload.appName },
-      (state) => {
-        checkAppActor(command.actor, state, payload.appName);
-        if (nextSecretVersion(state, payload.name, command.commandId) !== payload.version) {
-          throw new DomainError('conflict', `secret ${payload.name} changed meanwhile; try again`, 'name');
-        }
-        return decideSetSecret(state, payload.name, payload.version, command.commandId);
-      },
-      {
-        context: contextOf(command),
-        commandId: `secret-set:${payload.appName}:${payload.name}:${payload.version}`,
-      },
-    );
-    return newState as LiveApp;
+  async setSecret(command: CommandEnvelope<{ appName: string; name: string; value: string }>) {
+    const { appName, name, value } = command.payload;
+    const version = await this.decisions.secretVersion({ ...command, payload: { appName, name } });
+    await this.secrets.put(appName, name, version, value);
+    const app = await this.decisions.secretSet({ ...command, payload: { appName, name, version } });
+    return { name, version, setAt: app.secrets[name]?.setAt ?? null };
   }
 
   async removeSecret(command: CommandEnvelope<{ appName: string; name: string }>) {
-    const { payload } = command;
-    const { newState } = await apps.handle(
-      this.store,
-      { type: 'app', id: payload.appName },
-      (state) => {
-        checkAppActor(command.actor, state, payload.appName);
-        if (state.secrets[payload.name] === undefined) {
-          throw new DomainError('not_found', `${payload.appName} has no secret ${payload.name}`, 'name');
-        }
-        return decideRemoveSecret(state, payload.name);
-      },
-      {
-        context: contextOf(command),
-        commandId: `secret-removed:${commandKey(command.actor, command.commandId)}`,
-      },
-    );
-    return newState as LiveApp;
+    await this.decisions.removeSecret(command);
+    return { name: command.payload.name, removed: true };
   }
 
-  /** A deployment of the app's source (at a ref, or an upload). */
-  async requestDeployment(command: CommandEnvelope<RequestDeploymentCommand>) {
-    const app = await this.app(command.payload.appName);
-    checkAppActor(command.actor, app, command.payload.appName);
-    const { ref, upload } = command.payload;
-    if (app.config.source.type === 'upload' && upload === undefined) {
-      throw new DomainError('invalid', `${app.appName} deploys uploads: give an uploadId`, 'uploadId');
-    }
-    if (app.config.source.type === 'git' && upload !== undefined) {
-      throw new DomainError(
-        'invalid',
-        `${app.appName} deploys from git: give a ref, not an upload`,
-        'uploadId',
-      );
-    }
-    return this.request(command, app, 'deploy', {
-      ref: app.config.source.type === 'git' ? (ref ?? app.config.source.ref) : null,
-      upload: upload ?? null,
-      targetRelease: null,
-    });
+  async requestDeployment(command: CommandEnvelope<RequestDeploymentCommand>): Promise<DeploymentView> {
+    return this.viewOf(await this.decisions.requestDeployment(command));
   }
 
-  /** Starts a kept release again: no fetch, no build. */
-  async rollback(command: CommandEnvelope<RollbackCommand>) {
-    const app = await this.app(command.payload.appName);
-    checkAppActor(command.actor, app, command.payload.appName);
-    const target = rollbackTarget(app, command.payload.release);
-    return this.request(command, app, 'rollback', {
-      ref: null,
-      upload: null,
-      targetRelease: { releaseId: target.releaseId, number: target.number },
-    });
+  async rollback(command: CommandEnvelope<RollbackCommand>): Promise<DeploymentView> {
+    return this.viewOf(await this.decisions.rollback(command));
   }
 
-  /**
-   * Two appends: DeploymentRequested (sequence 0 of a new aggregate), then DeploymentAccepted on the app
-   * (the app is the lock of one active deployment). A retried command names the same deployment and
-   * completes what the first attempt left; the supervisor completes it when nobody retries.
-   */
-  private async request(
-    command: CommandEnvelope<unknown>,
-    app: LiveApp,
-    kind: DeploymentKind,
-    what: Pick<LiveDeployment, 'ref' | 'upload' | 'targetRelease'>,
-  ) {
-    const deploymentId = uuidV5(
-      JSON.stringify([command.actor.kind, command.actor.id, app.appName, command.commandId]),
-      DEPLOYMENT_ID_NAMESPACE,
-    );
-    const context = contextOf(command);
-    await deployments.handle(
-      this.store,
-      { type: 'deployment', id: deploymentId },
-      (state) =>
-        state.status !== 'absent'
-          ? []
-          : [
-              {
-                type: 'DeploymentRequested',
-                data: {
-                  deploymentId,
-                  appName: app.appName,
-                  agentId: app.agentId,
-                  kind,
-                  ...what,
-                  previous: app.current,
-                  config: app.config,
-                  routeId: app.routeId,
-                  limits: this.options.limits(app.config),
-                },
-              },
-            ],
-      { context, commandId: `deployment-requested:${deploymentId}` },
-    );
-    await this.accept(deploymentId, context);
-    this.logger.info('deployment requested', { deploymentId, appName: app.appName, kind, by: command.actor });
-    return this.deployment(deploymentId) as Promise<LiveDeployment>;
+  async cancel(command: CommandEnvelope<{ deploymentId: string; reason?: string }>): Promise<DeploymentView> {
+    const state = await this.decisions.cancel(command);
+    this.supervisor.poke(state.deploymentId);
+    return this.viewOf(state);
   }
 
-  /** The app takes the deployment (at once, or queued behind the active one, replacing a queued one). */
-  async accept(deploymentId: string, context: EventContext): Promise<void> {
-    const deployment = await this.deployment(deploymentId);
-    if (deployment.status === 'absent') return;
-    const { events, newState } = await apps.handle(
-      this.store,
-      { type: 'app', id: deployment.appName },
-      (state) => (state.status === 'live' ? decideAccept(state, deploymentId, deployment.kind) : []),
-      { context, commandId: `deployment-accepted:${deploymentId}` },
-    );
-    const accepted = events.find((event) => event.type === 'DeploymentAccepted');
-    if (accepted?.data.supersedes) await this.supersede(accepted.data.supersedes, deploymentId, context);
-    const app = newState as LiveApp;
-    if (app.active === deploymentId)
-      await this.channel.assigned(deployment.agentId, deploymentId, app.appName, 0);
+  async getApp(actor: Actor, appName: string): Promise<AppView> {
+    const app = await this.decisions.app(appName);
+    checkAppActor(actor, app, appName);
+    return appViewOf(app);
   }
 
-  private async supersede(deploymentId: string, by: string, context: EventContext): Promise<void> {
-    await deployments.handle(
-      this.store,
-      { type: 'deployment', id: deploymentId },
-      (state) => decideSuperseded(state, by),
-      { context, commandId: `dep-superseded:${deploymentId}` },
-    );
-    await this.finish(deploymentId, context.correlationId);
-  }
-
-  async cancel(command: CommandEnvelope<{ deploymentId: string; reason?: string }>) {
-    const { deploymentId } = command.payload;
-    const current = await this.deployment(deploymentId);
-    if (
-      current.status === 'absent' ||
-      (command.actor.kind === 'agent' && current.agentId !== command.actor.id)
-    ) {
-      throw command.actor.kind === 'agent'
-        ? new DomainError(
-            'forbidden',
-            `agent ${command.actor.id} has no deployment ${deploymentId}`,
-            'deploymentId',
-          )
+  async getDeployment(actor: Actor, deploymentId: string): Promise<DeploymentView> {
+    const state = await this.decisions.deployment(deploymentId);
+    if (state.status === 'absent' || (actor.kind === 'agent' && actor.id !== state.agentId)) {
+      throw actor.kind === 'agent'
+        ? new DomainError('forbidden', `agent ${actor.id} has no deployment ${deploymentId}`, 'deploymentId')
         : new DomainError('not_found', `no deployment ${deploymentId}`, 'deploymentId');
     }
-    const { newState, events } = await deployments.handle(
-      this.store,
-      { type: 'deployment', id: deploymentId },
-      (state) =>
-        decideCancel(
-          state,
-          deploymentId,
-          command.payload.reason ?? `cancelled by ${command.actor.kind} ${command.actor.id}`,
-        ),
-      {
-        context: contextOf(command),
-        commandId: `dep-cancel:${deploymentId}:${commandKey(command.actor, command.commandId)}`,
-      },
+    return this.viewOf(state);
+  }
+
+  private async viewOf(state: LiveDeployment): Promise<DeploymentView> {
+    this.supervisor.poke(state.deploymentId);
+    const app = await this.decisions.app(state.appName);
+    return deploymentViewOf(state, app.status === 'live' ? (app as LiveApp) : null);
+  }
+
+  /** A deployment's event: the supervisor looks at it again (and the agent hears of what it must act on). */
+  deploymentEvent(event: StoredEvent): void {
+    this.supervisor.poke(event.aggregate.id);
+  }
+
+  async agentDeregistered(event: StoredEvent): Promise<void> {
+    const running = await nonTerminalDeployments(this.dataSource, { agentId: event.aggregate.id });
+    await this.decisions.agentDeregistered(
+      event,
+      running.map((deployment) => deployment.deploymentId),
     );
-    const state = newState as LiveDeployment;
-    if (isTerminal(state.status)) await this.finish(deploymentId, command.correlationId);
-    else if (events.length > 0) await this.notifyChanged(state);
-    return state;
-  }
-
-  // -------------------------------------------------------------------------------------------------
-  // The agent's side: claim, renew, report.
-
-  async claim(agentId: string, request: ClaimRequest, correlationId: string) {
-    const before = await this.deployment(request.deploymentId);
-    const app = before.status === 'absent' ? null : await this.app(before.appName);
-    const active = app?.status === 'live' && app.active === request.deploymentId;
-    const { newState } = await deployments.handle(
-      this.store,
-      { type: 'deployment', id: request.deploymentId },
-      (state) =>
-        decideClaim(state, request.deploymentId, {
-          agentId,
-          leaseId: request.leaseId,
-          agentVersion: request.agentVersion,
-          leaseTtlMs: this.options.leaseTtlMs,
-          active,
-        }),
-      {
-        context: { actor: { kind: 'agent', id: agentId }, correlationId, causationId: null },
-        commandId: `dep-claimed:${request.deploymentId}:${request.leaseId}`,
-      },
-    );
-    const state = newState as LiveDeployment;
-    const expiresAt = await this.writeLease(state, agentId, request.leaseId);
-    return {
-      deployment: state,
-      number: app?.status === 'live' ? (app.accepted[request.deploymentId] ?? null) : null,
-      lease: { ttlMs: this.options.leaseTtlMs, renewEveryMs: this.options.leaseRenewMs, expiresAt },
-    };
-  }
-
-  private async writeLease(state: LiveDeployment, agentId: string, leaseId: string): Promise<string> {
-    const expiresAt = new Date(Date.now() + this.options.leaseTtlMs).toISOString();
-    await this.leases.write(state.deploymentId, { agentId, leaseId, expiresAt });
-    return expiresAt;
-  }
-
-  /** Keeps the claim alive; a renewal cannot extend a phase's deadline, only the lease. */
-  async renew(agentId: string, request: RenewRequest): Promise<Progress> {
-    const state = await this.deployment(request.deploymentId);
-    checkLeaseHolder(state, agentId, request.deploymentId, request.leaseId);
-    const expiresAt = await this.writeLease(state, agentId, request.leaseId);
-    return progressOf(state, expiresAt);
-  }
-
-  async report(agentId: string, request: ReportRequest, correlationId: string): Promise<Progress> {
-    const before = await this.deployment(request.deploymentId);
-    const appState = before.status === 'absent' ? null : await this.app(before.appName);
-    const app = appState?.status === 'live' ? appState : null;
-    const { newState } = await deployments.handle(
-      this.store,
-      { type: 'deployment', id: request.deploymentId },
-      (state) => decideReport(state, request.deploymentId, agentId, request.leaseId, request.report, app),
-      {
-        context: { actor: { kind: 'agent', id: agentId }, correlationId, causationId: null },
-        commandId: `dep-report:${request.deploymentId}:${request.report.phase}`,
-      },
-    );
-    const state = newState as LiveDeployment;
-    if (isTerminal(state.status)) await this.finish(state.deploymentId, correlationId);
-    return progressOf(state, null);
-  }
-
-  // -------------------------------------------------------------------------------------------------
-  // What the service does by itself.
-
-  /** A terminal deployment still active (or queued) on its app: record the outcome and let the next run. */
-  async finish(deploymentId: string, correlationId: string): Promise<void> {
-    const state = await this.deployment(deploymentId);
-    if (state.status === 'absent' || !isTerminal(state.status)) return;
-    const { events, newState } = await apps.handle(
-      this.store,
-      { type: 'app', id: state.appName },
-      (app) =>
-        app.status !== 'live'
-          ? []
-          : decideFinish(app, {
-              deploymentId,
-              outcome: state.status as 'succeeded' | 'failed' | 'cancelled' | 'abandoned',
-              release: state.status === 'succeeded' ? servingRelease(state) : null,
-              routeId: state.routeId,
-            }),
-      { context: systemContext(correlationId), commandId: `dep-finished:${deploymentId}` },
-    );
-    const activated = events.find((event) => event.type === 'DeploymentActivated');
-    if (activated) {
-      const app = newState as LiveApp;
-      await this.channel.assigned(app.agentId, activated.data.deploymentId, app.appName, 0);
-    }
-    this.logger.info('deployment finished', {
-      deploymentId,
-      appName: state.appName,
-      outcome: state.status,
-      phase: state.failure?.phase,
-      reason: state.failure?.reason,
+    this.logger.info('ended the deployments of a deregistered agent', {
+      agentId: event.aggregate.id,
+      deployments: running.length,
     });
   }
-
-  /** Appends what a passed deadline or an expired lease calls for; returns whether it did. */
-  async enforceDeadlines(deploymentId: string, now: number, lease: LeaseRecord | null): Promise<boolean> {
-    const before = await this.deployment(deploymentId);
-    if (before.status === 'absent' || isTerminal(before.status)) return false;
-    const appState = await this.app(before.appName);
-    const app = appState.status === 'live' ? appState : null;
-    const { events, newState } = await deployments.handle(
-      this.store,
-      { type: 'deployment', id: deploymentId },
-      (state) => overdue(state, app, lease, now),
-      { context: systemContext(deploymentId) },
-    );
-    if (events.length === 0) return false;
-    this.logger.warn('deployment deadline passed', {
-      deploymentId,
-      events: events.map((event) => event.type),
-    });
-    const state = newState as LiveDeployment;
-    if (isTerminal(state.status)) await this.finish(deploymentId, deploymentId);
-    else await this.notifyChanged(state);
-    return true;
-  }
-
-  async recordVerification(
-    deploymentId: string,
-    result:
-      | { passed: true; fronts: FrontProbe[]; skipped: string | null }
-      | { passed: false; fronts: FrontProbe[]; reason: string },
-  ): Promise<void> {
-    const { events, newState } = await deployments.handle(
-      this.store,
-      { type: 'deployment', id: deploymentId },
-      (state) => decideVerification(state, result),
-      { context: systemContext(deploymentId), commandId: `dep-verification:${deploymentId}` },
-    );
-    if (events.length > 0) await this.notifyChanged(newState as LiveDeployment);
-  }
-
-  /** A deregistered agent's deployments can never finish: ended now, not at their deadlines. */
-  async agentDeregistered(event: StoredEvent, deploymentIds: readonly string[]): Promise<void> {
-    for (const deploymentId of deploymentIds) {
-      const before = await this.deployment(deploymentId);
-      if (before.status === 'absent' || before.agentId !== event.aggregate.id) continue;
-      const app = await this.app(before.appName);
-      await deployments.handle(
-        this.store,
-        { type: 'deployment', id: deploymentId },
-        (state) => decideAgentGone(state, app.status === 'live' ? app : null),
-        { context: { ...systemContext(event.correlationId), causationId: event.id } },
-      );
-      await this.finish(deploymentId, event.correlationId);
-    }
-  }
-
-  async notifyChanged(state: LiveDeployment, sequence = Date.now()): Promise<void> {
-    await this.channel.changed(
-      state.agentId,
-      {
-        deploymentId: state.deploymentId,
-        status: state.status,
-        cancelRequested: state.cancelRequested !== null,
-        verification: state.verification,
-      },
-      sequence,
-    );
-  }
 }
-
-export function progressOf(state: LiveDeployment, leaseExpiresAt: string | null): Progress {
-  return {
-    deploymentId: state.deploymentId,
-    status: state.status,
-    cancelRequested: state.cancelRequested !== null,
-    verification: state.verification,
-    leaseExpiresAt,
-  };
-}
-
-export type { NewEvent };

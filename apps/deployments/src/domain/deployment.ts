@@ -36,6 +36,7 @@ export interface LiveDeployment {
   routeId: string | null;
   limits: PhaseLimits;
   requestedAt: string;
+  requestedBy: { kind: string; id: string };
   /** When each phase was reached. */
   phases: Partial<Record<DeploymentPhase, string>>;
   /** When the current status was entered: the start of its deadline. */
@@ -105,6 +106,7 @@ export function evolveDeployment(state: DeploymentState, event: DomainEvent): De
       routeId: data.routeId,
       limits: data.limits,
       requestedAt: event.occurredAt,
+      requestedBy: { kind: event.actor.kind, id: event.actor.id },
       phases: { requested: event.occurredAt },
       enteredAt: event.occurredAt,
       lease: null,
