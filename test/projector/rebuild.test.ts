@@ -16,7 +16,7 @@ import { startNats, type TestNats } from '../harness/nats.js';
 import { createTestDatabase, type TestDatabase } from '../harness/postgres.js';
 import { sleep, waitFor, type RunningProcess } from '../harness/processes.js';
 import { openTestStore } from '../eventstore/fixtures.js';
-import { appendAgentHistory } from '../fixtures/events.js';
+import { appendAgentHistory, appendAppHistory } from '../fixtures/events.js';
 
 let nats: TestNats;
 let nc: NatsConnection;
@@ -79,10 +79,14 @@ async function finished(id: string): Promise<RebuildStatus> {
 }
 
 test('a full rebuild swaps in tables equal to the live ones while the live tables keep serving', async () => {
-  const last = await appendAgentHistory(store, 400, 'swap');
+  await appendAgentHistory(store, 400, 'swap');
+  const last = await appendAppHistory(store, 3, 'swap');
   await liveAt(last);
   const before = await snapshot('public');
   expect(before.event_log).toHaveLength(last);
+  // The app and deployment events are covered: every app, and seven deployments of each.
+  expect(before.apps).toHaveLength(3);
+  expect(before.deployments).toHaveLength(21);
 
   const started = await send<RebuildStatus>(projectorCommands.rebuild, {
     projections: ['all'],
@@ -116,12 +120,15 @@ test('a full rebuild swaps in tables equal to the live ones while the live table
 });
 
 test('time travel: the state as of sequence N equals the live state when it was at N', async () => {
-  const n = await appendAgentHistory(store, 60, 'past');
+  await appendAgentHistory(store, 60, 'past');
+  const n = await appendAppHistory(store, 2, 'past');
   await liveAt(n);
   const atN = await snapshot('public');
+  expect(atN.deployments).toHaveLength(3 * 7 + 2 * 7);
   await sleep(50);
   const moment = new Date().toISOString();
   await sleep(50);
+  await appendAppHistory(store, 1, 'future');
   await liveAt(await appendAgentHistory(store, 60, 'future'));
 
   const bySequence = await finished(

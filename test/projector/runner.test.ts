@@ -9,6 +9,8 @@ import { createLogger } from '#platform';
 import { randomUUID } from 'node:crypto';
 import {
   agentsProjection,
+  appsProjection,
+  deploymentsProjection,
   eventLogProjection,
   eventStatsProjection,
   evolveAgentRow,
@@ -17,7 +19,7 @@ import {
 import { startNats, type TestNats } from '../harness/nats.js';
 import { createTestDatabase, type TestDatabase } from '../harness/postgres.js';
 import { openTestStore } from '../eventstore/fixtures.js';
-import { adminContext, agentEnrolled, appendAgentHistory } from '../fixtures/events.js';
+import { adminContext, agentEnrolled, appendAgentHistory, appendAppHistory } from '../fixtures/events.js';
 
 const logger = createLogger('test', { level: 'error' });
 let nats: TestNats;
@@ -56,14 +58,17 @@ function capturingLogger(lines: string[]) {
 
 async function statsRows() {
   return db.dataSource.query(
-    'SELECT type, count::int AS count, last_sequence::int AS last_sequence FROM event_stats ORDER BY type',
+    'SELECT type, count::int AS count, last_sequence::int AS last_sequence FROM event_stats ORDER BY type COLLATE "C"',
   );
 }
 
 function foldStats(events: StoredEvent[]) {
-  return [...eventStatsProjection.fold(events).values()]
-    .map((row) => ({ type: row.type, count: row.count, last_sequence: row.last_sequence }))
-    .sort((a, b) => a.type.localeCompare(b.type));
+  return (
+    [...eventStatsProjection.fold(events).values()]
+      .map((row) => ({ type: row.type, count: row.count, last_sequence: row.last_sequence }))
+      // Code-point order, as the query's (DeploymentCancelRequested before DeploymentCancelled).
+      .sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0))
+  );
 }
 
 test('projections in small batches equal a fold of the log, with checkpoints at the end', async () => {
@@ -238,13 +243,21 @@ async function perBatchRows(projections: Projection[], table: string, key: strin
 
 test('a bulk load that writes and forgets its rows many times equals the batch-by-batch projection', async () => {
   await appendAgentHistory(store, 12);
+  await appendAppHistory(store, 3, 'bulk');
   const last = await appendHostnameHistory(4, 9);
   // A refused bulk write would fall back to batch by batch and hide a bulk bug: there must be none.
   const warnings: string[] = [];
   const runner = new ProjectionRunner({
     dataSource: db.dataSource,
     store,
-    projections: [eventLogProjection, eventStatsProjection, agentsProjection, hostnamesProjection],
+    projections: [
+      eventLogProjection,
+      eventStatsProjection,
+      agentsProjection,
+      hostnamesProjection,
+      appsProjection,
+      deploymentsProjection,
+    ],
     logger: capturingLogger(warnings),
     batchSize: 4,
     bulk: true,
@@ -262,6 +275,14 @@ test('a bulk load that writes and forgets its rows many times equals the batch-b
   expect(await tableRows('agents', 'agent_id')).toEqual(
     await perBatchRows([agentsProjection], 'agents', 'agent_id', last),
   );
+  expect(await tableRows('apps', 'app_name')).toEqual(
+    await perBatchRows([appsProjection], 'apps', 'app_name', last),
+  );
+  const deployments = await tableRows('deployments', 'deployment_id');
+  expect(deployments).toHaveLength(21);
+  expect(deployments).toEqual(
+    await perBatchRows([deploymentsProjection], 'deployments', 'deployment_id', last),
+  );
   const events = await readAll();
   expect(await statsRows()).toEqual(foldStats(events));
   const held = [...hostnamesProjection.fold(events).keys()].sort();
@@ -274,7 +295,10 @@ test('a bulk load that writes and forgets its rows many times equals the batch-b
     'SELECT projection, last_sequence::int AS s FROM projection_checkpoints ORDER BY 1',
   );
   expect(checkpoints).toEqual(
-    ['agents', 'event_log', 'event_stats', 'hostnames'].map((projection) => ({ projection, s: last })),
+    ['agents', 'apps', 'deployments', 'event_log', 'event_stats', 'hostnames'].map((projection) => ({
+      projection,
+      s: last,
+    })),
   );
 });
 

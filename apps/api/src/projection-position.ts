@@ -10,6 +10,9 @@ const PROJECTIONS_OF: Record<string, string[]> = {
   admin: ['admin_tokens'],
   certificate: ['certificates'],
   'proxy-node': ['proxy_nodes'],
+  // DeploymentAccepted and DeploymentActivated, app events, also change the deployment's row.
+  app: ['apps', 'deployments'],
+  deployment: ['deployments'],
 };
 /** Every event shows in the event log and the per-type statistics. */
 const ALWAYS = ['event_log', 'event_stats'];

@@ -14,3 +14,4 @@ export * from './projector.js';
 export * from './views.js';
 export * from './deployments.js';
 export * from './deployment-inputs.js';
+export * from './deployment-deadlines.js';

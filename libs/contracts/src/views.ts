@@ -1,3 +1,6 @@
+import type { DeploymentStatus } from './deployment-deadlines.js';
+import type { AppConfig, DeploymentKind } from './events/app.js';
+import type { DeploymentPhase } from './events/deployment.js';
 import type { PROXY_NODE_STATUSES } from './events/proxy-node.js';
 import type { RebuildStatus } from './projector.js';
 
@@ -141,4 +144,89 @@ export interface RetryOutcome {
   deadLetter: DeadLetterView;
   error?: string;
   rebuild?: RebuildStatus;
+}
+
+// ------------------------------------------------------------------ apps and deployments
+
+/** The release an app serves, or one it keeps for a rollback. */
+export interface ReleaseView {
+  releaseId: string;
+  number: number;
+  commit: string | null;
+}
+
+/** An app (the `apps` projection). Secrets are names and versions: values never leave the secret store. */
+export interface AppView {
+  appName: string;
+  agentId: string;
+  hostname: string;
+  routeId: string | null;
+  config: AppConfig;
+  secrets: { name: string; version: number; setAt: string }[];
+  /** The release that should serve (the agent converges to it), with the port it listens on. */
+  current: (ReleaseView & { port: number }) | null;
+  /** Kept for rollback: the serving one first, then newest first. */
+  keptReleases: (ReleaseView & { builtAt: string })[];
+  activeDeploymentId: string | null;
+  queuedDeploymentId: string | null;
+  deploymentsCount: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/**
+ * One phase of a deployment's timeline. `at`: when it was reached; `durationMs`: from the phase before;
+ * `deadlineAt`: only for the `current` one, the front's backstop. A rollback's fetch and build are
+ * `skipped`, as are the phases a finished deployment never reached; `failed` is where it stopped.
+ */
+export interface PhaseView {
+  phase: DeploymentPhase;
+  state: 'done' | 'current' | 'pending' | 'skipped' | 'failed';
+  at: string | null;
+  durationMs: number | null;
+  deadlineAt: string | null;
+}
+
+/** Why a deployment did not succeed (also while `reverting`): one shape for failed, cancelled, abandoned. */
+export interface DeploymentFailureView {
+  /** The phase it was working towards. */
+  phase: DeploymentPhase;
+  reason: string;
+  exitCode: number | null;
+  signal: string | null;
+  lastLines: string[];
+  /** The traffic was put back on the previous release. */
+  reverted: boolean;
+}
+
+export interface DeploymentVerificationView {
+  state: 'pending' | 'passed' | 'failed';
+  fronts: { url: string; status: number | null; error: string | null; attempts: number }[];
+  reason: string | null;
+  /** Why nothing was probed, when nothing was. */
+  skipped: string | null;
+}
+
+/** A deployment (the `deployments` projection). */
+export interface DeploymentView {
+  deploymentId: string;
+  appName: string;
+  agentId: string;
+  /** The app's count: null until the app accepted it. */
+  number: number | null;
+  kind: DeploymentKind;
+  status: DeploymentStatus;
+  phases: PhaseView[];
+  cancelRequested: { at: string; reason: string } | null;
+  commit: string | null;
+  release: { releaseId: string; number: number } | null;
+  port: number | null;
+  routeId: string | null;
+  failure: DeploymentFailureView | null;
+  verification: DeploymentVerificationView | null;
+  /** The current status's deadline (null when terminal or queued). */
+  deadlineAt: string | null;
+  requestedAt: string;
+  finishedAt: string | null;
+  requestedBy: { kind: string; id: string };
 }

@@ -1,6 +1,8 @@
 import type { Projection } from '../engine/projection.js';
 import { adminTokensProjection, agentsProjection } from './agents.js';
+import { appsProjection } from './apps.js';
 import { certificatesProjection } from './certificates.js';
+import { deploymentsProjection } from './deployments.js';
 import { eventLogProjection } from './event-log.js';
 import { eventStatsProjection } from './event-stats.js';
 import { proxyNodesProjection } from './proxy-nodes.js';
@@ -12,6 +14,8 @@ export { agentsProjection, adminTokensProjection, evolveAgentRow, evolveAdminTok
 export { routesProjection, hostnamesProjection, evolveRouteRow, evolveHostnameRow } from './routes.js';
 export { certificatesProjection, evolveCertificateRow } from './certificates.js';
 export { proxyNodesProjection, evolveProxyNodeRow } from './proxy-nodes.js';
+export { appsProjection, evolveAppRow } from './apps.js';
+export { deploymentsProjection, evolveDeploymentRow } from './deployments.js';
 
 /** Every live projection, by name. */
 export const projections: readonly Projection[] = [
@@ -23,4 +27,6 @@ export const projections: readonly Projection[] = [
   hostnamesProjection,
   certificatesProjection,
   proxyNodesProjection,
+  appsProjection,
+  deploymentsProjection,
 ];

@@ -8,3 +8,6 @@ export * from './proxy-nodes.js';
 export * from './event-log.js';
 export * from './event-stats.js';
 export * from './projection-checkpoints.js';
+export * from './apps.js';
+export * from './deployments.js';
+export * from './app-secret-values.js';
