@@ -26,6 +26,7 @@ import { OverviewController } from './overview.controller.js';
 import { ProjectionPosition } from './projection-position.js';
 import { ProxyNodesController } from './proxy-nodes.controller.js';
 import { RouteWaiter } from './route-waiter.js';
+import { AppsController, DeploymentWaiter } from './apps.controller.js';
 import { RoutesController } from './routes.controller.js';
 import { SessionStore } from './sessions.js';
 
@@ -46,6 +47,7 @@ export class ApiModule {
       controllers: [
         AgentsController,
         RoutesController,
+        AppsController,
         EventsController,
         AdminController,
         CertificatesController,
@@ -82,6 +84,11 @@ export class ApiModule {
         Authenticator,
         AuthGuard,
         RouteWaiter,
+        {
+          provide: DeploymentWaiter,
+          useFactory: (dataSource: DataSource) => new DeploymentWaiter(dataSource),
+          inject: [DataSource],
+        },
         DeadLetters,
         ProjectionPosition,
         LiveUpdates,

@@ -192,7 +192,8 @@ export class RoutesController {
       return route;
     }
     const settled =
-      (await this.waiter.wait(route.routeId, route.revision, wait.timeout ?? DEFAULT_WAIT_MS)) ?? route;
+      (await this.waiter.waitForRevision(route.routeId, route.revision, wait.timeout ?? DEFAULT_WAIT_MS)) ??
+      route;
     if (settled.revision === route.revision && settled.status === 'active') {
       response.status(200);
       return settled;
