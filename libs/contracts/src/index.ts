@@ -13,3 +13,4 @@ export * from './dashboard-pages.js';
 export * from './projector.js';
 export * from './views.js';
 export * from './deployments.js';
+export * from './redact.js';
