@@ -14,3 +14,4 @@ export * from './projector.js';
 export * from './views.js';
 export * from './deployments.js';
 export * from './redact.js';
+export * from './sealed.js';
