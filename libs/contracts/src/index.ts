@@ -15,3 +15,5 @@ export * from './views.js';
 export * from './deployments.js';
 export * from './deployment-inputs.js';
 export * from './deployment-deadlines.js';
+export * from './redact.js';
+export * from './sealed.js';

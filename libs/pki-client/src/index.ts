@@ -9,3 +9,4 @@ export * from './csr.js';
 export * from './inspect.js';
 export * from './files.js';
 export * from './serial.js';
+export * from './sealed-box.js';
