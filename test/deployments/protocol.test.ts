@@ -334,7 +334,10 @@ describe('deadlines and leases', () => {
     const abandoned = await view(requested.deploymentId);
     expect(abandoned.phases.find((phase) => phase.phase === 'claimed')?.state).toBe('done');
     // The lease is gone with it: the agent that held it is told so.
-    const lost = await agent.refusal('renew', { deploymentId: requested.deploymentId, leaseId: randomUUID() });
+    const lost = await agent.refusal('renew', {
+      deploymentId: requested.deploymentId,
+      leaseId: randomUUID(),
+    });
     expect(lost.code).toBe('conflict');
     const next = await deploy('lease');
     await waitFor('the next one to be active', async () => (await view(next.deploymentId)).number === 2);

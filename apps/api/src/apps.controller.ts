@@ -26,6 +26,7 @@ import {
   isTerminalDeploymentStatus,
   label,
   parseOrThrow,
+  secretValueInput,
   uuid,
   type AppView,
   type DeploymentView,
@@ -61,7 +62,7 @@ const listQuery = z.strictObject({
     .optional(),
   offset: z.coerce.number({ error: 'must be a number' }).int().min(0, 'must be at least 0').optional(),
 });
-const secretBody = z.strictObject({ value: z.unknown() });
+const secretBody = z.strictObject({ value: secretValueInput });
 const cancelBody = z.strictObject({ reason: label(200).optional() });
 
 const nameParam = (name: string) => parseOrThrow(z.object({ name: appName }), { name }).name;

@@ -12,6 +12,7 @@ import {
   label,
   parseOrThrow,
   rollbackInput,
+  secretValueInput,
   uuid,
   type GitUrlPolicy,
   type StoredEvent,
@@ -24,14 +25,9 @@ import { DeploymentsCommands } from './deployments.commands.js';
 
 export const INPUT_POLICY = Symbol('INPUT_POLICY');
 
-const secretValue = z
-  .string({ error: 'must be a string' })
-  .min(8, 'secret values must be at least 8 characters so that they can be removed from logs')
-  .max(32_768, 'must be at most 32768 characters');
-
 const appRef = z.strictObject({ appName });
 const configurePayload = z.strictObject({ appName, patch: z.unknown() });
-const setSecretPayload = z.strictObject({ appName, name: envName, value: secretValue });
+const setSecretPayload = z.strictObject({ appName, name: envName, value: secretValueInput });
 const removeSecretPayload = z.strictObject({ appName, name: envName });
 const requestPayload = z.strictObject({ appName, request: deploymentRequestInput });
 const rollbackPayload = z.strictObject({ appName, request: rollbackInput });

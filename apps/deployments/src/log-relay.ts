@@ -98,7 +98,8 @@ export class LogRelay {
       queue: 'deployments-logs',
       callback: (error, message) => {
         if (error) return;
-        const work = this.relay(message)
+        const work: Promise<void> = this.relay(message)
+          .then(() => undefined)
           .catch((failure: unknown) => this.logger.warn('could not relay log lines', { error: failure }))
           .finally(() => this.inFlight.delete(work));
         this.inFlight.add(work);

@@ -118,18 +118,16 @@ export const secretGenerators: SecretGenerator[] = [
   },
   // One user per process, each allowed only its own subjects and JetStream calls. A generator per user:
   // an installation that gains a service gets its credentials without touching the others'.
-  ...SERVICE_USERS.map(
-    (user): SecretGenerator => ({
-      name: `nats-service-credentials-${user}`,
-      files: (layout) => [layout.credsOf(user)],
-      async generate(layout) {
-        const keys = await readNatsKeys(layout);
-        return {
-          [layout.credsOf(user)]: await serviceUserCreds(keys, createUser(), user, servicePermissions(user)),
-        };
-      },
-    }),
-  ),
+  ...SERVICE_USERS.map((user): SecretGenerator => ({
+    name: `nats-service-credentials-${user}`,
+    files: (layout) => [layout.credsOf(user)],
+    async generate(layout) {
+      const keys = await readNatsKeys(layout);
+      return {
+        [layout.credsOf(user)]: await serviceUserCreds(keys, createUser(), user, servicePermissions(user)),
+      };
+    },
+  })),
   {
     // Decrypts app secret values at rest; only the deployments service reads it.
     name: 'deployment-secret-store-key',

@@ -622,7 +622,8 @@ export function createAppInput(policy: GitUrlPolicy & { domain: string }) {
   })
     .superRefine((app, context) => {
       checkSettingsEnv(app, context);
-      if (app.hostname === undefined && typeof app.name === 'string') {
+      // Only a valid name can make a host name too long; an invalid one has its own issue already.
+      if (app.hostname === undefined && dnsLabel.safeParse(app.name).success) {
         if (!appHost.safeParse(`${app.name}.${APPS_ZONE}.${policy.domain}`).success) {
           context.addIssue({
             code: 'custom',

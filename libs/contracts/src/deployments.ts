@@ -155,3 +155,9 @@ export const logBatch = z.strictObject({
 });
 export type LogBatch = z.output<typeof logBatch>;
 export type LogLine = LogBatch['lines'][number];
+
+/** A secret's value as `PUT /apps/{name}/secrets/{NAME}` takes it; the message never repeats it. */
+export const secretValueInput = z
+  .string({ error: 'must be a string' })
+  .min(8, 'secret values must be at least 8 characters so that they can be removed from logs')
+  .max(32_768, 'must be at most 32768 characters');

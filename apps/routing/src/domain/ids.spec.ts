@@ -6,7 +6,9 @@ test('UUID v5 matches the RFC 4122 example and is deterministic', () => {
   expect(uuidV5('www.example.com', '6ba7b810-9dad-11d1-80b4-00c04fd430c8')).toBe(
     '2ed6657d-e927-568b-95e1-2665a8aea6a2',
   );
-  expect(uuidV5('x', ROUTE_ID_NAMESPACE)).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  expect(uuidV5('x', ROUTE_ID_NAMESPACE)).toMatch(
+    /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+  );
 });
 
 test('a route id depends on the requester, the agent and the command id', () => {
