@@ -187,8 +187,10 @@ export function decideConfigure(app: LiveApp, config: AppConfig): NewEvent[] {
   if (config.hostname !== app.config.hostname) {
     throw new DomainError('invalid', 'the host name cannot be changed after creation', 'hostname');
   }
-  if (JSON.stringify(config) === JSON.stringify(app.config)) return [];
-  return [{ type: 'AppConfigured', data: { appName: app.appName, config } }];
+  // Secrets change only through set and remove: a configuration never names versions the store lacks.
+  const next = { ...config, secrets: app.config.secrets };
+  if (JSON.stringify(next) === JSON.stringify(app.config)) return [];
+  return [{ type: 'AppConfigured', data: { appName: app.appName, config: next } }];
 }
 
 /** The version a new value of the secret gets; a retry of the same command gets the same one. */
@@ -258,7 +260,8 @@ export interface Finish {
  */
 export function decideFinish(app: LiveApp, finish: Finish): NewEvent[] {
   if (app.active !== finish.deploymentId && app.queued !== finish.deploymentId) return [];
-  const succeeded = finish.outcome === 'succeeded' && finish.release !== null;
+  const release =
+    finish.outcome === 'succeeded' && finish.release !== null ? knownRelease(app, finish.release) : null;
   const events: NewEvent[] = [
     {
       type: 'DeploymentFinished',
@@ -266,9 +269,9 @@ export function decideFinish(app: LiveApp, finish: Finish): NewEvent[] {
         appName: app.appName,
         deploymentId: finish.deploymentId,
         outcome: finish.outcome,
-        current: succeeded ? releaseOnly(finish.release!) : app.current,
+        current: release ? releaseOnly(release) : app.current,
         routeId: finish.routeId ?? app.routeId,
-        keptReleases: succeeded ? keptAfter(app, finish.release!) : app.keptReleases,
+        keptReleases: release ? keptAfter(app, release) : app.keptReleases,
       },
     },
   ];
@@ -276,6 +279,16 @@ export function decideFinish(app: LiveApp, finish: Finish): NewEvent[] {
     events.push({ type: 'DeploymentActivated', data: { appName: app.appName, deploymentId: app.queued } });
   }
   return events;
+}
+
+/**
+ * A release with what the app's kept entry knows of it: a rollback starts a kept release without fetching
+ * it, so the deployment alone knows neither its commit nor when it was built.
+ */
+export function knownRelease<R extends CurrentRelease & { builtAt: string }>(app: LiveApp, release: R): R {
+  const kept = app.keptReleases.find((entry) => entry.releaseId === release.releaseId);
+  if (!kept) return release;
+  return { ...release, commit: release.commit ?? kept.commit, builtAt: kept.builtAt };
 }
 
 function releaseOnly(release: CurrentRelease): CurrentRelease {

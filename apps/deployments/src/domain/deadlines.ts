@@ -153,10 +153,16 @@ export function overdue(
   if (state.lease !== null && leaseExpired(state, lease, now)) {
     return isVerified(state)
       ? [succeeded(state, false, app)]
-      : [abandoned(state, 'lease-expired', lease?.leaseId === state.lease.leaseId ? lease.expiresAt : null)];
+      : [abandoned(state, 'lease-expired', lastRenewal(state.lease, lease))];
   }
   const deadline = currentDeadline(state, app);
   return deadline !== null && now > deadline.at ? deadline.events() : [];
+}
+
+/** When the lease was last written (claim or renewal): its record's expiry less one lease; null without one. */
+function lastRenewal(claimed: { leaseId: string; ttlMs: number }, lease: LeaseRecord | null): string | null {
+  if (lease === null || lease.leaseId !== claimed.leaseId) return null;
+  return new Date(Date.parse(lease.expiresAt) - claimed.ttlMs).toISOString();
 }
 
 /**

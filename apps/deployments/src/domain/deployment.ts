@@ -10,7 +10,7 @@ import {
   type PhaseReport,
   type StoredEvent,
 } from '#contracts';
-import { keptAfter, type CurrentRelease, type LiveApp } from './app.js';
+import { keptAfter, knownRelease, type CurrentRelease, type LiveApp } from './app.js';
 
 /**
  * The deployment aggregate (`events.deployment.<id>`): a state machine whose every step is an event.
@@ -337,6 +337,8 @@ export function decideReport(
 ): NewEvent[] {
   checkOwnAgent(state, agentId, deploymentId);
   if (report.phase === 'released') return decideReleased(state, deploymentId, leaseId, app);
+  // A retry of a recorded report answers ok even once the deployment ended (drained ends it in one append).
+  if (state.lease?.leaseId === leaseId && isRepeat(state, report)) return [];
   checkLeaseHolder(state, agentId, deploymentId, leaseId);
   switch (report.phase) {
     case 'fetched':
@@ -423,6 +425,12 @@ export function decideReport(
   }
 }
 
+function isRepeat(state: LiveDeployment, report: PhaseReport): boolean {
+  if (!(report.phase in REPORT_EVENT)) return false;
+  const { phase, ...data } = report;
+  return state.reported[REPORT_EVENT[phase as keyof typeof REPORT_EVENT]] === JSON.stringify(data);
+}
+
 function checkReportFacts(state: LiveDeployment, report: PhaseReport, app: LiveApp | null): void {
   switch (report.phase) {
     case 'built':
@@ -481,7 +489,7 @@ function decideReleased(
 }
 
 export function succeeded(state: LiveDeployment, drained: boolean, app: LiveApp | null): NewEvent {
-  const release = servingRelease(state);
+  const release = app ? knownRelease(app, servingRelease(state)) : servingRelease(state);
   return {
     type: 'DeploymentSucceeded',
     data: {
