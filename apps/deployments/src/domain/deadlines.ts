@@ -1,4 +1,4 @@
-import type { NewEvent } from '#contracts';
+import { deploymentDeadline, type NewEvent } from '#contracts';
 import type { LiveApp } from './app.js';
 import {
   abandoned,
@@ -29,114 +29,80 @@ export interface Deadline {
   events: () => NewEvent[];
 }
 
-const seconds = (value: number) => value * 1000;
+/** What the front says when a limit passed, by the limit. */
+const FAILURE_REASON: Record<string, (state: LiveDeployment, seconds: number) => string> = {
+  claim: (state, s) =>
+    `agent ${state.agentId} did not claim it in ${s} s (offline, or busy building another app)`,
+  fetch: (_, s) => `the source was not fetched in ${s} s`,
+  build: (_, s) => `the build did not finish in ${s} s`,
+  start: (_, s) => `the release did not start in ${s} s`,
+  health: (_, s) => `the health check did not pass in ${s} s`,
+  switch: (_, s) => `the route did not switch in ${s} s`,
+  revert: (_, s) => `the agent did not put the traffic back in ${s} s`,
+};
 
-/** The deadline of the deployment's current status, or null when none runs (terminal). */
+/**
+ * The deadline of the deployment's current status (one definition with the projection's:
+ * `deploymentDeadline` in #contracts), with what the front appends when it passes; null when none runs.
+ */
 export function currentDeadline(state: LiveDeployment, app: LiveApp | null): Deadline | null {
-  if (isTerminal(state.status)) return null;
-  const limits = state.limits;
-  const slack = seconds(limits.slack);
-  if (state.cancelRequested && !isVerified(state) && state.status !== 'requested') {
-    return {
-      at: Date.parse(state.cancelRequested.at) + seconds(limits.cancel) + slack,
-      events: () => [
-        {
-          type: 'DeploymentCancelled',
-          data: {
-            deploymentId: state.deploymentId,
-            phase: nextPhase(state),
-            reason: 'requested',
-            supersededBy: null,
-            reverted: false,
+  const deadline = deploymentDeadline({
+    status: state.status,
+    kind: state.kind,
+    enteredAt: state.enteredAt,
+    limits: state.limits,
+    cancelRequestedAt: state.cancelRequested?.at ?? null,
+    activeSince:
+      app !== null && app.active === state.deploymentId ? (app.activeSince ?? state.requestedAt) : null,
+  });
+  if (deadline === null) return null;
+  const id = state.deploymentId;
+  const events = (): NewEvent[] => {
+    switch (deadline.kind) {
+      case 'cancel':
+        return [
+          {
+            type: 'DeploymentCancelled',
+            data: {
+              deploymentId: id,
+              phase: nextPhase(state),
+              reason: 'requested',
+              supersededBy: null,
+              reverted: false,
+            },
           },
-        },
-      ],
-    };
-  }
-  const since = Date.parse(state.enteredAt);
-  const fail =
-    (reason: string, reverted = false) =>
-    (): NewEvent[] => [
-      {
-        type: 'DeploymentFailed',
-        data: {
-          deploymentId: state.deploymentId,
-          phase: nextPhase(state),
-          reason,
-          exitCode: null,
-          signal: null,
-          lastLines: [],
-          reverted,
-        },
-      },
-    ];
-  switch (state.status) {
-    case 'requested': {
-      // A queued deployment waits without a deadline of its own: the active one's bound it.
-      if (app === null || app.active !== state.deploymentId) return null;
-      const activeSince = Date.parse(app.activeSince ?? state.requestedAt);
-      return {
-        at: Math.max(activeSince, since) + seconds(limits.claim) + slack,
-        events: fail(
-          `agent ${state.agentId} did not claim it in ${limits.claim} s (offline, or busy building another app)`,
-        ),
-      };
-    }
-    case 'claimed':
-      return state.kind === 'rollback'
-        ? {
-            at: since + seconds(limits.start) + slack,
-            events: fail(`the release did not start in ${limits.start} s`),
-          }
-        : {
-            at: since + seconds(limits.fetch) + slack,
-            events: fail(`the source was not fetched in ${limits.fetch} s`),
-          };
-    case 'fetched':
-      return {
-        at: since + seconds(limits.build) + slack,
-        events: fail(`the build did not finish in ${limits.build} s`),
-      };
-    case 'built':
-      return {
-        at: since + seconds(limits.start) + slack,
-        events: fail(`the release did not start in ${limits.start} s`),
-      };
-    case 'started':
-      return {
-        at: since + seconds(limits.health) + slack,
-        events: fail(`the health check did not pass in ${limits.health} s`),
-      };
-    case 'healthy':
-      return {
-        at: since + seconds(limits.switch) + slack,
-        events: fail(`the route did not switch in ${limits.switch} s`),
-      };
-    case 'switched':
-      return {
-        at: since + seconds(limits.verify) + slack,
-        events: () => [
+        ];
+      case 'verify':
+        return [
           {
             type: 'DeploymentVerificationFailed',
             data: {
-              deploymentId: state.deploymentId,
-              reason: `the front did not verify the release in ${limits.verify} s`,
+              deploymentId: id,
+              reason: `the front did not verify the release in ${deadline.limitSeconds} s`,
               fronts: [],
             },
           },
-        ],
-      };
-    case 'reverting':
-      return {
-        at: since + seconds(limits.switch) + slack,
-        events: fail(`the agent did not put the traffic back in ${limits.switch} s`),
-      };
-    case 'verified':
-    case 'drained':
-      return { at: since + seconds(limits.drain) + slack, events: () => [succeeded(state, false, app)] };
-    default:
-      return null;
-  }
+        ];
+      case 'drain':
+        return [succeeded(state, false, app)];
+      default:
+        return [
+          {
+            type: 'DeploymentFailed',
+            data: {
+              deploymentId: id,
+              phase: nextPhase(state),
+              reason: FAILURE_REASON[deadline.kind]!(state, deadline.limitSeconds),
+              exitCode: null,
+              signal: null,
+              lastLines: [],
+              reverted: false,
+            },
+          },
+        ];
+    }
+  };
+  return { at: deadline.at, events };
 }
 
 /**

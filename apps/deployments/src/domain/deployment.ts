@@ -1,5 +1,8 @@
 import {
   DomainError,
+  isTerminalDeploymentStatus,
+  type DeploymentStatus,
+  type TerminalDeploymentStatus,
   type AppConfig,
   type DeploymentKind,
   type DeploymentPhase,
@@ -18,9 +21,7 @@ import { keptAfter, knownRelease, type CurrentRelease, type LiveApp } from './ap
  * passed the health gate and the front's probe).
  */
 
-export const TERMINAL_STATUSES = ['succeeded', 'failed', 'cancelled', 'abandoned'] as const;
-export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
-export type DeploymentStatus = DeploymentPhase | 'reverting' | TerminalStatus;
+type TerminalStatus = TerminalDeploymentStatus;
 
 export interface LiveDeployment {
   status: DeploymentStatus;
@@ -66,7 +67,7 @@ export type DeploymentState = { status: 'absent' } | LiveDeployment;
 export const initialDeploymentState: DeploymentState = { status: 'absent' };
 
 export function isTerminal(status: DeploymentState['status']): status is TerminalStatus {
-  return (TERMINAL_STATUSES as readonly string[]).includes(status);
+  return isTerminalDeploymentStatus(status);
 }
 
 function enter(state: LiveDeployment, status: DeploymentStatus, at: string): LiveDeployment {
