@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { deploymentCommands, DomainError, type AppView, type DeploymentView } from '#contracts';
 import { generateSealingKeyPair, open } from '#pki-client';
@@ -376,5 +377,49 @@ describe('deadlines and leases', () => {
     const twice = await deploy('queue', key);
     expect(twice.deploymentId).toBe(once.deploymentId);
     expect(await stack.lastEventSequence()).toBe(before);
+  });
+});
+
+describe('the log relay', () => {
+  const batch = (lines: string[], seq = 0) =>
+    JSON.stringify({
+      boot: 'b1',
+      seq,
+      lines: lines.map((x) => ({ t: new Date().toISOString(), s: 'out', x })),
+    });
+
+  async function logsOf(deploymentId: string): Promise<string[]> {
+    const jsm = await jetstreamManager(stack.service);
+    const message = await jsm.streams
+      .getMessage('LOGS', { last_by_subj: `logs.${deploymentId}` })
+      .catch(() => null);
+    if (!message) return [];
+    return (message.json() as { lines: { x: string }[] }).lines.map((line) => line.x);
+  }
+
+  test('an agent’s lines are stored with secrets and terminal escapes removed; others’ are dropped', async () => {
+    await createApp('logs');
+    const requested = await deploy('logs');
+    await agent.claim(requested.deploymentId);
+    const encoded = Buffer.from(SECRET).toString('base64');
+    alphaNats.publish(
+      `agents.alpha.out.logs.${requested.deploymentId}`,
+      batch([`token=${SECRET}`, `b64 ${encoded}`, 'plain \u001b[31mred\u001b[0m']),
+    );
+    await waitFor('the lines to be stored', async () => (await logsOf(requested.deploymentId)).length > 0);
+    const lines = await logsOf(requested.deploymentId);
+    expect(lines).toEqual(['token=[secret:API_TOKEN]', 'b64 [secret:API_TOKEN]', 'plain [31mred[0m']);
+    const jsm = await jetstreamManager(stack.service);
+    const before = (await jsm.streams.info('LOGS')).state.messages;
+    // Another agent writing into alpha's deployment, and alpha writing into one that does not exist.
+    bravoNats.publish(`agents.bravo.out.logs.${requested.deploymentId}`, batch(['forged'], 1));
+    alphaNats.publish(`agents.alpha.out.logs.${randomUUID()}`, batch(['nowhere'], 2));
+    alphaNats.publish(`agents.alpha.out.logs.${requested.deploymentId}`, '{"not": "a batch"}');
+    await alphaNats.flush();
+    await bravoNats.flush();
+    // A later good batch proves the relay went past the bad ones.
+    alphaNats.publish(`agents.alpha.out.logs.${requested.deploymentId}`, batch(['after'], 3));
+    await waitFor('the good batch', async () => (await logsOf(requested.deploymentId)).includes('after'));
+    expect((await jsm.streams.info('LOGS')).state.messages).toBe(before + 1);
   });
 });
