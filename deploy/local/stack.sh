@@ -30,11 +30,17 @@ SERVICES=(
   "registration:dist/apps/registration/src/main.js"
   "certificates:dist/apps/certificates/src/main.js"
   "routing:dist/apps/routing/src/main.js"
+  "deployments:dist/apps/deployments/src/main.js"
   "api:dist/apps/api/src/main.js"
 )
 # Each front: HAProxy under the Data Plane API (the emulator here), and its proxy-sync. Front 1 is
 # `dataplane` and `proxy-sync`; front n is `dataplane-n` and `proxy-sync-n`, on ports n-1 above front 1's.
 FRONTS=${CL_STACK_FRONTS:-1}
+# Every front's HTTPS entry, for the deployments service's verification of new releases.
+if [ -z "${CL_DEPLOY_VERIFY_URLS:-}" ]; then
+  CL_DEPLOY_VERIFY_URLS=$(for ((n = 0; n < FRONTS; n++)); do printf 'https://127.0.0.1:%s,' $((CL_HTTPS_PORT + n)); done)
+  export CL_DEPLOY_VERIFY_URLS=${CL_DEPLOY_VERIFY_URLS%,}
+fi
 
 say() { printf '\033[1m[stack]\033[0m %s\n' "$*"; }
 fail() { printf '\033[31m[stack] %s\033[0m\n' "$*" >&2; exit 1; }
