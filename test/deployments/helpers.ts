@@ -26,6 +26,7 @@ export function startDeploymentsStack(options: StackOptions = {}): Promise<Agent
       CL_DEPLOY_SUPERVISE_MS: '200',
       CL_DEPLOY_DEADLINE_SLACK_S: '0',
       CL_DEPLOY_VERIFY_URLS: '',
+      CL_DEPLOY_SECRET_GC_MS: '300',
       ...options.env,
     },
   });

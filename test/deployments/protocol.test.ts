@@ -423,3 +423,52 @@ describe('the log relay', () => {
     expect((await jsm.streams.info('LOGS')).state.messages).toBe(before + 1);
   });
 });
+
+describe('secret rotation', () => {
+  const versions = async (appName: string) =>
+    (
+      (await stack.db.dataSource.query(
+        'SELECT version FROM app_secret_values WHERE app_name = $1 ORDER BY version',
+        [appName],
+      )) as { version: number }[]
+    ).map((row) => row.version);
+
+  test('a new version serves the next deployment; the old one is forgotten once nothing needs it', async () => {
+    await createApp('rot');
+    const running = await deploy('rot');
+    const claimed = await agent.claim(running.deploymentId);
+    const next = `r0tated-${randomBytes(12).toString('hex')}`;
+    const set = await stack.command<{ version: number }>(deploymentCommands.setSecret, {
+      appName: 'rot',
+      name: 'API_TOKEN',
+      value: next,
+    });
+    expect(set.version).toBe(2);
+    // The deployment in flight was requested with version 1: it keeps it.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(await versions('rot')).toEqual([1, 2]);
+    await agent.report(running.deploymentId, claimed.leaseId, {
+      phase: 'failed',
+      failedPhase: 'fetched',
+      reason: 'repository not found',
+      exitCode: 128,
+      signal: null,
+      lastLines: [],
+      reverted: false,
+    });
+    await waitFor('version 1 to be forgotten', async () => (await versions('rot')).join() === '2');
+    const again = await deploy('rot');
+    const reclaimed = await agent.claim(again.deploymentId);
+    const keys = generateSealingKeyPair();
+    const answer = await agent.ask<{ sealed: Parameters<typeof open>[0] }>('secrets', {
+      deploymentId: again.deploymentId,
+      leaseId: reclaimed.leaseId,
+      publicKey: keys.publicKey,
+    });
+    const values = JSON.parse(
+      open(answer.sealed, keys.privateKey, `cloudlunacy-secrets-v1:${again.deploymentId}`).toString('utf8'),
+    );
+    expect(values).toEqual({ API_TOKEN: next });
+    expect(await rawEventLog(stack)).not.toContain(next);
+  });
+});

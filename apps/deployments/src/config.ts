@@ -49,6 +49,8 @@ export const deploymentsConfigSchema = eventStoreConfigSchema
     CL_DEPLOY_VERIFY_URLS: list(''),
     /** The CA the fronts' certificates are checked against (PEM file); empty: the system's. */
     CL_DEPLOY_VERIFY_CA_FILE: z.string().default(''),
+    /** How often secret versions nothing uses any more are forgotten (0: never). */
+    CL_DEPLOY_SECRET_GC_MS: env.int(60_000).pipe(z.number().int().min(0)),
     /** Directories `file://` sources may come from (comma-separated); empty: none. */
     CL_DEPLOY_FILE_ROOTS: list(''),
     /** Hosts the unauthenticated `git://` transport may be used with. */

@@ -29,19 +29,25 @@ import { foldAgentForDeployments } from './domain/agent.js';
 import { Leases } from './leases.js';
 import { LogRelay } from './log-relay.js';
 import { DeploymentsReads } from './reads.js';
+import { SecretCollector } from './secret-collector.js';
 import { SecretDelivery } from './secret-delivery.js';
 import { SecretStore } from './secret-store.js';
 import { Supervisor } from './supervisor.js';
 import { Verifier } from './verifier.js';
 
 const SUPERVISE_MS = Symbol('SUPERVISE_MS');
+const SECRET_GC_MS = Symbol('SECRET_GC_MS');
 
 /** Starts the agents' requests, the log relay and the supervisor once the app is up; stops them first. */
 @Injectable()
 class Lifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private timer?: NodeJS.Timeout;
+  private gcTimer?: NodeJS.Timeout;
+  private collecting?: Promise<unknown>;
 
   constructor(
+    @Inject(SecretCollector) private readonly collector: SecretCollector,
+    @Inject(SECRET_GC_MS) private readonly gcMs: number,
     @Inject(AgentRequestServer) private readonly requests: AgentRequestServer,
     @Inject(LogRelay) private readonly relay: LogRelay,
     @Inject(Supervisor) private readonly supervisor: Supervisor,
@@ -55,11 +61,21 @@ class Lifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown {
     this.requests.start();
     void this.supervisor.tick();
     if (this.intervalMs > 0) this.timer = setInterval(() => void this.supervisor.tick(), this.intervalMs);
+    if (this.gcMs > 0) {
+      this.gcTimer = setInterval(() => {
+        this.collecting ??= this.collector
+          .collect()
+          .catch((error: unknown) => this.logger.warn('secret collection failed; will try again', { error }))
+          .finally(() => (this.collecting = undefined));
+      }, this.gcMs);
+    }
     this.logger.debug('deployments supervising', { everyMs: this.intervalMs });
   }
 
   async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.timer);
+    clearInterval(this.gcTimer);
+    await this.collecting;
     await this.requests.stop();
     await this.relay.stop();
     await this.supervisor.stop();
@@ -207,6 +223,13 @@ export class DeploymentsModule {
           inject: [NATS_CONNECTION, DeploymentDecisions, DataSource, SecretStore],
         },
         { provide: SUPERVISE_MS, useValue: config.CL_DEPLOY_SUPERVISE_MS },
+        { provide: SECRET_GC_MS, useValue: config.CL_DEPLOY_SECRET_GC_MS },
+        {
+          provide: SecretCollector,
+          useFactory: (decisions: DeploymentDecisions, dataSource: DataSource) =>
+            new SecretCollector(decisions, dataSource, logger.child({ component: 'secret-collector' })),
+          inject: [DeploymentDecisions, DataSource],
+        },
         Lifecycle,
       ],
       exports: [DeploymentsCommands],
