@@ -1,5 +1,6 @@
 import type { CliCommand } from '../command.js';
 import { adminCommands } from './admin.js';
+import { appsCommands, deploymentsCommands } from './apps.js';
 import { certsCommands } from './certs.js';
 import { dbCommands } from './db.js';
 import { deadLetterCommands } from './dead-letters.js';
@@ -17,5 +18,7 @@ export const commands: readonly CliCommand[] = [
   ...installationCommands,
   ...adminCommands,
   ...certsCommands,
+  ...appsCommands,
+  ...deploymentsCommands,
   ...demoCommands,
 ];
