@@ -16,6 +16,8 @@ import { CertificatesController } from './certificates.controller.js';
 import type { ApiConfig } from './config.js';
 import { dashboardHandler, loadDashboard, securityHeaders } from './dashboard.js';
 import { DeadLetters } from './dead-letters.js';
+import { DeploymentLogsController } from './deployment-logs.controller.js';
+import { DeploymentLogReader } from './deployment-logs.js';
 import { bodyEncodingGuard, correlationScope, requestId } from './edge.js';
 import { ApiExceptionFilter, bodyErrorHandler } from './errors.js';
 import { API_NATS, EventLogModule } from './event-log.js';
@@ -48,6 +50,7 @@ export class ApiModule {
         AgentsController,
         RoutesController,
         AppsController,
+        DeploymentLogsController,
         EventsController,
         AdminController,
         CertificatesController,
@@ -92,6 +95,7 @@ export class ApiModule {
         DeadLetters,
         ProjectionPosition,
         LiveUpdates,
+        DeploymentLogReader,
       ],
     };
   }

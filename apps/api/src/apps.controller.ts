@@ -67,7 +67,36 @@ const cancelBody = z.strictObject({ reason: label(200).optional() });
 
 const nameParam = (name: string) => parseOrThrow(z.object({ name: appName }), { name }).name;
 const secretParam = (secret: string) => parseOrThrow(z.object({ secret: envName }), { secret }).secret;
-const idParam = (id: string) => parseOrThrow(z.object({ id: uuid }), { id }).id;
+export const idParam = (id: string) => parseOrThrow(z.object({ id: uuid }), { id }).id;
+
+/**
+ * The deployment if the principal may see it: from the projection, or the log when it is not projected
+ * yet (404 for an admin when it does not exist). An agent gets the same 403 for another agent's deployment
+ * and for one that does not exist.
+ */
+export async function visibleDeployment(
+  dataSource: DataSource,
+  commands: CommandBus,
+  principal: Principal,
+  deploymentId: string,
+): Promise<DeploymentView> {
+  const row = await deploymentById(dataSource, deploymentId);
+  if (!row) {
+    return commands.execute<DeploymentView>(
+      deploymentCommands.getDeployment,
+      { deploymentId },
+      { actor: actorOf(principal) },
+    );
+  }
+  if (principal.kind === 'agent' && row.agentId !== principal.agentId) {
+    throw new DomainError(
+      'forbidden',
+      `agent ${principal.agentId} has no deployment ${deploymentId}`,
+      'deploymentId',
+    );
+  }
+  return row;
+}
 
 /** The waiter of `?wait=succeeded`: one read per tick for every request waiting. */
 export class DeploymentWaiter extends ProjectionWaiter<DeploymentView> {
@@ -246,21 +275,8 @@ export class AppsController {
 
   @Get('deployments/:id')
   @Auth('admin', 'agent')
-  async deployment(
-    @Param('id') id: string,
-    @CurrentPrincipal() principal: Principal,
-  ): Promise<DeploymentView> {
-    const deploymentId = idParam(id);
-    const row = await deploymentById(this.dataSource, deploymentId);
-    if (!row) return this.execute(deploymentCommands.getDeployment, { deploymentId }, principal);
-    if (principal.kind === 'agent' && row.agentId !== principal.agentId) {
-      throw new DomainError(
-        'forbidden',
-        `agent ${principal.agentId} has no deployment ${deploymentId}`,
-        'deploymentId',
-      );
-    }
-    return row;
+  deployment(@Param('id') id: string, @CurrentPrincipal() principal: Principal): Promise<DeploymentView> {
+    return visibleDeployment(this.dataSource, this.commands, principal, idParam(id));
   }
 
   @Post('deployments/:id/cancel')

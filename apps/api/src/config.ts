@@ -27,5 +27,7 @@ export const apiConfigSchema = natsConfigSchema
     CL_LIVE_MAX_CLIENTS: env.int(32),
     CL_LIVE_HEARTBEAT_MS: env.int(15_000),
     CL_LIVE_MAX_REPLAY: env.int(1_000),
+    /** Deployments' log streams (`GET /api/v1/deployments/{id}/logs` as SSE): most open at once. */
+    CL_LOG_STREAMS_MAX: env.int(64),
   });
 export type ApiConfig = z.output<typeof apiConfigSchema>;

@@ -12,14 +12,14 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
-import type { Response } from 'express';
-import { DomainError, EVENTS_STREAM } from '#contracts';
+import { EVENTS_STREAM } from '#contracts';
 import { EventStore } from '#eventstore';
 import { LOGGER, type Logger } from '#platform';
 import { API_CONFIG } from './agents.controller.js';
 import type { ApiConfig } from './config.js';
 import { API_NATS } from './event-log.js';
 import { ProjectionPosition, projectionsOf } from './projection-position.js';
+import { OpenStreams, SseChannel, type SseRequest } from './sse.js';
 
 /** What a live client is told about one event: enough to know which views to read again. */
 export interface LiveChange {
@@ -47,14 +47,9 @@ const PROJECTION_WAIT_MS = 3_000;
 /** Messages the server may push ahead of a slow client. */
 const CONSUMER_BUFFER = 64;
 
-export interface LiveStreamRequest {
-  response: Response;
+export interface LiveStreamRequest extends SseRequest {
   /** The last sequence the client saw (`Last-Event-ID`), to resume after it. */
   after?: number;
-  /** Checked again at every heartbeat: a revoked token ends the stream. */
-  stillAuthorized: () => Promise<boolean>;
-  /** When the token expires (epoch ms): the stream ends then. */
-  expiresAt: number;
 }
 
 /**
@@ -66,7 +61,7 @@ export interface LiveStreamRequest {
  */
 @Injectable()
 export class LiveUpdates implements BeforeApplicationShutdown, OnApplicationShutdown {
-  private readonly streams = new Set<LiveStream>();
+  private readonly streams = new OpenStreams<LiveStream>();
   private readonly js;
 
   constructor(
@@ -85,12 +80,10 @@ export class LiveUpdates implements BeforeApplicationShutdown, OnApplicationShut
 
   /** Opens a stream on `response` and runs it until the client leaves, the token ends or the API stops. */
   async open(request: LiveStreamRequest): Promise<void> {
-    if (this.streams.size >= this.config.CL_LIVE_MAX_CLIENTS) {
-      throw new DomainError(
-        'unavailable',
-        `too many live connections (${this.config.CL_LIVE_MAX_CLIENTS} at most): close a dashboard tab, or raise CL_LIVE_MAX_CLIENTS`,
-      );
-    }
+    this.streams.admit(
+      this.config.CL_LIVE_MAX_CLIENTS,
+      `too many live connections (${this.config.CL_LIVE_MAX_CLIENTS} at most): close a dashboard tab, or raise CL_LIVE_MAX_CLIENTS`,
+    );
     const logEnd = await this.store.lastSequence();
     const { after } = request;
     // Resume right after the client's last event when the log still leads there within the replay bound;
@@ -99,22 +92,19 @@ export class LiveUpdates implements BeforeApplicationShutdown, OnApplicationShut
       after !== undefined && after <= logEnd && logEnd - after <= this.config.CL_LIVE_MAX_REPLAY;
     const from = resumable ? after + 1 : logEnd + 1;
     const stream = new LiveStream(request, this.position, this.logger, this.config.CL_LIVE_HEARTBEAT_MS);
-    this.streams.add(stream);
-    try {
-      await stream.run(this.js, from, {
+    await this.streams.track(stream, () =>
+      stream.run(this.js, from, {
         logEnd,
         resumedFrom: resumable ? after : null,
         reset: after !== undefined && !resumable,
         heartbeatMs: this.config.CL_LIVE_HEARTBEAT_MS,
-      });
-    } finally {
-      this.streams.delete(stream);
-    }
+      }),
+    );
   }
 
   /** Ends every stream before the HTTP server closes (which waits for open responses). */
   async beforeApplicationShutdown(): Promise<void> {
-    await Promise.allSettled([...this.streams].map((stream) => stream.close('shutdown')));
+    await this.streams.closeAll('shutdown');
   }
 
   onApplicationShutdown(): void {
@@ -123,28 +113,34 @@ export class LiveUpdates implements BeforeApplicationShutdown, OnApplicationShut
 }
 
 class LiveStream {
-  private readonly abort = new AbortController();
+  private readonly channel: SseChannel;
   private consumer?: Consumer;
   private messages?: ConsumerMessages;
-  private heartbeat?: NodeJS.Timeout;
-  private expiry?: NodeJS.Timeout;
   private lastSequence = 0;
-  private closing?: Promise<void>;
 
   constructor(
-    private readonly request: LiveStreamRequest,
+    request: LiveStreamRequest,
     private readonly position: ProjectionPosition,
     private readonly logger: Logger,
     private readonly heartbeatMs: number,
-  ) {}
-
-  private get response(): Response {
-    return this.request.response;
+  ) {
+    this.channel = new SseChannel(request, {
+      heartbeat: () =>
+        `event: heartbeat\ndata: ${JSON.stringify({
+          time: new Date().toISOString(),
+          sequence: this.lastSequence,
+          projected: this.position.position(),
+        })}\n\n`,
+      release: async () => {
+        this.messages?.stop();
+        await this.deleteConsumer();
+      },
+    });
   }
 
   async run(js: ReturnType<typeof jetstream>, from: number, hello: LiveHello): Promise<void> {
-    const { response } = this;
-    response.on('close', () => void this.close('client left'));
+    const { channel } = this;
+    channel.watchClient();
     this.consumer = await js.consumers.get(EVENTS_STREAM, {
       name_prefix: LIVE_CONSUMER_PREFIX,
       deliver_policy: DeliverPolicy.StartSequence,
@@ -152,105 +148,42 @@ class LiveStream {
       // A consumer left behind by a crash disappears by itself.
       inactive_threshold: nanos(60_000),
     });
-    if (this.abort.signal.aborted) {
+    if (channel.aborted) {
       await this.deleteConsumer();
       return;
     }
     this.messages = await this.consumer.consume({ max_messages: CONSUMER_BUFFER });
 
-    response.status(200);
-    response.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
-    response.setHeader('Cache-Control', 'no-store, no-transform');
-    response.setHeader('X-Accel-Buffering', 'no');
-    response.socket?.setNoDelay(true);
-    response.flushHeaders();
+    channel.begin();
     this.lastSequence = from - 1;
-    await this.write(`retry: 2000\nid: ${from - 1}\nevent: hello\ndata: ${JSON.stringify(hello)}\n\n`);
-
-    this.heartbeat = setInterval(() => void this.beat(), this.heartbeatMs);
-    const untilExpiry = this.request.expiresAt - Date.now();
-    this.expiry = setTimeout(
-      () => void this.end('expired', { message: 'the session expired: sign in again' }),
-      Math.max(0, Math.min(untilExpiry, 2 ** 31 - 1)),
-    );
+    await channel.write(`retry: 2000\nid: ${from - 1}\nevent: hello\ndata: ${JSON.stringify(hello)}\n\n`);
+    channel.startTimers(this.heartbeatMs);
 
     try {
       for await (const message of this.messages) {
-        if (this.abort.signal.aborted) break;
+        if (channel.aborted) break;
         const change = changeOf(message);
         change.projected = await this.position.reached(
           change.sequence,
           projectionsOf(change.aggregate.type),
           deadlineOf(change.occurredAt),
         );
-        if (this.abort.signal.aborted) break;
+        if (channel.aborted) break;
         this.lastSequence = change.sequence;
-        await this.write(`id: ${change.sequence}\nevent: change\ndata: ${JSON.stringify(change)}\n\n`);
+        await channel.write(`id: ${change.sequence}\nevent: change\ndata: ${JSON.stringify(change)}\n\n`);
       }
     } catch (error) {
-      if (!this.abort.signal.aborted) {
+      if (!channel.aborted) {
         this.logger.warn('a live stream lost the event log', { error });
-        await this.end('error', { message: 'the live stream lost the event log; reconnect' });
+        await channel.end('error', { message: 'the live stream lost the event log; reconnect' });
       }
     } finally {
-      await this.close('done');
+      await channel.close('done');
     }
   }
 
-  private async beat(): Promise<void> {
-    if (this.abort.signal.aborted) return;
-    let authorized = false;
-    try {
-      authorized = await this.request.stillAuthorized();
-    } catch {
-      authorized = false;
-    }
-    if (!authorized) {
-      await this.end('unauthorized', { message: 'the token was revoked or expired: sign in again' });
-      return;
-    }
-    await this.write(
-      `event: heartbeat\ndata: ${JSON.stringify({
-        time: new Date().toISOString(),
-        sequence: this.lastSequence,
-        projected: this.position.position(),
-      })}\n\n`,
-    );
-  }
-
-  /** A last event telling the client why the stream ends, then the end. */
-  private async end(event: string, data: unknown): Promise<void> {
-    if (this.abort.signal.aborted) return;
-    await this.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-    await this.close(event);
-  }
-
-  /** Writes, waiting for the socket when the client reads slowly (the consumer then waits too). */
-  private async write(chunk: string): Promise<void> {
-    const { response } = this;
-    if (this.abort.signal.aborted || response.writableEnded || response.destroyed) return;
-    if (response.write(chunk)) return;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        response.off('drain', done);
-        response.off('close', done);
-        resolve();
-      };
-      response.on('drain', done);
-      response.on('close', done);
-    });
-  }
-
-  close(_reason: string): Promise<void> {
-    this.closing ??= (async () => {
-      this.abort.abort();
-      clearInterval(this.heartbeat);
-      clearTimeout(this.expiry);
-      this.messages?.stop();
-      await this.deleteConsumer();
-      if (!this.response.writableEnded) this.response.end();
-    })();
-    return this.closing;
+  close(reason: string): Promise<void> {
+    return this.channel.close(reason);
   }
 
   private async deleteConsumer(): Promise<void> {
