@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import {
   Inject,
   Injectable,
@@ -142,7 +143,9 @@ class LiveStream {
     const { channel } = this;
     channel.watchClient();
     this.consumer = await js.consumers.get(EVENTS_STREAM, {
-      name_prefix: LIVE_CONSUMER_PREFIX,
+      // The client names an ordered consumer `<prefix>_1`: a prefix of its own per stream, or two streams
+      // open at once would ask for the same consumer.
+      name_prefix: `${LIVE_CONSUMER_PREFIX}_${randomBytes(6).toString('hex')}`,
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: from,
       // A consumer left behind by a crash disappears by itself.
