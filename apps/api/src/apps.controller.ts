@@ -223,7 +223,7 @@ export class AppsController {
 
   @Post('apps/:name/deployments')
   @Auth('admin', 'agent')
-  async deploy(
+  deploy(
     @Param('name') name: string,
     @Body() raw: unknown,
     @Query() query: unknown,
@@ -231,19 +231,12 @@ export class AppsController {
     @CurrentPrincipal() principal: Principal,
     @Res({ passthrough: true }) response: Response,
   ): Promise<unknown> {
-    const wait = parseOrThrow(waitQuery, query);
-    const deployment = await this.execute<DeploymentView>(
-      deploymentCommands.request,
-      { appName: nameParam(name), request: raw ?? {} },
-      principal,
-      key,
-    );
-    return this.answer(deployment, wait, response);
+    return this.startDeployment(deploymentCommands.request, name, raw, query, key, principal, response);
   }
 
   @Post('apps/:name/rollback')
   @Auth('admin', 'agent')
-  async rollback(
+  rollback(
     @Param('name') name: string,
     @Body() raw: unknown,
     @Query() query: unknown,
@@ -251,9 +244,22 @@ export class AppsController {
     @CurrentPrincipal() principal: Principal,
     @Res({ passthrough: true }) response: Response,
   ): Promise<unknown> {
+    return this.startDeployment(deploymentCommands.rollback, name, raw, query, key, principal, response);
+  }
+
+  /** A deploy or a rollback: the service validates the request, then the answer waits if asked to. */
+  private async startDeployment(
+    subject: string,
+    name: string,
+    raw: unknown,
+    query: unknown,
+    key: string | undefined,
+    principal: Principal,
+    response: Response,
+  ): Promise<unknown> {
     const wait = parseOrThrow(waitQuery, query);
     const deployment = await this.execute<DeploymentView>(
-      deploymentCommands.rollback,
+      subject,
       { appName: nameParam(name), request: raw ?? {} },
       principal,
       key,

@@ -1,52 +1,36 @@
-import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
-  agentSubjects,
   CERTIFICATE_TOPICS,
   type DeliveryMessage,
   type IssuedCertificateView,
   type RenewalRequestMessage,
   type RevokedNoticeMessage,
 } from '#contracts';
+import { AgentInbox } from '#messaging';
 import type { Logger } from '#platform';
 
-/**
- * What the service sends an agent, into the AGENTS stream on `agents.<id>.in.certificates.*`: the agent
- * reads it through its own durable consumer, so an agent that is offline gets it when it comes back.
- * Message ids make a repeated send (a retried handler, another replica) store one message.
- */
+/** The certificates service's notices to agents (renew, delivered, revoked) through their inbox. */
 export class AgentChannel {
-  private readonly js: JetStreamClient;
+  private readonly inbox: AgentInbox;
 
-  constructor(
-    connection: NatsConnection,
-    private readonly logger: Logger,
-  ) {
-    this.js = jetstream(connection);
-  }
-
-  private async publish(agentId: string, topic: string, body: unknown, msgID: string): Promise<boolean> {
-    try {
-      await this.js.publish(agentSubjects.inbound(agentId, topic), JSON.stringify(body), {
-        msgID,
-        timeout: 5_000,
-      });
-      return true;
-    } catch (error) {
-      this.logger.warn('could not send to the agent', { agentId, topic, error });
-      return false;
-    }
+  constructor(connection: NatsConnection, logger: Logger) {
+    this.inbox = new AgentInbox(connection, logger);
   }
 
   /** A certificate for the agent (it also had it in its reply, unless the reply was lost). */
   deliver(agentId: string, certificate: IssuedCertificateView): Promise<boolean> {
     const body: DeliveryMessage = { certificate };
-    return this.publish(agentId, CERTIFICATE_TOPICS.delivered, body, `cert-delivered:${certificate.serial}`);
+    return this.inbox.send(
+      agentId,
+      CERTIFICATE_TOPICS.delivered,
+      body,
+      `cert-delivered:${certificate.serial}`,
+    );
   }
 
   /** Asks for a CSR for a new key to replace `request.serial`. `attempt` tells repeated asks apart. */
   askRenewal(agentId: string, request: RenewalRequestMessage, attempt: string): Promise<boolean> {
-    return this.publish(
+    return this.inbox.send(
       agentId,
       CERTIFICATE_TOPICS.renew,
       request,
@@ -55,6 +39,6 @@ export class AgentChannel {
   }
 
   revoked(agentId: string, notice: RevokedNoticeMessage): Promise<boolean> {
-    return this.publish(agentId, CERTIFICATE_TOPICS.revoked, notice, `cert-revoked:${notice.serial}`);
+    return this.inbox.send(agentId, CERTIFICATE_TOPICS.revoked, notice, `cert-revoked:${notice.serial}`);
   }
 }

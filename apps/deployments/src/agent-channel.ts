@@ -1,39 +1,22 @@
-import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { agentSubjects, DEPLOYMENT_TOPICS } from '#contracts';
+import { DEPLOYMENT_TOPICS } from '#contracts';
+import { AgentInbox } from '#messaging';
 import type { Logger } from '#platform';
 
 /**
- * Pokes to an agent about its deployments, into the AGENTS stream (`agents.<id>.in.deployments.*`): an
- * agent that is offline finds them when it is back. They carry ids and states only; the agent asks for
- * the details over its own request subjects. Message ids make a repeated poke store one message.
+ * Pokes to an agent about its deployments (`agents.<id>.in.deployments.*`): ids and states only; the
+ * agent asks for the details over its own request subjects.
  */
 export class DeploymentAgentChannel {
-  private readonly js: JetStreamClient;
+  private readonly inbox: AgentInbox;
 
-  constructor(
-    connection: NatsConnection,
-    private readonly logger: Logger,
-  ) {
-    this.js = jetstream(connection);
-  }
-
-  private async publish(agentId: string, topic: string, body: unknown, msgID: string): Promise<boolean> {
-    try {
-      await this.js.publish(agentSubjects.inbound(agentId, topic), JSON.stringify(body), {
-        msgID,
-        timeout: 5_000,
-      });
-      return true;
-    } catch (error) {
-      this.logger.warn('could not send to the agent', { agentId, topic, error });
-      return false;
-    }
+  constructor(connection: NatsConnection, logger: Logger) {
+    this.inbox = new AgentInbox(connection, logger);
   }
 
   /** A deployment waits for the agent to claim it; `window` tells repeated pokes apart. */
   assigned(agentId: string, deploymentId: string, appName: string, window: number): Promise<boolean> {
-    return this.publish(
+    return this.inbox.send(
       agentId,
       DEPLOYMENT_TOPICS.assigned,
       { deploymentId, appName },
@@ -52,7 +35,7 @@ export class DeploymentAgentChannel {
     },
     sequence: number,
   ): Promise<boolean> {
-    return this.publish(
+    return this.inbox.send(
       agentId,
       DEPLOYMENT_TOPICS.changed,
       change,

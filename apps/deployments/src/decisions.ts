@@ -6,7 +6,6 @@ import {
   type CommandEnvelope,
   type DeploymentKind,
   type EventContext,
-  type NewEvent,
   type RenewRequest,
   type ReportRequest,
   type StoredEvent,
@@ -93,7 +92,7 @@ export interface Progress {
 }
 
 /** The service's context for what it appends by itself. */
-function systemContext(correlationId: string): EventContext {
+export function systemContext(correlationId: string): EventContext {
   return { actor: DEPLOYMENTS_ACTOR, correlationId, causationId: null };
 }
 
@@ -530,5 +529,3 @@ export function progressOf(state: LiveDeployment, leaseExpiresAt: string | null)
     leaseExpiresAt,
   };
 }
-
-export type { NewEvent };

@@ -1,6 +1,6 @@
 import type { Logger } from '#platform';
 import { isTerminal, type LiveDeployment } from './domain/deployment.js';
-import type { DeploymentDecisions } from './decisions.js';
+import { systemContext, type DeploymentDecisions } from './decisions.js';
 import type { Leases } from './leases.js';
 import type { Verifier } from './verifier.js';
 
@@ -90,11 +90,7 @@ export class Supervisor {
     }
     if (app.accepted[deploymentId] === undefined) {
       if (now - Date.parse(state.requestedAt) > ACCEPT_AFTER_MS) {
-        await this.commands.accept(deploymentId, {
-          actor: { kind: 'service', id: 'deployments' },
-          correlationId: deploymentId,
-          causationId: null,
-        });
+        await this.commands.accept(deploymentId, systemContext(deploymentId));
       }
       return;
     }
@@ -112,14 +108,10 @@ export class Supervisor {
     if (state.status === 'requested' && app.active === deploymentId) {
       const window = Math.floor(now / ASSIGN_EVERY_MS);
       if (window !== Math.floor((now - 1_000) / ASSIGN_EVERY_MS)) {
-        await this.commandsAssign(state, window);
+        await this.commands.assignAgain(state, window);
       }
     }
     if (state.status === 'switched') this.startVerification(state);
-  }
-
-  private async commandsAssign(state: LiveDeployment, window: number): Promise<void> {
-    await this.commands.assignAgain(state, window);
   }
 
   /** The front probes the app through HAProxy; one verification per deployment in this process. */
