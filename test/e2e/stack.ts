@@ -7,7 +7,7 @@
  * front's certificate from ensureFrontCertificate, and real agents (node dist/apps/agent/src/main.js)
  * enrolled through the API, which get their certificates from that service.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Kvm } from '@nats-io/kv';
 import {
@@ -43,7 +43,15 @@ export interface E2eOptions {
   /** Do not start proxy-sync (the caller starts it). */
   withoutProxySync?: boolean;
   stack?: StackOptions;
+  /**
+   * Also run the deployments service (its own process), verifying through this front's HTTPS listener
+   * against the CA, with short leases; agents started with `startAgent(…, { deployments })` run apps.
+   */
+  deployments?: { env?: Record<string, string> };
 }
+
+/** Where the deployment tests' repositories live (the service's and the agents' `file://` root). */
+export const DEPLOY_REPOS = '/srv/cloudlunacy-test-repos';
 
 export interface RealAgent {
   agentId: string;
@@ -105,25 +113,44 @@ export class E2eStack {
       validitySeconds: 24 * 3600,
       renewBeforeSeconds: 3600,
     });
-    const [stack, haproxy] = await Promise.all([
+    const startStack = (deploymentsEnv: Record<string, string>) =>
       AgentsStack.start({
         ...this.options.stack,
         processes: true,
         certificates: true,
+        ...(this.options.deployments ? { deployments: true } : {}),
         env: {
           CL_DOMAIN: DOMAIN,
           CL_PKI_DIR: pkiDir,
           CL_PKI_CA_KEY_FILE: caKeyFile,
           CL_ROUTING_SNI_ZONES: 'mongodb',
           CL_PROJECTOR_BATCH_SIZE: '500',
+          ...deploymentsEnv,
           ...this.options.stack?.env,
           ...this.options.env,
         },
-      }),
-      startHaproxyStack({ caPem: this.ca.certificatePem }),
-    ]);
-    this.stack = stack;
-    this.haproxy = haproxy;
+      });
+    if (this.options.deployments) {
+      // The service verifies through this front, so the front's port comes first.
+      this.haproxy = await startHaproxyStack({ caPem: this.ca.certificatePem });
+      await mkdir(DEPLOY_REPOS, { recursive: true, mode: 0o755 });
+      this.stack = await startStack({
+        CL_DEPLOY_VERIFY_URLS: `https://127.0.0.1:${this.haproxy.ports.https}`,
+        CL_DEPLOY_VERIFY_CA_FILE: this.caFile,
+        CL_DEPLOY_FILE_ROOTS: DEPLOY_REPOS,
+        CL_DEPLOY_LEASE_TTL_MS: '4000',
+        CL_DEPLOY_LEASE_RENEW_MS: '1000',
+        CL_DEPLOY_SUPERVISE_MS: '250',
+        CL_DEPLOY_VERIFY_TIMEOUT_S: '15',
+        ...this.options.deployments.env,
+      });
+    } else {
+      [this.stack, this.haproxy] = await Promise.all([
+        startStack({}),
+        startHaproxyStack({ caPem: this.ca.certificatePem }),
+      ]);
+    }
+    const { stack, haproxy } = this;
     this.admin = stack.adminToken('e2e-admin', 3600);
     this.proxySyncEnv = proxyEnv(haproxy, {
       CL_PROXY_NODE_ID: NODE,
@@ -221,9 +248,16 @@ export class E2eStack {
   }
 
   /** A real agent process, enrolled through the API with a one-time token, on `address`. */
-  async startAgent(agentId: string, address: string): Promise<RealAgent> {
+  async startAgent(
+    agentId: string,
+    address: string,
+    options: { deployments?: Record<string, unknown>; logLevel?: string } = {},
+  ): Promise<RealAgent> {
     const dir = join(this.dir.path, `agent-${agentId}`);
     await mkdir(dir, { recursive: true });
+    const appsDir = join(dir, 'apps');
+    // Apps run as their own uids: they must be able to walk down to their directories.
+    if (options.deployments) for (const path of [this.dir.path, dir]) await chmod(path, 0o711);
     const configPath = join(dir, 'agent.json');
     const stateDir = join(dir, 'state');
     await writeFile(
@@ -237,9 +271,19 @@ export class E2eStack {
         stateDir,
         heartbeatIntervalMs: 2_000,
         reconnect: { initialDelayMs: 100, maxDelayMs: 1_000 },
+        deployments: options.deployments
+          ? {
+              dir: appsDir,
+              fileRoots: [DEPLOY_REPOS],
+              reconcileIntervalMs: 2_000,
+              superviseIntervalMs: 300,
+              logBatchMs: 100,
+              ...options.deployments,
+            }
+          : { enabled: false },
       }),
     );
-    const process = startApp('agent', { CL_LOG_LEVEL: 'warn' }, ['--config', configPath]);
+    const process = startApp('agent', { CL_LOG_LEVEL: options.logLevel ?? 'warn' }, ['--config', configPath]);
     this.stack.processes.set(`agent-${agentId}`, process);
     const identityPath = join(stateDir, 'identity.json');
     const token = async () =>

@@ -148,6 +148,7 @@ export class AgentsStack {
     if (this.options.processes) {
       for (const service of STACK_SERVICES)
         if (service !== 'certificates' || this.options.certificates) this.startService(service);
+      if (this.options.deployments) this.startService('deployments');
       await this.ready();
       return;
     }
@@ -220,6 +221,12 @@ export class AgentsStack {
         if (probe.status !== 404) return undefined;
         // The certificates service answers the public CA (503 while it is not there).
         if (this.options.certificates && (await fetch(`${this.baseUrl}/api/v1/ca.pem`)).status !== 200)
+          return undefined;
+        // An app that does not exist: 404 from the deployments service (503 while it is not there).
+        if (
+          this.options.deployments &&
+          (await this.request('GET', 'apps/no-such-app', { token: admin })).status !== 404
+        )
           return undefined;
         return (await this.request('POST', 'enrollment-tokens', { token: admin, body: {} })).status === 201;
       },

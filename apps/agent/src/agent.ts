@@ -1,7 +1,7 @@
 import { createUser } from '@nats-io/nkeys';
 import { jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
-import { connect, jwtAuthenticator, type NatsConnection } from '@nats-io/transport-node';
-import { agentSubjects, isErrorBody, type CommandReply } from '#contracts';
+import { connect, headers as natsHeaders, jwtAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import { agentSubjects, IDEMPOTENCY_HEADER, isErrorBody, type CommandReply } from '#contracts';
 import type { Logger } from '#platform';
 import { ApiClient, ApiError } from './api-client.js';
 import { backoffDelay, type AgentConfig } from './config.js';
@@ -284,12 +284,21 @@ export class Agent {
       agentId: identity.agentId,
       publish: (outTopic, body) =>
         connection.publish(agentSubjects.outbound(identity.agentId, outTopic), JSON.stringify(body)),
-      request: async <T>(command: string, body: unknown, timeoutMs = 15_000): Promise<T> => {
+      request: async <T>(
+        command: string,
+        body: unknown,
+        timeoutMs = 15_000,
+        options: { idempotencyKey?: string } = {},
+      ): Promise<T> => {
+        const headers = natsHeaders();
+        // Retrying with the same key never does the thing twice (a route request, for one).
+        if (options.idempotencyKey !== undefined) headers.set(IDEMPOTENCY_HEADER, options.idempotencyKey);
         // Across the account boundary a request nobody serves gets no "no responders" answer, only
         // its timeout: stopping must not wait for that, so a stop rejects what is still asked.
         const message = await this.unlessStopped(
           connection.request(agentSubjects.request(identity.agentId, command), JSON.stringify(body), {
             timeout: timeoutMs,
+            headers,
           }),
         );
         const reply = message.json<CommandReply<T>>();

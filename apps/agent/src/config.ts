@@ -34,6 +34,49 @@ export const certificatesConfigSchema = z.strictObject({
 export type AgentCertificatesConfig = z.output<typeof certificatesConfigSchema>;
 
 /**
+ * Deployments the front assigns to this agent, run by the `process` runtime (docs/deployments.md).
+ * `isolation: "uid"` runs each app as its own numeric uid through setpriv and needs root; `"none"` runs
+ * apps as the agent's own user, for development only (logged at every start and shown in each claim).
+ */
+const deploymentsFields = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** The apps' directories: `<dir>/<app>/…` (0711 root at the top). */
+  dir: z.string().min(1).default('/var/lib/cloudlunacy/apps'),
+  portRange: z
+    .tuple([port, port])
+    .refine(([low, high]) => low <= high, 'the first port must not be above the second')
+    .default([20000, 20999]),
+  isolation: z.enum(['uid', 'none']).default('uid'),
+  uidRange: z
+    .tuple([
+      z
+        .number()
+        .int()
+        .min(1000)
+        .max(2 ** 31 - 2),
+      z
+        .number()
+        .int()
+        .min(1000)
+        .max(2 ** 31 - 2),
+    ])
+    .refine(([low, high]) => low <= high, 'the first uid must not be above the second')
+    .default([62000, 62999]),
+  cgroups: z.enum(['auto', 'off']).default('auto'),
+  maxConcurrentBuilds: z.number().int().min(1).max(16).default(1),
+  /** Directories `file://` sources may come from (checked again here after realpath). */
+  fileRoots: z.array(z.string().startsWith('/')).max(32).default([]),
+  reconcileIntervalMs: z.number().int().min(200).max(3_600_000).default(30_000),
+  /** How often a serving release is checked (and restarted with backoff when it died). */
+  superviseIntervalMs: z.number().int().min(100).max(60_000).default(1_000),
+  logBatchMs: z.number().int().min(20).max(10_000).default(200),
+  /** Open files and processes per app (rlimits; nproc counts per uid, so per app). */
+  nofile: z.number().int().min(64).max(1_048_576).default(4096),
+});
+export const deploymentsConfigSchema = deploymentsFields.default(() => deploymentsFields.parse({}));
+export type AgentDeploymentsConfig = z.output<typeof deploymentsConfigSchema>;
+
+/**
  * The agent's config file (JSON). `enrollmentToken` is used once, when `stateDir` holds no identity
  * yet; afterwards it can be removed from the file.
  */
@@ -66,6 +109,7 @@ export const agentConfigSchema = z.strictObject({
   /** Refresh the access token when this fraction of its lifetime has passed. */
   refreshAt: z.number().min(0.1).max(0.95).default(0.66),
   certificates: certificatesConfigSchema.default(certificatesConfigSchema.parse({})),
+  deployments: deploymentsConfigSchema,
 });
 export type AgentConfig = z.output<typeof agentConfigSchema>;
 

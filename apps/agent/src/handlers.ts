@@ -19,7 +19,12 @@ export interface AgentContext {
    * Asks a service on `agents.<id>.out.req.<command>` and waits for its CommandReply: resolves its result,
    * throws AgentRequestError for a refusal (and the transport's error when nobody answers in time).
    */
-  request<T>(command: string, body: unknown, timeoutMs?: number): Promise<T>;
+  request<T>(
+    command: string,
+    body: unknown,
+    timeoutMs?: number,
+    options?: { idempotencyKey?: string },
+  ): Promise<T>;
 }
 
 /** A service refused an agent's request; `body.field` names what to fix. */

@@ -1,9 +1,10 @@
 import { parseArgs } from 'node:util';
 import { mkdir } from 'node:fs/promises';
 import { createLogger, stopOnSignals } from '#platform';
-import { Agent, EXIT_CODES, FatalAgentError } from './agent.js';
+import { Agent, AGENT_VERSION, EXIT_CODES, FatalAgentError } from './agent.js';
 import { CertificateManager } from './certificates/manager.js';
 import { loadAgentConfig } from './config.js';
+import { DeploymentManager } from './deployments/manager.js';
 import { defaultHandlers } from './handlers.js';
 
 const logger = createLogger('agent');
@@ -19,7 +20,12 @@ try {
     () => agent.agentId ?? '',
     logger.child({ component: 'certificates' }),
   ).register(handlers);
-  const agent: Agent = new Agent(config, handlers, logger, undefined, [certificates]);
+  const deployments = new DeploymentManager(
+    config,
+    `cloudlunacy-agent/${AGENT_VERSION}`,
+    logger.child({ component: 'deployments' }),
+  ).register(handlers);
+  const agent: Agent = new Agent(config, handlers, logger, undefined, [certificates, deployments]);
   stopOnSignals(logger, () => agent.stop());
   void agent.terminated.then(async (reason) => {
     logger.error(reason.message);

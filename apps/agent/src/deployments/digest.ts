@@ -80,8 +80,14 @@ const byteOrder = (a: Entry, b: Entry) => Buffer.compare(Buffer.from(a.path), Bu
  * history, not on what is in them); mtimes and owners are left out.
  */
 export async function artifactDigest(dir: string): Promise<string> {
+  return (await digestTree(dir)).digest;
+}
+
+/** The digest above, and the bytes of the files and link targets it covered. */
+export async function digestTree(dir: string): Promise<{ digest: string; bytes: number }> {
   const entries = (await walk(dir)).sort(byteOrder);
   const listing = createHash('sha256');
+  let bytes = 0;
   for (const e of entries) {
     const abs = e.path === '.' ? dir : join(dir, e.path);
     let size = 0;
@@ -92,9 +98,10 @@ export async function artifactDigest(dir: string): Promise<string> {
       size = target.length;
       hash = createHash('sha256').update(target).digest('hex');
     }
+    bytes += size;
     listing.update(JSON.stringify([e.path, e.kind, e.mode, size, hash]) + '\n');
   }
-  return listing.digest('hex');
+  return { digest: listing.digest('hex'), bytes };
 }
 
 /**

@@ -1,0 +1,348 @@
+import { closeSync, openSync } from 'node:fs';
+import { chmod, chown, lstat, mkdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '#platform';
+import type { AgentDeploymentsConfig } from '../config.js';
+import { artifactDigest, makeReadOnly } from './digest.js';
+import {
+  createReleaseCgroup,
+  killReleaseGroup,
+  probeIsolation,
+  processStartTime,
+  spawnIsolated,
+  type IsolationProbe,
+  type ReleaseCgroup,
+} from './isolation.js';
+import type { DeploymentState } from './state.js';
+import type {
+  AppPlace,
+  Artifact,
+  CommandOutput,
+  CommandResult,
+  Instance,
+  InstanceState,
+  Runtime,
+  RuntimeCapabilities,
+} from './runtime.js';
+
+/** `<number>-<first 8 of the id>`: a release's directory and cgroup name, readable and unique. */
+export const releaseKey = (release: { number: number; releaseId: string }) =>
+  `${release.number}-${release.releaseId.slice(0, 8)}`;
+
+/** How long a command gets between SIGTERM and SIGKILL when it is aborted. */
+const ABORT_GRACE_MS = 2_000;
+
+/**
+ * Releases as supervised processes on the VPS (docs/plans/deployments.md §7.3): one numeric uid per app
+ * through setpriv (no passwd entry), the app's directories 0700, a cgroup per release with memory and
+ * process limits where the host delegates them, rlimits always. Processes are started detached (their own
+ * session), write to files the agent opened, and so survive an agent that stops or crashes.
+ */
+export class ProcessRuntime implements Runtime {
+  readonly kind = 'process' as const;
+  private isolation?: IsolationProbe;
+  /** How the processes this agent started ended (adopted ones are known by /proc only). */
+  private readonly exits = new Map<number, { exitCode: number | null; signal: string | null }>();
+
+  constructor(
+    private readonly config: AgentDeploymentsConfig,
+    private readonly state: DeploymentState,
+    private readonly logger: Logger,
+  ) {}
+
+  async probe(): Promise<RuntimeCapabilities> {
+    const found = await probeIsolation();
+    const wanted = this.config.isolation;
+    if (wanted === 'uid' && found.isolation !== 'uid')
+      throw new Error(
+        `deployments.isolation is "uid" but ${found.detail}: run the agent as root, or set "isolation": "none" (development only)`,
+      );
+    this.isolation = {
+      isolation: wanted,
+      cgroup: this.config.cgroups === 'off' ? null : found.cgroup,
+      detail: wanted === 'none' ? 'isolation none: apps run as the agent’s own user' : found.detail,
+    };
+    const cgroup = this.isolation.cgroup;
+    return {
+      kind: 'process',
+      isolation: wanted,
+      memoryLimit: !!cgroup?.memory,
+      processLimit: !!cgroup?.pids || wanted === 'uid',
+      detail: this.isolation.detail,
+    };
+  }
+
+  private get probed(): IsolationProbe {
+    if (!this.isolation) throw new Error('the runtime was not probed');
+    return this.isolation;
+  }
+
+  private get uidIsolated(): boolean {
+    return this.probed.isolation === 'uid';
+  }
+
+  /** A directory of ours: made if missing, never a symlink, with this owner and mode. */
+  private async ownedDir(path: string, uid: number, gid: number, mode: number): Promise<void> {
+    await mkdir(path, { recursive: true, mode });
+    const stat = await lstat(path);
+    if (!stat.isDirectory()) throw new Error(`${path} is not a directory`);
+    if (this.uidIsolated) await chown(path, uid, gid);
+    await chmod(path, mode);
+  }
+
+  async prepareApp(appName: string): Promise<AppPlace> {
+    const own = process.getuid?.() ?? 0;
+    const uid = this.uidIsolated ? await this.state.uidFor(appName, this.config.uidRange) : own;
+    const gid = this.uidIsolated ? uid : (process.getgid?.() ?? 0);
+    const base = this.config.dir;
+    await this.ownedDir(base, own, process.getgid?.() ?? 0, 0o711);
+    const dir = join(base, appName);
+    // Root-owned with the app's group: the app enters it but cannot rename or replace what is in it, so
+    // nothing the agent (root) touches later can be swapped for a symlink by the app.
+    await this.ownedDir(dir, own, gid, this.uidIsolated ? 0o710 : 0o700);
+    await this.ownedDir(join(dir, 'releases'), own, gid, this.uidIsolated ? 0o710 : 0o700);
+    const place: AppPlace = {
+      appName,
+      uid,
+      gid,
+      dir,
+      home: join(dir, 'home'),
+      tmp: join(dir, 'tmp'),
+      shared: join(dir, 'shared'),
+    };
+    for (const path of [place.home, place.tmp, place.shared]) await this.ownedDir(path, uid, gid, 0o700);
+    return place;
+  }
+
+  releaseDir(place: AppPlace, release: { number: number; releaseId: string }): string {
+    return join(place.dir, 'releases', releaseKey(release));
+  }
+
+  async newWorkspace(place: AppPlace, releaseId: string, number: number): Promise<string> {
+    const workspace = `${this.releaseDir(place, { releaseId, number })}.tmp`;
+    await rm(workspace, { recursive: true, force: true });
+    await this.ownedDir(workspace, place.uid, place.gid, 0o700);
+    return workspace;
+  }
+
+  private spawn(
+    place: AppPlace,
+    argv: string[],
+    options: {
+      cwd: string;
+      env: Record<string, string>;
+      output: CommandOutput;
+      processes: number;
+      cgroup?: ReleaseCgroup;
+    },
+  ) {
+    const stdout = openSync(options.output.stdoutPath, 'a', 0o600);
+    const stderr = openSync(options.output.stderrPath, 'a', 0o600);
+    try {
+      const child = spawnIsolated(argv, {
+        isolation: this.probed.isolation,
+        uid: place.uid,
+        gid: place.gid,
+        cwd: options.cwd,
+        env: options.env,
+        ...(options.cgroup ? { cgroupProcsFiles: options.cgroup.procsFiles } : {}),
+        nofile: this.config.nofile,
+        nproc: options.processes,
+        stdout,
+        stderr,
+      });
+      child.on('exit', (exitCode, signal) => {
+        if (child.pid !== undefined) this.exits.set(child.pid, { exitCode, signal });
+      });
+      // The agent must be able to exit while its apps run on.
+      child.unref();
+      return child;
+    } finally {
+      closeSync(stdout);
+      closeSync(stderr);
+    }
+  }
+
+  async run(
+    place: AppPlace,
+    argv: string[],
+    options: {
+      cwd: string;
+      env: Record<string, string>;
+      output: CommandOutput;
+      signal: AbortSignal;
+      processes?: number;
+      onStart?: (process: { pid: number; startTime: number }) => Promise<void> | void;
+    },
+  ): Promise<CommandResult> {
+    options.signal.throwIfAborted();
+    const child = this.spawn(place, argv, { ...options, processes: options.processes ?? 512 });
+    const ended = new Promise<CommandResult>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (exitCode, signal) => resolve({ exitCode, signal }));
+    });
+    const pid = child.pid;
+    if (pid === undefined) return ended;
+    const startTime = await processStartTime(pid);
+    if (startTime !== null) await options.onStart?.({ pid, startTime });
+    const abort = () =>
+      void killReleaseGroup(pid, undefined, { graceMs: ABORT_GRACE_MS }).catch(() => undefined);
+    options.signal.addEventListener('abort', abort, { once: true });
+    try {
+      return await ended;
+    } finally {
+      options.signal.removeEventListener('abort', abort);
+      this.exits.delete(pid);
+      // What a command left behind in its group (a daemonised child) does not outlive it.
+      await killReleaseGroup(pid, undefined, { graceMs: 200 }).catch(() => undefined);
+    }
+  }
+
+  async commit(
+    place: AppPlace,
+    workspace: string,
+    artifact: Omit<Artifact, 'location' | 'artifactDigest'>,
+  ): Promise<Artifact> {
+    const location = this.releaseDir(place, artifact);
+    await rm(location, { recursive: true, force: true });
+    await rename(workspace, location);
+    // What was built is what a rollback starts: no writes into the release, and a digest to prove it.
+    await makeReadOnly(location);
+    return { ...artifact, location, artifactDigest: await artifactDigest(location) };
+  }
+
+  private cgroupFor(
+    place: AppPlace,
+    artifact: { number: number; releaseId: string },
+    limits: { memoryMb: number; processes: number },
+  ) {
+    const cgroup = this.probed.cgroup;
+    return cgroup ? createReleaseCgroup(cgroup, place.appName, releaseKey(artifact), limits) : undefined;
+  }
+
+  async start(
+    place: AppPlace,
+    artifact: Artifact,
+    options: {
+      port: number;
+      env: Record<string, string>;
+      deploymentId: string;
+      limits: { memoryMb: number; processes: number };
+    },
+  ): Promise<Instance> {
+    const output = await this.state.logPaths(
+      place.appName,
+      `${releaseKey(artifact)}-run-${options.deploymentId.slice(0, 8)}`,
+    );
+    const cgroup = await this.cgroupFor(place, artifact, options.limits);
+    const child = this.spawn(place, ['/bin/sh', '-c', artifact.manifest.start], {
+      cwd: join(artifact.location, artifact.manifest.root),
+      env: options.env,
+      output,
+      processes: options.limits.processes,
+      ...(cgroup ? { cgroup } : {}),
+    });
+    const pid = await new Promise<number>((resolve, reject) => {
+      if (child.pid !== undefined) resolve(child.pid);
+      else child.once('error', reject);
+    });
+    const startTime = await processStartTime(pid);
+    if (startTime === null) {
+      const exit = this.exits.get(pid);
+      throw new Error(
+        `the release exited at once${exit ? ` (code ${exit.exitCode}, signal ${exit.signal})` : ''}`,
+      );
+    }
+    return {
+      releaseId: artifact.releaseId,
+      number: artifact.number,
+      port: options.port,
+      deploymentId: options.deploymentId,
+      pid,
+      startTime,
+      startedAt: new Date().toISOString(),
+      ...output,
+    };
+  }
+
+  async inspect(instance: Instance): Promise<InstanceState> {
+    const exit = this.exits.get(instance.pid);
+    if (exit) return { state: 'exited', ...exit };
+    const startTime = await processStartTime(instance.pid);
+    if (startTime === instance.startTime) return { state: 'running' };
+    return { state: 'absent' };
+  }
+
+  /** Waits until the instance is not running (or the time is up): for health gates racing an exit. */
+  exited(instance: Instance, signal: AbortSignal): Promise<string> {
+    return new Promise((resolve) => {
+      const check = async () => {
+        if (signal.aborted) return;
+        const state = await this.inspect(instance);
+        if (state.state === 'running') {
+          setTimeout(() => void check(), 100).unref();
+          return;
+        }
+        resolve(
+          state.state === 'exited'
+            ? state.signal
+              ? `was killed by ${state.signal}`
+              : `exited with code ${state.exitCode}`
+            : 'is gone',
+        );
+      };
+      void check();
+    });
+  }
+
+  exitOf(instance: Instance): { exitCode: number | null; signal: string | null } | undefined {
+    return this.exits.get(instance.pid);
+  }
+
+  async stop(
+    place: AppPlace,
+    instance: Instance,
+    options: { timeoutMs: number; limits?: { memoryMb: number; processes: number } },
+  ): Promise<'exit' | 'kill' | 'none'> {
+    const cgroup = await Promise.resolve(
+      this.cgroupFor(place, instance, options.limits ?? { memoryMb: 65536, processes: 4096 }),
+    ).catch(() => undefined);
+    // Only a process group whose leader is still the one we started is ours to signal: pids are reused.
+    const ours = (await processStartTime(instance.pid)) === instance.startTime;
+    let stoppedBy: 'exit' | 'kill' | 'none' = 'none';
+    if (ours) stoppedBy = await killReleaseGroup(instance.pid, cgroup, { graceMs: options.timeoutMs });
+    else if (cgroup) {
+      for (const pid of await cgroup.pids()) {
+        try {
+          process.kill(pid, 'SIGKILL');
+          stoppedBy = 'kill';
+        } catch {
+          // gone already
+        }
+      }
+    }
+    this.exits.delete(instance.pid);
+    await cgroup
+      ?.remove()
+      .catch((error: unknown) =>
+        this.logger.warn('cannot remove a release cgroup', { app: place.appName, error }),
+      );
+    return stoppedBy;
+  }
+
+  async verify(artifact: Artifact): Promise<boolean> {
+    try {
+      return (await artifactDigest(artifact.location)) === artifact.artifactDigest;
+    } catch {
+      return false;
+    }
+  }
+
+  async removeArtifact(_place: AppPlace, artifact: Artifact): Promise<void> {
+    await rm(artifact.location, { recursive: true, force: true });
+  }
+
+  async removeWorkspace(_place: AppPlace, workspace: string): Promise<void> {
+    await rm(workspace, { recursive: true, force: true });
+  }
+}

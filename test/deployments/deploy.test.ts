@@ -1,0 +1,161 @@
+/**
+ * A deployment for real, end to end: an admin creates an app from a git repository and deploys it; the
+ * agent process (as root, isolating the app in its own uid) fetches, builds, starts and health-checks the
+ * release, points the app's route at it, the front verifies it through HAProxy with the real host name, and
+ * the app answers there. Then a second release replaces the first, a bad ref fails at `fetched` with git's
+ * reason, and `git daemon` on loopback serves as a source too.
+ */
+import { execFile } from 'node:child_process';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { DOMAIN } from '../e2e/stack.js';
+import { startGitDaemon, type TestRepo } from '../harness/git.js';
+import { waitFor } from '../harness/processes.js';
+import {
+  appView,
+  bodyThroughFront,
+  createApp,
+  deployAndWait,
+  deploymentLogs,
+  helloRepo,
+  isRoot,
+  logLine,
+  procStatusUid,
+  startDeploymentRig,
+  type DeploymentRig,
+} from './agent-e2e.js';
+
+const run = promisify(execFile);
+if (!isRoot) console.log('deploy.test: skipped, the agent isolates apps by uid and needs root');
+const describeRoot = isRoot ? describe : describe.skip;
+
+let rig: DeploymentRig;
+const UID_BASE = 62_100;
+
+beforeAll(async () => {
+  if (isRoot)
+    rig = await startDeploymentRig('deploy-a', '127.0.0.2', { uidBase: UID_BASE, portBase: 21_000 });
+}, 180_000);
+afterAll(async () => {
+  await rig?.stop();
+});
+
+describeRoot('an app from a git repository', () => {
+  const hostname = `hello.apps.${DOMAIN}`;
+  let firstPid = 0;
+  let repo: TestRepo;
+
+  test('deploys, serves through the front by its host name, and runs as its own uid', async () => {
+    const { e2e } = rig;
+    repo = await helloRepo('hello', 'hello v1');
+    const app = await createApp(e2e, 'deploy-a', 'hello', repo);
+    expect(app.hostname).toBe(hostname);
+
+    const { status, view } = await deployAndWait(e2e, 'apps/hello/deployments');
+    expect([status, view.status, view.failure]).toEqual([200, 'succeeded', null]);
+    expect(view.phases.map((phase) => [phase.phase, phase.state])).toEqual([
+      ['requested', 'done'],
+      ['claimed', 'done'],
+      ['fetched', 'done'],
+      ['built', 'done'],
+      ['started', 'done'],
+      ['healthy', 'done'],
+      ['switched', 'done'],
+      ['verified', 'done'],
+      ['drained', 'done'],
+    ]);
+    expect(view.commit).toBe(await repo.git('rev-parse', 'HEAD'));
+    expect(await bodyThroughFront(e2e, hostname)).toEqual({ status: 200, body: 'hello v1' });
+
+    // The deployment's log has the agent's steps and the app's own first line.
+    await logLine(e2e, view.deploymentId, /^hello listening on 127\.0\.0\.2:\d+$/);
+    const lines = await deploymentLogs(e2e, view.deploymentId);
+    expect(lines.some((line) => line.startsWith('fetching file://'))).toBe(true);
+    expect(lines.some((line) => line.startsWith('health check passed'))).toBe(true);
+
+    // The process runs as the app's uid, in a directory no other user can enter.
+    const identity = JSON.parse((await bodyThroughFront(e2e, hostname, '/env')).body) as {
+      pid: number;
+      uid: number;
+    };
+    firstPid = identity.pid;
+    expect(identity.uid).toBeGreaterThanOrEqual(UID_BASE);
+    expect(identity.uid).toBeLessThan(UID_BASE + 100);
+    expect(await procStatusUid(identity.pid)).toBe(identity.uid);
+    const appDir = join(rig.agentDir, 'apps', 'hello');
+    const top = await stat(appDir);
+    expect([top.uid, top.gid, top.mode & 0o777]).toEqual([0, identity.uid, 0o710]);
+    const home = await stat(join(appDir, 'home'));
+    expect([home.uid, home.mode & 0o777]).toEqual([identity.uid, 0o700]);
+    // The agent's keys are out of the app's reach.
+    const stolen = await run('/usr/bin/setpriv', [
+      `--reuid=${identity.uid}`,
+      `--regid=${identity.uid}`,
+      '--clear-groups',
+      'cat',
+      join(rig.agentDir, 'state', 'identity.json'),
+    ]).then(
+      () => 'read',
+      (error: { stderr?: string }) => error.stderr ?? '',
+    );
+    expect(stolen).toMatch(/Permission denied/);
+    expect(rig.agent.process.output()).not.toContain('"level":"error"');
+  });
+
+  test('a second release replaces the first without touching the route, and the first is stopped', async () => {
+    const { e2e } = rig;
+    const before = await appView(e2e, 'hello');
+    await repo.commit({ 'body.txt': 'hello v2\n' }, 'v2');
+    const { status, view } = await deployAndWait(e2e, 'apps/hello/deployments');
+    expect([status, view.status]).toEqual([200, 'succeeded']);
+    expect(await bodyThroughFront(e2e, hostname)).toEqual({ status: 200, body: 'hello v2' });
+    const after = await appView(e2e, 'hello');
+    expect(after.routeId).toBe(before.routeId);
+    expect(after.current?.number).toBe(2);
+    expect(after.keptReleases.map((release) => release.number)).toEqual([2, 1]);
+    await waitFor('the first release to be stopped', async () => (await procStatusUid(firstPid)) === null, {
+      timeoutMs: 15_000,
+    });
+  });
+
+  test('a ref that does not exist fails at fetched with git’s reason; the release serving stays', async () => {
+    const { e2e } = rig;
+    const { status, view } = await deployAndWait(e2e, 'apps/hello/deployments', { ref: 'no-such-branch' });
+    expect([status, view.status, view.failure?.phase]).toEqual([502, 'failed', 'fetched']);
+    expect(view.failure?.reason).toMatch(/git fetch failed/);
+    expect(view.failure?.lastLines.join('\n')).toMatch(/no-such-branch/);
+    expect(await bodyThroughFront(e2e, hostname)).toEqual({ status: 200, body: 'hello v2' });
+  });
+});
+
+describeRoot('an app from git daemon on loopback', () => {
+  test('deploys a tag and then a commit id', async () => {
+    const { e2e } = rig;
+    const repo = await helloRepo('daemon', 'daemon v1');
+    await repo.git('tag', 'v1');
+    const v2 = await repo.commit({ 'body.txt': 'daemon v2\n' }, 'v2');
+    const base = join(repo.path, '..');
+    const daemon = await startGitDaemon(base);
+    try {
+      const name = repo.path.slice(base.length + 1);
+      await createApp(e2e, 'deploy-a', 'daemon', repo, {
+        source: { type: 'git', url: daemon.url(name), ref: 'main' },
+      });
+      const tagged = await deployAndWait(e2e, 'apps/daemon/deployments', { ref: 'v1' });
+      expect([tagged.status, tagged.view.status]).toEqual([200, 'succeeded']);
+      expect(await bodyThroughFront(e2e, `daemon.apps.${DOMAIN}`)).toEqual({
+        status: 200,
+        body: 'daemon v1',
+      });
+      const pinned = await deployAndWait(e2e, 'apps/daemon/deployments', { ref: v2 });
+      expect([pinned.status, pinned.view.commit]).toEqual([200, v2]);
+      expect(await bodyThroughFront(e2e, `daemon.apps.${DOMAIN}`)).toEqual({
+        status: 200,
+        body: 'daemon v2',
+      });
+    } finally {
+      await daemon.process.stop();
+    }
+  });
+});
