@@ -118,6 +118,15 @@ export const api = {
     apiRequest<T>('DELETE', path, { ...options, body: body ?? {} }),
 };
 
+/**
+ * A fresh `Idempotency-Key` for each submission, so that a request sent twice on its way appends once.
+ * Made with getRandomValues, which (unlike randomUUID) also works on a page served over plain http.
+ */
+export function newIdempotencyKey(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return `dashboard-${Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('')}`;
+}
+
 /** A readable sentence for any error, naming the field when the API named one. */
 export function describeError(error: unknown): string {
   if (error instanceof ApiError) {
