@@ -85,7 +85,9 @@ export function LogPane({ deploymentId }: { deploymentId: string }) {
           {STATUS_TEXT[state.status]}
         </span>
         <span className="muted small">
-          {lines.length === LOG_LINES_KEPT ? `last ${LOG_LINES_KEPT} lines` : `${lines.length} lines`}
+          {lines.length === LOG_LINES_KEPT
+            ? `last ${LOG_LINES_KEPT} lines`
+            : `${lines.length} line${lines.length === 1 ? '' : 's'}`}
         </span>
         {!following && (
           <button type="button" className="button-link" onClick={jumpToEnd}>
