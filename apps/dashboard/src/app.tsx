@@ -1,13 +1,15 @@
-import { useEffect, useState, type ComponentType } from 'react';
+import { useEffect, useMemo, useState, type ComponentType } from 'react';
 import { Dialog } from './components/common';
 import { LiveIndicator } from './components/live-indicator';
-import { CapabilitiesProvider } from './lib/capabilities';
+import { CapabilitiesProvider, ENDPOINTS, useCapabilities } from './lib/capabilities';
 import { formatRelative } from './lib/format';
 import { useNow } from './lib/hooks';
 import { LiveProvider } from './lib/live-context';
 import { Link, matchPath, RouterProvider, useRouter } from './lib/router';
 import { SessionProvider, useSession } from './lib/session-context';
 import { AgentDetailPage } from './pages/agent-detail';
+import { AppDetailPage } from './pages/app-detail';
+import { AppsPage } from './pages/apps';
 import { AgentsPage } from './pages/agents';
 import { CertificatesPage } from './pages/certificates';
 import { EventsPage } from './pages/events';
@@ -25,6 +27,8 @@ const PAGES: { path: string; page: Page }[] = [
   { path: DASHBOARD_PAGES.overview, page: OverviewPage },
   { path: DASHBOARD_PAGES.agents, page: AgentsPage },
   { path: DASHBOARD_PAGES.agent, page: AgentDetailPage },
+  { path: DASHBOARD_PAGES.apps, page: AppsPage },
+  { path: DASHBOARD_PAGES.app, page: AppDetailPage },
   { path: DASHBOARD_PAGES.routes, page: RoutesPage },
   { path: DASHBOARD_PAGES.certificates, page: CertificatesPage },
   { path: DASHBOARD_PAGES.events, page: EventsPage },
@@ -32,9 +36,11 @@ const PAGES: { path: string; page: Page }[] = [
   { path: DASHBOARD_PAGES.timeTravel, page: TimeTravelPage },
 ];
 
-const NAV: { to: string; label: string; key: string }[] = [
+/** `needs`: the endpoint without which the page is not listed (an API that does not serve it yet). */
+const NAV: { to: string; label: string; key: string; needs?: string }[] = [
   { to: '/', label: 'Overview', key: 'o' },
   { to: '/agents', label: 'Agents', key: 'a' },
+  { to: '/apps', label: 'Apps', key: 'd', needs: ENDPOINTS.apps },
   { to: '/routes', label: 'Routes', key: 'r' },
   { to: '/certificates', label: 'Certificates', key: 'c' },
   { to: '/events', label: 'Event log', key: 'e' },
@@ -86,6 +92,8 @@ function Shell() {
   const { session, signOut } = useSession();
   const now = useNow(30_000);
   const [help, setHelp] = useState(false);
+  const { has } = useCapabilities();
+  const nav = useMemo(() => NAV.filter((item) => !item.needs || has(item.needs) === true), [has]);
 
   // Keyboard: "g" then a letter goes to a page; "?" lists the shortcuts.
   useEffect(() => {
@@ -107,7 +115,7 @@ function Shell() {
       }
       if (pendingG) {
         pendingG = false;
-        const item = NAV.find((entry) => entry.key === event.key);
+        const item = nav.find((entry) => entry.key === event.key);
         if (item) {
           event.preventDefault();
           navigate(item.to);
@@ -125,7 +133,7 @@ function Shell() {
       window.removeEventListener('keydown', onKey);
       window.clearTimeout(timer);
     };
-  }, [navigate]);
+  }, [navigate, nav]);
 
   const match = PAGES.map((entry) => ({ entry, params: matchPath(entry.path, pathname) })).find(
     (candidate) => candidate.params !== null,
@@ -154,7 +162,7 @@ function Shell() {
       </header>
       <nav className="sidebar" aria-label="Main">
         <ul>
-          {NAV.map((item) => (
+          {nav.map((item) => (
             <li key={item.to}>
               <Link
                 to={item.to}
@@ -175,7 +183,7 @@ function Shell() {
       </main>
       <Dialog open={help} title="Keyboard shortcuts" onClose={() => setHelp(false)}>
         <dl className="shortcuts">
-          {NAV.map((item) => (
+          {nav.map((item) => (
             <div key={item.key}>
               <dt>
                 <kbd>g</kbd> <kbd>{item.key}</kbd>

@@ -7,6 +7,8 @@ export const DASHBOARD_PAGES = {
   overview: '/',
   agents: '/agents',
   agent: '/agents/:id',
+  apps: '/apps',
+  app: '/apps/:name',
   routes: '/routes',
   certificates: '/certificates',
   events: '/events',

@@ -22,7 +22,8 @@ export function DangerDialog({
   open: boolean;
   title: string;
   description: ReactNode;
-  textLabel: string;
+  /** The free-text field's label; without one, the dialog has no such field. */
+  textLabel?: string;
   action: string;
   busyAction: string;
   onClose: () => void;
@@ -61,16 +62,18 @@ export function DangerDialog({
           </p>
         )}
         {children}
-        <Field label={textLabel}>
-          {(props) => (
-            <input
-              {...props}
-              value={text}
-              maxLength={200}
-              onChange={(event) => setText(event.target.value)}
-            />
-          )}
-        </Field>
+        {textLabel && (
+          <Field label={textLabel}>
+            {(props) => (
+              <input
+                {...props}
+                value={text}
+                maxLength={200}
+                onChange={(event) => setText(event.target.value)}
+              />
+            )}
+          </Field>
+        )}
         <div className="form-actions">
           <button type="button" onClick={close}>
             Cancel

@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import type { AgentView, RouteKind, RouteView } from '#contracts';
-import { api, ApiError, describeError } from '../lib/api';
+import { api, ApiError, describeError, newIdempotencyKey } from '../lib/api';
 import { formatDuration } from '../lib/format';
 import { Link } from '../lib/router';
 import { Dialog, StatusBadge, Time } from './common';
@@ -103,15 +103,6 @@ export function RouteTable({
       </table>
     </div>
   );
-}
-
-/**
- * A fresh `Idempotency-Key` for each submission, so that a request sent twice on its way appends once.
- * Made with getRandomValues, which (unlike randomUUID) also works on a page served over plain http.
- */
-function newIdempotencyKey(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return `dashboard-${Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('')}`;
 }
 
 function fieldError(error: unknown, field: string): string | null {

@@ -3,7 +3,7 @@
  * API's own `{ error, message, field? }`. A 401 ends the session (the token expired or was revoked).
  * The JSON shapes are those of apps/api (the dashboard reads only the API).
  */
-import type { RouteKind, RouteStatus } from '#contracts';
+import type { DeploymentStatus, RouteKind, RouteStatus } from '#contracts';
 
 export const API_BASE = '/api/v1';
 
@@ -118,6 +118,15 @@ export const api = {
     apiRequest<T>('DELETE', path, { ...options, body: body ?? {} }),
 };
 
+/**
+ * A fresh `Idempotency-Key` for each submission, so that a request sent twice on its way appends once.
+ * Made with getRandomValues, which (unlike randomUUID) also works on a page served over plain http.
+ */
+export function newIdempotencyKey(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return `dashboard-${Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('')}`;
+}
+
 /** A readable sentence for any error, naming the field when the API named one. */
 export function describeError(error: unknown): string {
   if (error instanceof ApiError) {
@@ -148,6 +157,24 @@ export function describeError(error: unknown): string {
 
 export const ROUTE_KINDS: RouteKind[] = ['http', 'tls-sni'];
 export const ROUTE_STATUSES: RouteStatus[] = ['pending', 'active', 'failed', 'removed'];
+
+/** A deployment that ended: its log stream ends too, and nothing can be cancelled. */
+export const FINISHED_DEPLOYMENT_STATUSES: DeploymentStatus[] = [
+  'succeeded',
+  'failed',
+  'cancelled',
+  'abandoned',
+];
+/** Where a cancel is still taken: after `verified` only success can follow (the API answers 409). */
+export const CANCELLABLE_DEPLOYMENT_STATUSES: DeploymentStatus[] = [
+  'requested',
+  'claimed',
+  'fetched',
+  'built',
+  'started',
+  'healthy',
+  'switched',
+];
 
 export { AGGREGATE_TYPES } from '../../../../libs/contracts/src/subjects';
 export const ACTOR_KINDS = ['admin', 'agent', 'service', 'system'];

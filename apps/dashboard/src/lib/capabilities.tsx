@@ -4,7 +4,7 @@ import { useResource } from './hooks';
 
 /**
  * Which optional parts of the API this installation serves (`GET /api/v1/capabilities`): pages about
- * certificates and proxy nodes say "not available yet" instead of failing when the API lacks them.
+ * certificates, proxy nodes and apps say "not available yet" instead of failing when the API lacks them.
  */
 interface CapabilitiesValue {
   /** undefined while unknown. */
@@ -18,6 +18,10 @@ export const ENDPOINTS = {
   agentCertificates: 'GET /api/v1/agents/:id/certificates',
   revokeCertificate: 'POST /api/v1/certificates/:serial/revoke',
   proxyNodes: 'GET /api/v1/proxy-nodes',
+  apps: 'GET /api/v1/apps',
+  appDeployments: 'GET /api/v1/apps/:name/deployments',
+  deployment: 'GET /api/v1/deployments/:id',
+  deploymentLogs: 'GET /api/v1/deployments/:id/logs',
 } as const;
 
 export function CapabilitiesProvider({ children }: { children: ReactNode }) {
@@ -34,4 +38,9 @@ export function CapabilitiesProvider({ children }: { children: ReactNode }) {
 
 export function useCapability(endpoint: string): boolean | undefined {
   return useContext(CapabilitiesContext).has(endpoint);
+}
+
+/** Every capability at once (the navigation shows a page only when its endpoint is served). */
+export function useCapabilities(): CapabilitiesValue {
+  return useContext(CapabilitiesContext);
 }
