@@ -6,7 +6,8 @@
  * reason, and `git daemon` on loopback serves as a source too.
  */
 import { execFile } from 'node:child_process';
-import { stat } from 'node:fs/promises';
+import { chmod, readdir, stat, writeFile } from 'node:fs/promises';
+import type { DeploymentView } from '#contracts';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DOMAIN } from '../e2e/stack.js';
@@ -31,6 +32,8 @@ if (!isRoot) console.log('deploy.test: skipped, the agent isolates apps by uid a
 const describeRoot = isRoot ? describe : describe.skip;
 
 let rig: DeploymentRig;
+/** The hello app's repository: each test commits the next release to it. */
+let repo: TestRepo;
 const UID_BASE = 62_100;
 
 beforeAll(async () => {
@@ -44,7 +47,6 @@ afterAll(async () => {
 describeRoot('an app from a git repository', () => {
   const hostname = `hello.apps.${DOMAIN}`;
   let firstPid = 0;
-  let repo: TestRepo;
 
   test('deploys, serves through the front by its host name, and runs as its own uid', async () => {
     const { e2e } = rig;
@@ -126,6 +128,69 @@ describeRoot('an app from a git repository', () => {
     expect(view.failure?.reason).toMatch(/git fetch failed/);
     expect(view.failure?.lastLines.join('\n')).toMatch(/no-such-branch/);
     expect(await bodyThroughFront(e2e, hostname)).toEqual({ status: 200, body: 'hello v2' });
+  });
+});
+
+describeRoot('rollback', () => {
+  const hostname = `hello.apps.${DOMAIN}`;
+
+  test('starts a kept release again without fetching or building it', async () => {
+    const { e2e } = rig;
+    const first = (await e2e.request('GET', 'apps/hello/deployments?status=succeeded&limit=10'))
+      .body as unknown as {
+      deployments: DeploymentView[];
+    };
+    const release1 = first.deployments.find((deployment) => deployment.number === 1)!;
+    const { status, view } = await deployAndWait(e2e, 'apps/hello/rollback', { release: 1 });
+    expect([status, view.status, view.kind]).toEqual([200, 'succeeded', 'rollback']);
+    expect(view.phases.filter((phase) => phase.state === 'skipped').map((phase) => phase.phase)).toEqual([
+      'fetched',
+      'built',
+    ]);
+    expect(await bodyThroughFront(e2e, hostname)).toEqual({ status: 200, body: 'hello v1' });
+    const app = await appView(e2e, 'hello');
+    expect(app.current?.releaseId).toBe(release1.deploymentId);
+    const lines = await deploymentLogs(e2e, view.deploymentId);
+    expect(lines.some((line) => /^(fetching|running) /.test(line))).toBe(false);
+    expect(lines.some((line) => line.startsWith('starting kept release 1 again'))).toBe(true);
+  });
+
+  test('a release no longer kept is refused, naming the release', async () => {
+    const { e2e } = rig;
+    const patched = await e2e.request('PATCH', 'apps/hello', { body: { releasesKept: 2 } });
+    expect(patched.status).toBe(200);
+    await repo.commit({ 'body.txt': 'hello v3\n' }, 'v3');
+    expect((await deployAndWait(e2e, 'apps/hello/deployments')).view.status).toBe('succeeded');
+    const app = await appView(e2e, 'hello');
+    // The serving release first, then the newest: release 1 (which served before) is no longer kept.
+    expect(app.keptReleases.map((release) => release.number)).toEqual([5, 2]);
+    const refused = await e2e.request('POST', 'apps/hello/rollback', { body: { release: 1 } });
+    expect([refused.status, refused.body.field]).toEqual([409, 'release']);
+    // The agent removes what is not kept: only the kept releases' directories are left.
+    const releases = async () =>
+      (await readdir(join(rig.agentDir, 'apps', 'hello', 'releases')))
+        .map((name) => name.split('-')[0])
+        .sort()
+        .join(',');
+    await waitFor('the releases not kept to be removed', async () => (await releases()) === '2,5', {
+      timeoutMs: 15_000,
+    }).catch(async (error: unknown) => {
+      throw new Error(`${String(error)}: ${await releases()}`);
+    });
+  });
+});
+
+describeRoot('a kept release that changed on disk', () => {
+  test('is refused at started, and the serving release stays', async () => {
+    const { e2e } = rig;
+    const dir = join(rig.agentDir, 'apps', 'hello', 'releases');
+    const release2 = (await readdir(dir)).find((name) => name.startsWith('2-'))!;
+    await chmod(join(dir, release2, 'body.txt'), 0o644);
+    await writeFile(join(dir, release2, 'body.txt'), 'tampered\n');
+    const { status, view } = await deployAndWait(e2e, 'apps/hello/rollback', { release: 2 });
+    expect([status, view.failure?.phase]).toEqual([502, 'started']);
+    expect(view.failure?.reason).toMatch(/release 2 changed on disk/);
+    expect(await bodyThroughFront(e2e, `hello.apps.${DOMAIN}`)).toEqual({ status: 200, body: 'hello v3' });
   });
 });
 

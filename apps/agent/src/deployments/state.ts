@@ -1,4 +1,4 @@
-import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dnsLabel } from '#contracts';
 import { writeFileAtomic } from '#pki-client';
@@ -38,8 +38,11 @@ export class DeploymentState {
   }
 
   async init(): Promise<void> {
-    for (const dir of [this.root, join(this.root, 'apps'), join(this.root, 'env'), join(this.root, 'logs')])
+    for (const dir of [this.root, join(this.root, 'apps'), join(this.root, 'env'), join(this.root, 'logs')]) {
       await mkdir(dir, { recursive: true, mode: 0o700 });
+      // mkdir leaves an existing directory's mode as it was.
+      await chmod(dir, 0o700);
+    }
   }
 
   /** Every path below is built from names validated here, never from what a source or an app says. */

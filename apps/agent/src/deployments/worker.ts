@@ -36,8 +36,18 @@ export class Slots {
     while (this.holders.size >= this.size) {
       signal?.throwIfAborted();
       await new Promise<void>((resolve) => {
-        this.waiting.push(resolve);
-        signal?.addEventListener('abort', () => resolve(), { once: true });
+        // An aborted waiter leaves the queue: a release must wake one that still waits.
+        const wake = () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = () => {
+          const index = this.waiting.indexOf(wake);
+          if (index >= 0) this.waiting.splice(index, 1);
+          resolve();
+        };
+        this.waiting.push(wake);
+        signal?.addEventListener('abort', onAbort, { once: true });
       });
     }
     signal?.throwIfAborted();
