@@ -57,6 +57,7 @@ export interface RealAgent {
   agentId: string;
   address: string;
   process: RunningProcess;
+  configPath: string;
   /** The agent's current access token (from its identity file). */
   token(): Promise<string>;
 }
@@ -294,8 +295,18 @@ export class E2eStack {
       throw new Error(`${String(error)}\n${process.output()}`);
     });
     await this.stack.waitForAgentStatus(agentId, 'online', 30_000);
-    const agent = { agentId, address, process, token };
+    const agent = { agentId, address, process, token, configPath };
     this.agents.push(agent);
+    return agent;
+  }
+
+  /** Starts an agent again with its config and state (after a stop or a crash); it reconnects by itself. */
+  async restartAgent(agent: RealAgent, logLevel = 'info'): Promise<RealAgent> {
+    const previous = agent.process.child;
+    if (previous.exitCode === null && previous.signalCode === null)
+      throw new Error(`agent ${agent.agentId} still runs`);
+    agent.process = startApp('agent', { CL_LOG_LEVEL: logLevel }, ['--config', agent.configPath]);
+    this.stack.processes.set(`agent-${agent.agentId}`, agent.process);
     return agent;
   }
 

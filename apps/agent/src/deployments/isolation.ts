@@ -384,6 +384,21 @@ export async function processStartTime(pid: number): Promise<number | null> {
   }
 }
 
+/**
+ * Whether the process the pid and start time name is alive: false when it is gone, another process has
+ * the pid now, or it is a zombie (an adopted release's parent may not have reaped it yet).
+ */
+export async function isAlive(pid: number, startTime: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  if (!stat) return false;
+  try {
+    if (parseStatStartTime(stat) !== startTime) return false;
+  } catch {
+    return false;
+  }
+  return !['Z', 'X'].includes(parseStatPgrpState(stat).state);
+}
+
 /** Live (not zombie) members of a process group, found in /proc: orphans may never be reaped here. */
 async function groupMembers(pgid: number): Promise<number[]> {
   const found: number[] = [];

@@ -6,6 +6,7 @@ import type { AgentDeploymentsConfig } from '../config.js';
 import { artifactDigest, makeReadOnly } from './digest.js';
 import {
   createReleaseCgroup,
+  isAlive,
   killReleaseGroup,
   probeIsolation,
   processStartTime,
@@ -268,9 +269,7 @@ export class ProcessRuntime implements Runtime {
   async inspect(instance: Instance): Promise<InstanceState> {
     const exit = this.exits.get(instance.pid);
     if (exit) return { state: 'exited', ...exit };
-    const startTime = await processStartTime(instance.pid);
-    if (startTime === instance.startTime) return { state: 'running' };
-    return { state: 'absent' };
+    return (await isAlive(instance.pid, instance.startTime)) ? { state: 'running' } : { state: 'absent' };
   }
 
   /** Waits until the instance is not running (or the time is up): for health gates racing an exit. */
