@@ -22,6 +22,15 @@ export default tseslint.config(
     },
   },
   {
+    // The apps the deployment tests deploy: plain CommonJS scripts run by node.
+    files: ['test/fixtures/apps/**/*.js'],
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { require: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', module: 'readonly' },
+    },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     // The dashboard: the rules of hooks (React's own lint rules), and browser globals.
     files: ['apps/dashboard/src/**/*.{ts,tsx}'],
     ...reactHooks.configs.flat.recommended,

@@ -1,6 +1,11 @@
 import { createUser } from '@nats-io/nkeys';
 import { jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
-import { connect, headers as natsHeaders, jwtAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import {
+  connect,
+  headers as natsHeaders,
+  jwtAuthenticator,
+  type NatsConnection,
+} from '@nats-io/transport-node';
 import { agentSubjects, IDEMPOTENCY_HEADER, isErrorBody, type CommandReply } from '#contracts';
 import type { Logger } from '#platform';
 import { ApiClient, ApiError } from './api-client.js';

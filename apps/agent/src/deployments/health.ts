@@ -42,6 +42,13 @@ function probe(gate: HealthGate): Promise<number> {
       },
     );
     req.on('timeout', () => req.destroy(new Error(`no answer in ${REQUEST_TIMEOUT_MS} ms`)));
+    // The socket timeout is for idleness: an app trickling a byte now and then would hold the probe
+    // (and the gate) forever. This one ends the whole request.
+    const deadline = setTimeout(
+      () => req.destroy(new Error(`no whole answer in ${REQUEST_TIMEOUT_MS} ms`)),
+      REQUEST_TIMEOUT_MS,
+    );
+    req.on('close', () => clearTimeout(deadline));
     req.on('error', reject);
     req.end();
   });

@@ -295,6 +295,9 @@ ulimit -u "$nproc" 2>/dev/null || ulimit -p "$nproc" || exit 125
 exec ${SETPRIV} --reuid="$uid" --regid="$gid" --clear-groups --no-new-privs --inh-caps=-all --bounding-set=-all -- "$@"
 `;
 
+/** Runs as the app: `$1` the directory to work in, then the program. */
+export const CHDIR_AS_APP = 'cd -- "$1" || exit 125; shift; exec "$@"';
+
 /**
  * Names that would run code in the root part (the shell and setpriv run as root with this
  * environment): the dynamic loader's and glibc's variables, and shells' startup hooks.
@@ -353,7 +356,10 @@ export function spawnIsolated(argv: string[], o: SpawnIsolatedOptions): ChildPro
   const unsafe = Object.keys(o.env).filter((k) => ROOT_UNSAFE.test(k));
   if (unsafe.length)
     throw new Error(`environment variables not allowed for an isolated process: ${unsafe.join(', ')}`);
-  return spawn('/bin/sh', wrapperArgs(argv, o), { cwd: o.cwd, env: o.env, stdio, detached: true });
+  // The working directory is entered after setpriv, as the app: a root chdir would follow a symlink the
+  // app put in its own tree into a directory only root may enter (another app's release).
+  const entering = ['/bin/sh', '-c', CHDIR_AS_APP, 'cl-cd', o.cwd, ...argv];
+  return spawn('/bin/sh', wrapperArgs(entering, o), { cwd: '/', env: o.env, stdio, detached: true });
 }
 
 /** Field 22 (starttime, clock ticks since boot) of a /proc/<pid>/stat line. */

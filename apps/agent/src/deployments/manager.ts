@@ -55,6 +55,8 @@ interface Serving {
 interface Supervision {
   failures: number;
   nextAttemptAt: number;
+  /** The deployment whose log the dead instance wrote to (the one that started it: a rollback's own). */
+  deploymentId?: string;
 }
 
 /**
@@ -493,6 +495,7 @@ export class DeploymentManager implements AgentExtension {
       const delay = restartDelayMs(supervision.failures);
       supervision.failures++;
       supervision.nextAttemptAt = Date.now() + delay;
+      supervision.deploymentId = instance.deploymentId;
       this.supervision.set(app.appName, supervision);
       const how =
         state.state === 'exited'
@@ -575,7 +578,9 @@ export class DeploymentManager implements AgentExtension {
     });
     env = { ...env, [artifact.manifest.portEnv]: String(port), HOST: this.publicAddress! };
     await this.state.saveEnv(current.releaseId, env);
-    const previousDeployment = current.releaseId;
+    // Its output goes on to the log of the deployment that started it last (after a rollback, the
+    // rollback's); without a record of one, to the deployment that built it.
+    const previousDeployment = this.supervision.get(app.appName)?.deploymentId ?? current.releaseId;
     const instance = await this.runtime.start(place, artifact, {
       port,
       env,

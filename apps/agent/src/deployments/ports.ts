@@ -62,8 +62,14 @@ export async function listeners(): Promise<TcpListener[]> {
 export async function listenerOwner(
   port: number,
   uid: number,
+  /** Only listeners that receive what is sent to this address count (it, or a wildcard). */
+  address?: string,
 ): Promise<{ owner: 'owned' | 'other' | 'none'; uids: number[] }> {
-  const uids = [...new Set((await listeners()).filter((l) => l.port === port).map((l) => l.uid))];
+  const reaches = (l: TcpListener) =>
+    address === undefined || l.address === address || l.address === '0.0.0.0' || l.address === '::';
+  const uids = [
+    ...new Set((await listeners()).filter((l) => l.port === port && reaches(l)).map((l) => l.uid)),
+  ];
   if (uids.length === 0) return { owner: 'none', uids };
   return { owner: uids.every((u) => u === uid) ? 'owned' : 'other', uids };
 }

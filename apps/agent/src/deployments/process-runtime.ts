@@ -1,5 +1,5 @@
 import { closeSync, openSync } from 'node:fs';
-import { chmod, chown, lstat, mkdir, rename, rm } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '#platform';
 import type { AgentDeploymentsConfig } from '../config.js';
@@ -121,7 +121,7 @@ export class ProcessRuntime implements Runtime {
 
   async newWorkspace(place: AppPlace, releaseId: string, number: number): Promise<string> {
     const workspace = `${this.releaseDir(place, { releaseId, number })}.tmp`;
-    await rm(workspace, { recursive: true, force: true });
+    await this.removeTree(place, workspace);
     await this.ownedDir(workspace, place.uid, place.gid, 0o700);
     return workspace;
   }
@@ -205,10 +205,12 @@ export class ProcessRuntime implements Runtime {
     artifact: Omit<Artifact, 'location' | 'artifactDigest'>,
   ): Promise<Artifact> {
     const location = this.releaseDir(place, artifact);
-    await rm(location, { recursive: true, force: true });
+    await this.removeTree(place, location);
     await rename(workspace, location);
     // What was built is what a rollback starts: no writes into the release, and a digest to prove it.
-    await makeReadOnly(location);
+    // The app owns the tree, so it could undo this; the digest is what a rollback checks.
+    if (this.uidIsolated) await this.asApp(place, ['chmod', '-R', 'a-w', '--', location]);
+    else await makeReadOnly(location);
     return { ...artifact, location, artifactDigest: await artifactDigest(location) };
   }
 
@@ -337,11 +339,74 @@ export class ProcessRuntime implements Runtime {
     }
   }
 
-  async removeArtifact(_place: AppPlace, artifact: Artifact): Promise<void> {
-    await rm(artifact.location, { recursive: true, force: true });
+  async removeArtifact(place: AppPlace, artifact: Artifact): Promise<void> {
+    await this.removeTree(place, artifact.location);
   }
 
-  async removeWorkspace(_place: AppPlace, workspace: string): Promise<void> {
-    await rm(workspace, { recursive: true, force: true });
+  async removeWorkspace(place: AppPlace, workspace: string): Promise<void> {
+    await this.removeTree(place, workspace);
+  }
+
+  /**
+   * Runs a fixed command as the app's user (no output kept): what root must not do in a tree the app
+   * owns, where the app could swap a directory for a symlink between two of root's steps.
+   */
+  private async asApp(place: AppPlace, argv: string[]): Promise<void> {
+    const child = spawnIsolated(argv, {
+      isolation: this.probed.isolation,
+      uid: place.uid,
+      gid: place.gid,
+      cwd: '/',
+      env: { PATH: '/usr/bin:/bin', HOME: place.home },
+      nofile: this.config.nofile,
+      nproc: 4096,
+      stdout: 'ignore',
+      stderr: 'ignore',
+    });
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (exitCode) => resolve(exitCode));
+    });
+    if (code !== 0) throw new Error(`${argv[0]} as the app's user exited with ${code}`);
+  }
+
+  /**
+   * Removes a tree the app owns. The contents go as the app's user (it can only delete what it could
+   * delete anyway); root then removes the emptied top, which sits in a directory only root writes.
+   */
+  async removeTree(place: AppPlace, path: string): Promise<void> {
+    if (!this.uidIsolated) {
+      await rm(path, { recursive: true, force: true });
+      return;
+    }
+    const exists = await lstat(path).then(
+      () => true,
+      () => false,
+    );
+    if (!exists) return;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      // Read-only release directories must become writable (to their owner) before their entries go.
+      await this.asApp(place, [
+        '/bin/sh',
+        '-c',
+        'chmod -R u+w -- "$1" 2>/dev/null; rm -rf --one-file-system -- "$1"; exit 0',
+        'cl-rm',
+        path,
+      ]);
+      try {
+        await rmdir(path);
+        return;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') return;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw error;
+        // ENOTDIR: the app put a file (or a link) in its place; unlinking it does not follow it.
+        if (code === 'ENOTDIR') {
+          await unlink(path);
+          return;
+        }
+      }
+    }
+    throw new Error(`cannot remove ${path}: the app keeps writing into it`);
   }
 }

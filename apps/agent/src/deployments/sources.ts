@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chown, mkdir, open, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { AppConfig } from '#contracts';
 import { gitConfigFile, gitFetchSteps } from './git.js';
@@ -121,7 +121,7 @@ export async function fetchGit(input: GitFetch): Promise<{ commit: string }> {
     if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit))
       throw new SourceError('git did not name the commit it fetched');
     // The history is not part of the release (and its config could be read by tools as the app's).
-    await rm(join(workspace, '.git'), { recursive: true, force: true });
+    await runtime.removeTree(place, join(workspace, '.git'));
     return { commit };
   } finally {
     for (const file of [sshKeyFile, sshKnownHostsFile]) if (file) await rm(file, { force: true });
@@ -137,10 +137,11 @@ async function writeNew(place: AppPlace, name: string, content: string): Promise
   );
   try {
     await handle.writeFile(content);
+    // Through the handle: by path, the app could have swapped the file for a link to any other file.
+    if (process.getuid?.() === 0) await handle.chown(place.uid, place.gid);
   } finally {
     await handle.close();
   }
-  if (process.getuid?.() === 0) await chown(path, place.uid, place.gid);
   return path;
 }
 

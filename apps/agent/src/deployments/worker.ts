@@ -194,7 +194,8 @@ export class DeploymentWorker {
   }
 
   private sys(text: string): void {
-    this.ship([{ t: new Date().toISOString(), s: 'sys', x: text }]);
+    // The agent's own lines quote errors, which may quote what a process printed.
+    this.ship([{ t: new Date().toISOString(), s: 'sys', x: this.redactor.redact(text) }]);
   }
 
   private ship(lines: LogLine[]): void {
@@ -293,8 +294,11 @@ export class DeploymentWorker {
         else if (progress.cancelRequested) this.stop('cancelled');
         for (const wake of this.poked) wake();
       } catch (error) {
-        if (error instanceof AgentRequestError) this.stop('lease-lost');
-        else if (Date.now() > expiresAt) this.stop('lease-lost');
+        // Only these answers say the lease is gone; `unavailable` and the like are worth another try.
+        const lost =
+          error instanceof AgentRequestError &&
+          ['conflict', 'forbidden', 'not_found'].includes(error.body.error);
+        if (lost || Date.now() > expiresAt) this.stop('lease-lost');
       }
     };
     this.renewTimer = setInterval(() => void renew(), lease.renewEveryMs);
@@ -560,9 +564,13 @@ export class DeploymentWorker {
     const place = this.place!;
     const artifact = this.artifact!;
     const port = await this.deps.reservePort();
+    // The repository's credential is the fetch's, not the app's.
+    const source = claimed.config.source;
+    const credential = source.type === 'git' ? source.credentials?.secret : undefined;
+    const appSecrets = Object.fromEntries(Object.entries(secrets).filter(([name]) => name !== credential));
     const env = {
       ...this.baseEnv(place, claimed.config.env),
-      ...secrets,
+      ...appSecrets,
       [artifact.manifest.portEnv]: String(port),
       HOST: this.deps.publicAddress,
       CLOUDLUNACY_RELEASE: String(artifact.number),
@@ -623,7 +631,7 @@ export class DeploymentWorker {
       throw new PhaseFailure('healthy', result.reason);
     }
     // Per-app uids make this check possible: a port another app took is not this release's.
-    const owner = await listenerOwner(instance.port, this.place!.uid);
+    const owner = await listenerOwner(instance.port, this.place!.uid, this.deps.publicAddress);
     if (owner.owner === 'other')
       throw new PhaseFailure(
         'healthy',
@@ -696,7 +704,10 @@ export class DeploymentWorker {
   private async awaitVerification(): Promise<void> {
     for (;;) {
       const progress = this.progress;
-      if (progress?.verification === 'passed' || progress?.status === 'verified') return;
+      if (progress?.verification === 'passed' || progress?.status === 'verified') {
+        this.verified = true;
+        return;
+      }
       if (progress?.verification === 'failed' || progress?.status === 'reverting') {
         await this.revert();
         await this.report({ phase: 'reverted' });
@@ -718,6 +729,8 @@ export class DeploymentWorker {
   }
 
   private finished = false;
+  /** The front reached the new release: from here on it is the app's current one, whatever happens. */
+  private verified = false;
 
   /** Traffic back on the previous release, if there was one (otherwise the route keeps the new target). */
   private async revert(): Promise<boolean> {
@@ -793,6 +806,17 @@ export class DeploymentWorker {
   private async fail(error: unknown): Promise<void> {
     const { logger } = this.deps;
     const reason = this.stopReason;
+    if (this.verified) {
+      // After the verification only success can follow (the front records it when the lease ends):
+      // the new release keeps serving, and the reconcile stops what is left of the old one.
+      logger.warn('the drain did not finish; the new release serves and the reconcile finishes it', {
+        deploymentId: this.deploymentId,
+        error,
+      });
+      this.deps.keepShipping(this.instance!, this.tails, this.shipper);
+      this.tails = [];
+      return;
+    }
     if (reason === 'lease-lost' || reason === 'agent-stopping') {
       // The front ended it (or will, when the lease runs out), and what serves now is its decision: the
       // reconcile that follows converges to the app's current release (route, instances, releases kept).
