@@ -240,12 +240,14 @@ export class ApiClient {
     }
     let lastEventId: string | undefined;
     let failures = 0;
+    let connections = 0;
     let lastProblem = '';
     while (!options.signal?.aborted) {
       if (failures >= STREAM_RETRIES) {
-        throw new Error(`the stream from ${this.baseUrl} dropped ${failures} times in a row: ${lastProblem}`);
+        throw new Error(`the stream from ${this.baseUrl} failed ${failures} times in a row: ${lastProblem}`);
       }
-      if (failures > 0) await pause(failures, STREAM_PAUSE_MAX_MS, options.signal);
+      // Never again at once: a server that closes each stream it opens is not asked in a tight loop.
+      if (connections++ > 0) await pause(Math.max(1, failures), STREAM_PAUSE_MAX_MS, options.signal);
       if (options.signal?.aborted) return;
       const connection = new AbortController();
       const signal = options.signal
@@ -304,10 +306,9 @@ export class ApiClient {
         if (error instanceof ApiError) throw error;
         if (options.signal?.aborted) return;
         failures++;
-        const reason = connection.signal.aborted ? connection.signal.reason : error;
-        lastProblem = clean(
-          (reason as Error)?.cause ? ((reason as Error).cause as Error).message : (reason as Error)?.message,
-        );
+        // fetch's own error says only "fetch failed"; its cause says why (ECONNREFUSED …).
+        const reason = (connection.signal.aborted ? connection.signal.reason : error) as Error | undefined;
+        lastProblem = clean((reason?.cause as Error | undefined)?.message ?? reason?.message);
       } finally {
         clearTimeout(silence);
         // Stops reading the body when the caller stopped reading the events.
