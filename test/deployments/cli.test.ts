@@ -1,6 +1,10 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { agentLogSubject } from '#contracts';
+import { createApiApp } from '../../apps/api/src/api.module.js';
+import { apiConfigSchema } from '../../apps/api/src/config.js';
 import { repoRoot } from '../harness/apps.js';
 import { makeTempDir, waitFor } from '../harness/processes.js';
 import type { AgentsStack } from '../harness/stack.js';
@@ -10,14 +14,15 @@ import { AgentProtocol, rawEventLog, REPOS, startDeploymentsStack } from './help
  * The built CLI over the HTTP API, as an admin runs it: apps created (a secret from stdin that no output
  * shows), listed and shown; deployments requested, listed, shown and cancelled; a refusal names the
  * field and its option; `--wait` prints where a deployment stands and exits non-zero when it ends
- * otherwise than succeeded (here: nobody claims it before the timeout).
+ * otherwise than succeeded (here: nobody claims it before the timeout); logs printed, followed as they
+ * come until the deployment's end, and a follow ended by Ctrl-C.
  */
 let stack: AgentsStack;
 let token: string;
 let temporary: { path: string; remove(): Promise<void> };
 let tokenFile: string;
 let agent: AgentProtocol;
-let closeAgent: () => Promise<void>;
+let agentNats: NatsConnection;
 
 const SECRET = 'postgres://app:cli-s3cret-9f2k@db/app';
 
@@ -25,15 +30,14 @@ beforeAll(async () => {
   stack = await startDeploymentsStack();
   token = stack.adminToken('cli-admin');
   const alpha = await stack.enroll('alpha', {}, '198.51.100.40');
-  const connection = await stack.connectAsAgent(alpha);
-  agent = new AgentProtocol('alpha', connection);
-  closeAgent = () => connection.close();
+  agentNats = await stack.connectAsAgent(alpha);
+  agent = new AgentProtocol('alpha', agentNats);
   temporary = await makeTempDir('cli-deployments');
   tokenFile = join(temporary.path, 'admin.token');
   writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
 });
 afterAll(async () => {
-  await closeAgent?.().catch(() => undefined);
+  await agentNats?.close().catch(() => undefined);
   await stack?.stop();
   await temporary?.remove();
 });
@@ -44,27 +48,40 @@ interface Ran {
   stderr: string;
 }
 
+/** A running CLI: its output so far, and its end. */
+interface Running {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  done: Promise<Ran>;
+}
+
 /** `node dist/apps/cli/src/main.js …` with the API's URL and (unless told otherwise) the token in env. */
-function cli(args: string[], options: { stdin?: string; env?: Record<string, string> } = {}): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'dist/apps/cli/src/main.js'), ...args], {
-      cwd: repoRoot,
-      env: {
-        PATH: process.env.PATH ?? '',
-        CL_API_URL: stack.baseUrl,
-        CL_ADMIN_TOKEN: token,
-        ...options.env,
-      },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+function start(args: string[], options: { stdin?: string; env?: Record<string, string> } = {}): Running {
+  const child = spawn(process.execPath, [join(repoRoot, 'dist/apps/cli/src/main.js'), ...args], {
+    cwd: repoRoot,
+    env: {
+      PATH: process.env.PATH ?? '',
+      CL_API_URL: stack.baseUrl,
+      CL_ADMIN_TOKEN: token,
+      ...options.env,
+    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const done = new Promise<Ran>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.stdin ?? '');
   });
+  child.stdin!.end(options.stdin ?? '');
+  return { child, stdout: () => stdout, stderr: () => stderr, done };
+}
+
+function cli(args: string[], options: { stdin?: string; env?: Record<string, string> } = {}): Promise<Ran> {
+  return start(args, options).done;
 }
 
 const json = <T = Record<string, unknown>>(ran: Ran): T => {
@@ -243,5 +260,165 @@ describe('deployments', () => {
     expect(waited.stdout).toMatch(/^deployment failed$/m);
     expect(waited.stdout).toContain('failed at fetched: git fetch exited with code 128 (exit code 128)');
     expect(waited.stdout).toMatch(/last lines:\n {4}fatal: repository not found/);
+  });
+});
+
+describe('logs', () => {
+  let deploymentId: string;
+  let batchSeq = 0;
+
+  /** Publishes one batch as the agent, and waits until the relay stored it. */
+  async function publish(id: string, lines: string[]): Promise<void> {
+    const stored = async () => {
+      const reply = await stack.request('GET', `deployments/${id}/logs?tail=5000`, { token });
+      return (reply.body.lines as unknown[]).length;
+    };
+    const before = await stored();
+    agentNats.publish(
+      agentLogSubject('alpha', id),
+      JSON.stringify({
+        boot: 'b1',
+        seq: batchSeq++,
+        lines: lines.map((x) => ({ t: new Date().toISOString(), s: 'out', x })),
+      }),
+    );
+    await agentNats.flush();
+    await waitFor('the batch to be stored', async () => (await stored()) >= before + lines.length);
+  }
+
+  /**
+   * A deployment of `logged` (an app of alpha's), claimed by alpha, its lease renewed (the tests' leases
+   * last 2 s) until it is reported failed.
+   */
+  async function claimedDeployment(): Promise<{ deploymentId: string; fail: () => Promise<void> }> {
+    const requested = await stack.request('POST', 'apps/logged/deployments', { token, body: {} });
+    expect(requested.status).toBe(202);
+    const id = requested.body.deploymentId as string;
+    const { leaseId } = await agent.claim(id);
+    const renewal = setInterval(() => void agent.renew(id, leaseId).catch(() => undefined), 500);
+    const fail = async () => {
+      clearInterval(renewal);
+      await agent.report(id, leaseId, {
+        phase: 'failed',
+        failedPhase: 'fetched',
+        reason: 'git fetch failed',
+        exitCode: 128,
+        signal: null,
+        lastLines: [],
+        reverted: false,
+      });
+    };
+    return { deploymentId: id, fail };
+  }
+
+  beforeAll(async () => {
+    const created = await stack.request('POST', 'apps', {
+      token,
+      body: { name: 'logged', agentId: 'alpha', source: { type: 'git', url: `file://${REPOS}/logged` } },
+    });
+    expect(created.status).toBe(201);
+    const stored = await claimedDeployment();
+    deploymentId = stored.deploymentId;
+    await publish(deploymentId, ['one', 'two']);
+    // Tabs and a bidirectional override pass the relay (it strips control characters): the CLI does not print them.
+    await publish(deploymentId, ['three\tcolumns \u202eevil']);
+    await stored.fail();
+  });
+
+  test('--tail: the last lines as `<time> <stream> <text>`, cleaned; --json: one JSON line each', async () => {
+    const tailed = await cli(['deployments', 'logs', deploymentId, '--tail', '2']);
+    expect([tailed.code, tailed.stderr]).toEqual([0, '']);
+    const lines = tailed.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT\S+ out {3}two$/);
+    expect(lines[1]).toMatch(/ out {3}three columns evil$/);
+
+    const machine = await cli(['deployments', 'logs', deploymentId, '--json']);
+    expect(machine.code).toBe(0);
+    const parsed = machine.stdout
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { seq: number; t: string; s: string; x: string });
+    expect(parsed.map((line) => line.x)).toEqual(['one', 'two', 'three\tcolumns \u202eevil']);
+    expect(parsed.every((line) => line.s === 'out' && line.seq > 0)).toBe(true);
+  });
+
+  test('a bad --tail is refused: a whole number by the CLI, the bound by the API (naming --tail)', async () => {
+    const word = await cli(['deployments', 'logs', deploymentId, '--tail', 'ten']);
+    expect(word.code).toBe(2);
+    expect(word.stderr).toContain('--tail: must be a whole number');
+    const many = await cli(['deployments', 'logs', deploymentId, '--tail', '6000']);
+    expect(many.code).toBe(1);
+    expect(many.stderr).toContain('(field tail, --tail) [400 invalid]');
+    const none = await cli(['apps', 'logs', 'logged']);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/^error: app logged serves no release yet.*\[404 not_found\]$/m);
+  });
+
+  test('-f prints lines as they come, and exits 0 at the end of the deployment', async () => {
+    const running = await claimedDeployment();
+    await publish(running.deploymentId, ['before', 'built']);
+    const following = start(['deployments', 'logs', running.deploymentId, '-f', '--tail', '1']);
+    await waitFor('the tail', async () => following.stdout().includes(' out   built'));
+    await publish(running.deploymentId, ['live']);
+    await waitFor('the live line', async () => following.stdout().includes(' out   live'));
+    expect(following.child.exitCode).toBeNull();
+
+    await running.fail();
+    // The stream ends at its next heartbeat (15 s) once the deployment finished.
+    const ran = await following.done;
+    expect(ran.code).toBe(0);
+    expect(
+      ran.stdout
+        .trimEnd()
+        .split('\n')
+        .map((line) => line.replace(/^\S+ out {3}/, '')),
+    ).toEqual(['built', 'live']);
+    expect(ran.stderr).toBe(`end of the output of deployment ${running.deploymentId} (failed)\n`);
+  }, 45_000);
+
+  test('-f resumes after a dropped connection (the API restarted) without repeating or missing a line', async () => {
+    const running = await claimedDeployment();
+    const following = start(['deployments', 'logs', running.deploymentId, '-f', '--json']);
+    await publish(running.deploymentId, ['before']);
+    await waitFor('the first line', async () => following.stdout().includes('"x":"before"'));
+
+    // The API stops (its streams closed without `end`); a line comes meanwhile; then it is back.
+    await stack.api!.close();
+    agentNats.publish(
+      agentLogSubject('alpha', running.deploymentId),
+      JSON.stringify({
+        boot: 'b1',
+        seq: batchSeq++,
+        lines: [{ t: new Date().toISOString(), s: 'out', x: 'during' }],
+      }),
+    );
+    await agentNats.flush();
+    stack.api = await createApiApp(apiConfigSchema.parse(stack.envOf('api')), stack.logger);
+    await stack.api.listen(Number(new URL(stack.baseUrl).port), '127.0.0.1');
+    await publish(running.deploymentId, ['after']);
+    await waitFor('the line after', async () => following.stdout().includes('"x":"after"'));
+
+    following.child.kill('SIGINT');
+    const ran = await following.done;
+    await running.fail();
+    expect(ran.code).toBe(0);
+    const seen = ran.stdout
+      .trimEnd()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { x: string }).x);
+    expect(seen).toEqual(['before', 'during', 'after']);
+  }, 45_000);
+
+  test('Ctrl-C ends a follow cleanly', async () => {
+    const running = await claimedDeployment();
+    const following = start(['deployments', 'logs', running.deploymentId, '--follow', '--json']);
+    await publish(running.deploymentId, ['live']);
+    await waitFor('the line', async () => following.stdout().includes('"x":"live"'));
+    following.child.kill('SIGINT');
+    const ran = await following.done;
+    await running.fail();
+    expect([ran.code, ran.stderr]).toEqual([0, '']);
+    expect(JSON.parse(ran.stdout.trim())).toMatchObject({ s: 'out', x: 'live' });
   });
 });

@@ -1,3 +1,4 @@
+import { randomBytes, randomUUID } from 'node:crypto';
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -7,8 +8,9 @@ import { waitFor } from '../harness/processes.js';
 import { AgentProtocol, REPOS, startDeploymentsStack } from './helpers.js';
 
 /**
- * `GET /api/v1/deployments/{id}/logs` against the real stack: batches published by a real agent over its
- * broker connection, relayed into LOGS, read back as JSON and as Server-Sent Events.
+ * `GET /api/v1/deployments/{id}/logs` and `GET /api/v1/apps/{name}/logs` against the real stack: batches
+ * published by a real agent over its broker connection, relayed into LOGS, read back as JSON and as
+ * Server-Sent Events.
  */
 let stack: AgentsStack;
 let alpha: EnrolledAgent;
@@ -17,10 +19,11 @@ let alphaNats: NatsConnection;
 let agent: AgentProtocol;
 let admin: string;
 const STREAMS_MAX = 2;
+const ALPHA_ADDRESS = '198.51.100.30';
 
 beforeAll(async () => {
   stack = await startDeploymentsStack({ env: { CL_LOG_STREAMS_MAX: String(STREAMS_MAX) } });
-  alpha = await stack.enroll('alpha', {}, '198.51.100.30');
+  alpha = await stack.enroll('alpha', {}, ALPHA_ADDRESS);
   bravo = await stack.enroll('bravo', {}, '198.51.100.31');
   alphaNats = await stack.connectAsAgent(alpha);
   agent = new AgentProtocol('alpha', alphaNats);
@@ -317,5 +320,197 @@ describe('a tail among other deployments’ logs', () => {
     expect((tail.body.lines as { x: string }[]).map((line) => line.x)).toEqual(['s3', 's4']);
     const all = await stack.request('GET', `deployments/${deploymentId}/logs?tail=10`, { token: admin });
     expect((all.body.lines as { x: string }[]).map((line) => line.x)).toEqual(['s1', 's2', 's3', 's4']);
+  });
+});
+
+const hex = (bytes: number) => randomBytes(bytes).toString('hex');
+
+/**
+ * Reports every phase of a claimed deployment up to its success, as the agent that ran it. A rollback
+ * starts the kept release `rollbackOf` again: no fetch, no build.
+ */
+async function runToSucceeded(
+  appName: string,
+  deploymentId: string,
+  claimed: { leaseId: string; number: number },
+  rollbackOf?: string,
+): Promise<void> {
+  const { leaseId, number } = claimed;
+  const releaseId = rollbackOf ?? deploymentId;
+  if (rollbackOf === undefined) {
+    await agent.report(deploymentId, leaseId, {
+      phase: 'fetched',
+      commit: hex(20),
+      sourceDigest: hex(32),
+      bytes: 100,
+    });
+    await agent.report(deploymentId, leaseId, {
+      phase: 'built',
+      release: { releaseId, number },
+      artifactDigest: hex(32),
+      manifest: {
+        origin: 'node-default',
+        root: '.',
+        install: null,
+        build: [],
+        start: 'npm start',
+        portEnv: 'PORT',
+        healthPath: '/healthz',
+      },
+      durationMs: 10,
+    });
+  }
+  const port = 21_000 + number;
+  await agent.report(deploymentId, leaseId, { phase: 'started', releaseId, port });
+  await agent.report(deploymentId, leaseId, { phase: 'healthy', releaseId, probes: 1, durationMs: 10 });
+  const app = await stack.command<AppView>(deploymentCommands.getApp, { appName });
+  await agent.report(deploymentId, leaseId, {
+    phase: 'switched',
+    routeId: app.routeId ?? randomUUID(),
+    routeRevision: number,
+    target: { host: ALPHA_ADDRESS, port },
+  });
+  // No verification URL: the front passes it, saying it skipped the probe.
+  await waitFor(
+    'the front to verify',
+    async () => (await agent.renew(deploymentId, leaseId)).verification === 'passed',
+  );
+  const answer = await agent.report(deploymentId, leaseId, {
+    phase: 'drained',
+    previousReleaseId: null,
+    stoppedBy: 'none',
+  });
+  expect(answer.status).toBe('succeeded');
+  await waitFor('the projections to see it succeeded', async () => {
+    const reply = await stack.request('GET', `deployments/${deploymentId}`, { token: admin });
+    const shown = await stack.request('GET', `apps/${appName}`, { token: admin });
+    return (
+      (reply.body.status === 'succeeded' && (shown.body as unknown as AppView).activeDeploymentId === null) ||
+      undefined
+    );
+  });
+}
+
+/** The next deployment (or rollback) of an app, claimed by alpha. */
+async function claimedNext(appName: string, rollback = false) {
+  const requested = await stack.command<DeploymentView>(
+    rollback ? deploymentCommands.rollback : deploymentCommands.request,
+    { appName, request: rollback ? {} : { ref: 'main' } },
+    { kind: 'admin', id: 'test' },
+  );
+  const claimed = await agent.claim(requested.deploymentId);
+  return { deploymentId: requested.deploymentId, claimed };
+}
+
+const texts = (body: Record<string, unknown>) => (body.lines as { x: string }[]).map((line) => line.x);
+
+describe('app logs: the output of the release the app serves', () => {
+  let first: string;
+  let second: string;
+
+  beforeAll(async () => {
+    const claimed = await claimedDeployment('served');
+    first = claimed.deploymentId;
+    await publish(first, ['build of #1']);
+    await runToSucceeded('served', first, { leaseId: claimed.leaseId, number: 1 });
+    await publish(first, ['#1 listening', '#1 request']);
+  });
+
+  test('an app with no serving release is a 404 naming the app; the endpoint is in the capabilities', async () => {
+    await stack.command<AppView>(deploymentCommands.createApp, {
+      name: 'unserved',
+      agentId: 'alpha',
+      source: { type: 'git', url: `file://${REPOS}/unserved`, ref: 'main' },
+    });
+    await waitFor('the app to be projected', async () => {
+      const shown = await stack.request('GET', 'apps/unserved', { token: admin });
+      return shown.status === 200 || undefined;
+    });
+    const none = await stack.request('GET', 'apps/unserved/logs', { token: admin });
+    expect([none.status, none.body.field]).toEqual([404, 'appName']);
+    const capabilities = await stack.request('GET', 'capabilities', { token: admin });
+    expect(capabilities.body.endpoints).toContain('GET /api/v1/apps/:name/logs');
+  });
+
+  test('the JSON tail is the serving deployment’s, with ?tail=', async () => {
+    const all = await stack.request('GET', 'apps/served/logs', { token: admin });
+    expect(all.status).toBe(200);
+    expect(all.body.deploymentId).toBe(first);
+    expect(texts(all.body)).toEqual(['build of #1', '#1 listening', '#1 request']);
+    const tail = await stack.request('GET', 'apps/served/logs?tail=1', { token: alpha.accessToken });
+    expect([tail.status, texts(tail.body)]).toEqual([200, ['#1 request']]);
+    const bad = await stack.request('GET', 'apps/served/logs?tail=5001', { token: admin });
+    expect([bad.status, bad.body.field]).toEqual([400, 'tail']);
+  });
+
+  test('another agent gets the same 403 for this app and an unknown one; an admin gets 404', async () => {
+    const foreign = await stack.request('GET', 'apps/served/logs', { token: bravo.accessToken });
+    const unknown = await stack.request('GET', 'apps/nosuchapp/logs', { token: bravo.accessToken });
+    expect([foreign.status, unknown.status]).toEqual([403, 403]);
+    expect(foreign.body.message).not.toContain(first);
+    const sse = await EventStream.open('apps/served/logs', bravo.accessToken);
+    expect(sse.status).toBe(403);
+    sse.close();
+    const missing = await stack.request('GET', 'apps/nosuchapp/logs', { token: admin });
+    expect(missing.status).toBe(404);
+    const badName = await stack.request('GET', 'apps/Not_A_Name/logs', { token: admin });
+    expect([badName.status, badName.body.field]).toEqual([400, 'name']);
+  });
+
+  test('SSE sends the tail, then what the running release writes; Last-Event-ID resumes', async () => {
+    const stream = await EventStream.open('apps/served/logs?tail=2', alpha.accessToken);
+    expect(stream.status).toBe(200);
+    await stream.until('the tail', () => stream.lines().flatMap((batch) => batch.x).length === 2);
+    await publish(first, ['#1 live']);
+    await stream.until('the live batch', () => stream.lines().some((batch) => batch.x.includes('#1 live')));
+    expect(stream.lines().flatMap((batch) => batch.x)).toEqual(['#1 listening', '#1 request', '#1 live']);
+    const lastId = stream.lines().at(-1)!.id;
+    stream.close();
+
+    await publish(first, ['#1 while away']);
+    const resumed = await EventStream.open('apps/served/logs', admin, { 'last-event-id': String(lastId) });
+    await resumed.until('the missed batch', () => resumed.lines().length >= 1);
+    expect(resumed.lines().flatMap((batch) => batch.x)).toEqual(['#1 while away']);
+    resumed.close();
+  });
+
+  test('after a new deployment and a rollback, the app’s logs are the deployment that started the release', async () => {
+    const next = await claimedNext('served');
+    second = next.deploymentId;
+    await publish(second, ['#2 listening']);
+    await runToSucceeded('served', second, next.claimed);
+    const deployed = await stack.request('GET', 'apps/served/logs', { token: admin });
+    expect([deployed.body.deploymentId, texts(deployed.body)]).toEqual([second, ['#2 listening']]);
+
+    // The rollback starts release #1 again: its output goes to the rollback deployment.
+    const rollback = await claimedNext('served', true);
+    await runToSucceeded('served', rollback.deploymentId, rollback.claimed, first);
+    await publish(rollback.deploymentId, ['#1 again']);
+    const shown = await stack.request('GET', 'apps/served', { token: admin });
+    expect((shown.body as unknown as AppView).current?.releaseId).toBe(first);
+    const rolledBack = await stack.request('GET', 'apps/served/logs', { token: admin });
+    expect([rolledBack.body.deploymentId, texts(rolledBack.body)]).toEqual([
+      rollback.deploymentId,
+      ['#1 again'],
+    ]);
+
+    // The rollback is finished, but its release runs: its own stream stays open for what comes.
+    const serving = await EventStream.open(`deployments/${rollback.deploymentId}/logs`, admin);
+    await serving.until('the tail', () => serving.lines().length === 1);
+    await publish(rollback.deploymentId, ['#1 still running']);
+    await serving.until('the live batch', () => serving.lines().length === 2);
+    expect(serving.events.map((event) => event.event)).toEqual(['lines', 'lines']);
+    expect(serving.ended).toBe(false);
+    serving.close();
+
+    // The deployment replaced is over: its stream sends what is stored, then `end`.
+    const replaced = await EventStream.open(`deployments/${second}/logs`, admin);
+    await replaced.until('the end', () => replaced.ended);
+    expect(replaced.lines().flatMap((batch) => batch.x)).toEqual(['#2 listening']);
+    expect(replaced.events.at(-1)).toMatchObject({ event: 'end' });
+    expect(JSON.parse(replaced.events.at(-1)!.data)).toMatchObject({
+      deploymentId: second,
+      status: 'succeeded',
+    });
   });
 });

@@ -65,7 +65,7 @@ const listQuery = z.strictObject({
 const secretBody = z.strictObject({ value: secretValueInput });
 const cancelBody = z.strictObject({ reason: label(200).optional() });
 
-const nameParam = (name: string) => parseOrThrow(z.object({ name: appName }), { name }).name;
+export const nameParam = (name: string) => parseOrThrow(z.object({ name: appName }), { name }).name;
 const secretParam = (secret: string) => parseOrThrow(z.object({ secret: envName }), { secret }).secret;
 export const idParam = (id: string) => parseOrThrow(z.object({ id: uuid }), { id }).id;
 
@@ -94,6 +94,27 @@ export async function visibleDeployment(
       `agent ${principal.agentId} has no deployment ${deploymentId}`,
       'deploymentId',
     );
+  }
+  return row;
+}
+
+/**
+ * The app if the principal may see it: from the projection, or the log when it is not projected yet
+ * (404 for an admin when it does not exist). An agent gets the same 403 for another agent's app and for
+ * one that does not exist.
+ */
+export async function visibleApp(
+  dataSource: DataSource,
+  commands: CommandBus,
+  principal: Principal,
+  appName: string,
+): Promise<AppView> {
+  const row = await appByName(dataSource, appName);
+  if (!row) {
+    return commands.execute<AppView>(deploymentCommands.getApp, { appName }, { actor: actorOf(principal) });
+  }
+  if (principal.kind === 'agent' && row.agentId !== principal.agentId) {
+    throw new DomainError('forbidden', `agent ${principal.agentId} has no app ${appName}`, 'appName');
   }
   return row;
 }
@@ -161,14 +182,9 @@ export class AppsController {
     return this.ownApp(nameParam(name), principal);
   }
 
-  /** The app if the principal may see it: from the projection, or the log when it is not projected yet. */
-  private async ownApp(appName: string, principal: Principal): Promise<AppView> {
-    const row = await appByName(this.dataSource, appName);
-    if (!row) return this.execute<AppView>(deploymentCommands.getApp, { appName }, principal);
-    if (principal.kind === 'agent' && row.agentId !== principal.agentId) {
-      throw new DomainError('forbidden', `agent ${principal.agentId} has no app ${appName}`, 'appName');
-    }
-    return row;
+  /** The app if the principal may see it (`visibleApp`). */
+  private ownApp(appName: string, principal: Principal): Promise<AppView> {
+    return visibleApp(this.dataSource, this.commands, principal, appName);
   }
 
   @Patch('apps/:name')

@@ -19,7 +19,7 @@ import {
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { DataSource } from 'typeorm';
 import { isTerminalDeploymentStatus, LOGS_STREAM, logsSubject, type LogLine } from '#contracts';
-import { appByName, deploymentById } from '#persistence';
+import { appByName, deploymentById, deploymentsOfApp } from '#persistence';
 import { LOGGER, type Logger } from '#platform';
 import { API_CONFIG } from './agents.controller.js';
 import type { ApiConfig } from './config.js';
@@ -109,7 +109,7 @@ export interface LogStreamRequest extends SseRequest {
  * A deployment's output from the LOGS stream (`logs.<deploymentId>`): the last lines as JSON, or as
  * Server-Sent Events from the tail (or after `Last-Event-ID`) and then live, one ordered consumer per
  * client, at most CL_LOG_STREAMS_MAX at once. A finished deployment's stream sends what is stored, then
- * `end` — unless it is its app's current release, whose output keeps coming.
+ * `end` — unless it is its app's serving deployment (`servingDeployment`), whose output keeps coming.
  */
 @Injectable()
 export class DeploymentLogReader implements BeforeApplicationShutdown, OnApplicationShutdown {
@@ -148,14 +148,29 @@ export class DeploymentLogReader implements BeforeApplicationShutdown, OnApplica
   }
 
   /**
+   * The deployment whose output is the app's running release's: its last succeeded one, while the app
+   * serves a release (null: none yet). A deploy starts the release it built; a rollback starts a kept
+   * release again, and its output goes to the rollback, not to the deployment that built it.
+   */
+  async servingDeployment(appName: string): Promise<string | null> {
+    const app = await appByName(this.dataSource, appName);
+    if (!app?.current) return null;
+    const { deployments } = await deploymentsOfApp(this.dataSource, appName, {
+      status: 'succeeded',
+      limit: 1,
+    });
+    return deployments[0]?.deploymentId ?? null;
+  }
+
+  /**
    * The terminal status of a deployment whose output is over (null: more may come — it runs, or it is
-   * its app's current release, or the projection does not know it yet).
+   * its app's serving deployment, or the projection does not know it yet).
    */
   async finished(deploymentId: string): Promise<string | null> {
     const deployment = await deploymentById(this.dataSource, deploymentId);
     if (!deployment || !isTerminalDeploymentStatus(deployment.status)) return null;
-    const app = await appByName(this.dataSource, deployment.appName);
-    return app?.current?.releaseId === deploymentId ? null : deployment.status;
+    if (deployment.status !== 'succeeded') return deployment.status;
+    return (await this.servingDeployment(deployment.appName)) === deploymentId ? null : deployment.status;
   }
 
   /** Streams the deployment's output on `request.response` until it ends, the client leaves or the API stops. */
@@ -369,8 +384,8 @@ class LogStream {
   }
 
   /**
-   * A comment, after the token's check; and when the deployment finished meanwhile (and is not the
-   * current release), the stream ends once what is stored was sent.
+   * A comment, after the token's check; and when the deployment finished meanwhile (and is not its app's
+   * serving deployment, or no longer), the stream ends once what is stored was sent.
    */
   private async heartbeat(): Promise<string | null> {
     if (this.until === undefined) {

@@ -8,6 +8,11 @@ export const DEFAULT_API_URL = 'http://127.0.0.1:3000';
 
 const RETRIES = 3;
 const REQUEST_TIMEOUT_MS = 30_000;
+/** Connections in a row an event stream may fail to open (or lose at once) before it gives up. */
+const STREAM_RETRIES = 8;
+const STREAM_PAUSE_MAX_MS = 5_000;
+/** Two missed heartbeats of the API's 15 s: the connection is dead even if no error says so. */
+const STREAM_SILENCE_MS = 45_000;
 
 /**
  * Text that came from the server, fit to print: no control characters (C0, DEL, C1: they could move the
@@ -23,6 +28,14 @@ export function clean(text: unknown): string {
 /** JSON for machines: lossless, with the C1 controls JSON.stringify leaves raw escaped as well. */
 export function safeJson(value: unknown): string {
   return JSON.stringify(value, null, 2).replace(
+    /[\u007f-\u009f]/g,
+    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/** A line-oriented variant of `safeJson`: one value per line (`--json` of a stream). */
+export function safeJsonLine(value: unknown): string {
+  return JSON.stringify(value).replace(
     /[\u007f-\u009f]/g,
     (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );
@@ -56,6 +69,57 @@ export interface ApiRequest {
   accept?: number[];
   /** How long this one request may take (a `?wait=` request takes as long as it waits). */
   timeoutMs?: number;
+}
+
+/** One Server-Sent Event. */
+export interface ServerEvent {
+  event: string;
+  data: string;
+  id?: string;
+}
+
+/** Incremental parser of `text/event-stream` (https://html.spec.whatwg.org/#event-stream-interpretation). */
+export class ServerEventParser {
+  private buffer = '';
+  private event = '';
+  private data: string[] = [];
+  private id?: string;
+
+  push(text: string): ServerEvent[] {
+    this.buffer += text;
+    const events: ServerEvent[] = [];
+    let newline: number;
+    while ((newline = this.buffer.search(/\r\n|\r|\n/)) >= 0) {
+      // A lone \r at the end may be the first half of \r\n: wait for the next chunk.
+      if (this.buffer[newline] === '\r' && newline === this.buffer.length - 1) break;
+      const line = this.buffer.slice(0, newline);
+      this.buffer = this.buffer.slice(newline + (this.buffer.startsWith('\r\n', newline) ? 2 : 1));
+      if (line === '') {
+        if (this.data.length > 0 || this.event) {
+          events.push({ event: this.event || 'message', data: this.data.join('\n'), id: this.id });
+        }
+        this.event = '';
+        this.data = [];
+        continue;
+      }
+      if (line.startsWith(':')) continue;
+      const colon = line.indexOf(':');
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let value = colon < 0 ? '' : line.slice(colon + 1);
+      if (value.startsWith(' ')) value = value.slice(1);
+      if (field === 'event') this.event = value;
+      else if (field === 'data') this.data.push(value);
+      // The last event ID persists across events (it is what a reconnection resumes after).
+      else if (field === 'id' && !value.includes('\0')) this.id = value;
+    }
+    return events;
+  }
+}
+
+export interface EventStreamRequest {
+  query?: Record<string, string | number | undefined>;
+  /** Ends the stream (Ctrl-C): the generator returns, without an error. */
+  signal?: AbortSignal;
 }
 
 function tokenFrom(values: Record<string, string | boolean | undefined>): string {
@@ -162,10 +226,109 @@ export class ApiClient {
       `no answer from ${this.baseUrl} after ${RETRIES} attempts: ${clean(cause?.message ?? (lastError as Error)?.message)}`,
     );
   }
+
+  /**
+   * A Server-Sent Events stream (`GET`), event by event, until the caller stops reading or `signal`
+   * aborts. A dropped connection (an error, the server closing it, a silence of two heartbeats) is
+   * opened again with `Last-Event-ID`, so nothing is repeated or missed; a refusal (4xx) is thrown, a 503
+   * retried; it gives up after STREAM_RETRIES connections in a row that brought nothing.
+   */
+  async *events(path: string, options: EventStreamRequest = {}): AsyncGenerator<ServerEvent> {
+    const url = new URL(`${this.baseUrl}/api/v1/${path}`);
+    for (const [name, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(name, String(value));
+    }
+    let lastEventId: string | undefined;
+    let failures = 0;
+    let connections = 0;
+    let lastProblem = '';
+    while (!options.signal?.aborted) {
+      if (failures >= STREAM_RETRIES) {
+        throw new Error(`the stream from ${this.baseUrl} failed ${failures} times in a row: ${lastProblem}`);
+      }
+      // Never again at once: a server that closes each stream it opens is not asked in a tight loop.
+      if (connections++ > 0) await pause(Math.max(1, failures), STREAM_PAUSE_MAX_MS, options.signal);
+      if (options.signal?.aborted) return;
+      const connection = new AbortController();
+      const signal = options.signal
+        ? AbortSignal.any([options.signal, connection.signal])
+        : connection.signal;
+      let silence: NodeJS.Timeout | undefined;
+      const watch = () => {
+        clearTimeout(silence);
+        silence = setTimeout(() => connection.abort(new Error('no heartbeat')), STREAM_SILENCE_MS);
+      };
+      try {
+        watch();
+        const response = await fetch(url, {
+          headers: {
+            authorization: `Bearer ${this.token}`,
+            accept: 'text/event-stream',
+            ...(lastEventId === undefined ? {} : { 'last-event-id': lastEventId }),
+          },
+          signal,
+        });
+        if (!response.ok) {
+          const text = await response.text();
+          let body: unknown = {};
+          try {
+            body = text ? JSON.parse(text) : {};
+          } catch {
+            body = { error: 'bad_response', message: text.slice(0, 300) };
+          }
+          if (response.status !== 503) throw errorOf(response.status, body);
+          failures++;
+          lastProblem = errorOf(response.status, body).message;
+          continue;
+        }
+        let received = false;
+        // A new parser per connection: a half event of a dropped one is dropped with it.
+        const parser = new ServerEventParser();
+        const decoder = new TextDecoder();
+        const reader = response.body!.getReader();
+        for (;;) {
+          const chunk = await reader.read();
+          if (chunk.done) break;
+          watch();
+          for (const event of parser.push(decoder.decode(chunk.value, { stream: true }))) {
+            if (!received) {
+              received = true;
+              failures = 0;
+            }
+            if (event.id !== undefined) lastEventId = event.id;
+            yield event;
+          }
+        }
+        // The server closed the stream without saying it ended (it stopped, or dropped us): again.
+        if (!received) failures++;
+        lastProblem = 'the server closed the stream';
+      } catch (error) {
+        if (error instanceof ApiError) throw error;
+        if (options.signal?.aborted) return;
+        failures++;
+        // fetch's own error says only "fetch failed"; its cause says why (ECONNREFUSED …).
+        const reason = (connection.signal.aborted ? connection.signal.reason : error) as Error | undefined;
+        lastProblem = clean((reason?.cause as Error | undefined)?.message ?? reason?.message);
+      } finally {
+        clearTimeout(silence);
+        // Stops reading the body when the caller stopped reading the events.
+        connection.abort();
+      }
+    }
+  }
 }
 
-function pause(attempt: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 300 * 2 ** (attempt - 1)));
+/** 300 ms, 600 ms, 1.2 s … at most `maxMs`; cut short by `signal`. */
+function pause(attempt: number, maxMs = Infinity, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, Math.min(maxMs, 300 * 2 ** (attempt - 1)));
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 function errorOf(status: number, raw: unknown): ApiError {

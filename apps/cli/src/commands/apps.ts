@@ -13,6 +13,7 @@ import {
   stringOption,
   type Values,
 } from '../deployment-output.js';
+import { logsOptions, printLogs } from '../log-output.js';
 
 function list(values: Values, name: string): string[] {
   const raw = values[name] as unknown;
@@ -234,6 +235,21 @@ export const appsCommands: CliCommand[] = [
     },
   },
   {
+    path: ['apps', 'logs'],
+    summary: "print the output of the app's running release (its last succeeded deployment); -f follows it",
+    usage: '<app> [-f|--follow] [--tail N] [--json]',
+    positionals: true,
+    options: { ...apiOptions, ...logsOptions },
+    async run({ values, positionals }) {
+      const app = positional(positionals, 0, '<app>');
+      noMore(positionals, 1);
+      const client = ApiClient.fromArgs(values);
+      await printLogs(client, `apps/${encodeURIComponent(app)}/logs`, values, (field) =>
+        field === 'name' ? '<app>' : undefined,
+      );
+    },
+  },
+  {
     path: ['apps', 'rollback'],
     summary: 'roll back to a kept release (the previous one by default); --wait follows it to the end',
     usage: '<app> [release number or id] [--wait [--timeout <s>]] [--json]',
@@ -322,6 +338,21 @@ export const deploymentsCommands: CliCommand[] = [
       const client = ApiClient.fromArgs(values);
       const answer = await client.request<DeploymentView>('GET', `deployments/${encodeURIComponent(id)}`);
       print(values, answer.body, () => deploymentLines(answer.body));
+    },
+  },
+  {
+    path: ['deployments', 'logs'],
+    summary: "print a deployment's output; -f follows it until the deployment's end",
+    usage: '<id> [-f|--follow] [--tail N] [--json]',
+    positionals: true,
+    options: { ...apiOptions, ...logsOptions },
+    async run({ values, positionals }) {
+      const id = positional(positionals, 0, '<id>');
+      noMore(positionals, 1);
+      const client = ApiClient.fromArgs(values);
+      await printLogs(client, `deployments/${encodeURIComponent(id)}/logs`, values, (field) =>
+        field === 'id' ? '<id>' : undefined,
+      );
     },
   },
   {
