@@ -1,0 +1,88 @@
+/**
+ * Zero downtime, measured: wrk loads the app through HAProxy (by Host, over HTTPS, four keep-alive
+ * connections) while new releases deploy and one rolls back. Not one request fails or answers anything
+ * but 2xx; afterwards the new release answers, and the old process and its port are gone.
+ */
+import { DOMAIN } from '../e2e/stack.js';
+import type { TestRepo } from '../harness/git.js';
+import { portAccepts, sleep, startProcess, waitFor, type RunningProcess } from '../harness/processes.js';
+import { parseWrk } from '../proxy-sync/helpers.js';
+import {
+  appView,
+  bodyThroughFront,
+  createApp,
+  deployAndWait,
+  helloRepo,
+  isRoot,
+  startDeploymentRig,
+  type DeploymentRig,
+} from './agent-e2e.js';
+
+if (!isRoot) console.log('zero-downtime.test: skipped, the agent isolates apps by uid and needs root');
+const describeRoot = isRoot ? describe : describe.skip;
+
+let rig: DeploymentRig;
+let repo: TestRepo;
+const hostname = `zero.apps.${DOMAIN}`;
+const ADDRESS = '127.0.0.5';
+
+beforeAll(async () => {
+  if (!isRoot) return;
+  rig = await startDeploymentRig('zero-a', ADDRESS, { uidBase: 62_400, portBase: 21_300 });
+  repo = await helloRepo('zero', 'zero v1');
+  await createApp(rig.e2e, 'zero-a', 'zero', repo);
+  const first = await deployAndWait(rig.e2e, 'apps/zero/deployments');
+  if (first.view.status !== 'succeeded')
+    throw new Error(`v1 did not deploy: ${JSON.stringify(first.view.failure)}`);
+}, 240_000);
+afterAll(async () => {
+  await rig?.stop();
+});
+
+function load(): RunningProcess {
+  return startProcess('wrk', [
+    '-t1',
+    '-c4',
+    '-d300s',
+    '-H',
+    `Host: ${hostname}`,
+    `https://127.0.0.1:${rig.e2e.haproxy.ports.https}/`,
+  ]);
+}
+
+async function report(wrk: RunningProcess) {
+  wrk.child.kill('SIGINT');
+  await waitFor('wrk to report', async () => /requests in/.test(wrk.output()) && wrk.child.exitCode !== null);
+  return parseWrk(wrk.output());
+}
+
+describeRoot('under load through HAProxy', () => {
+  test('two deployments and a rollback drop no request', async () => {
+    const wrk = load();
+    try {
+      await sleep(500);
+      const oldPort = (await appView(rig.e2e, 'zero')).current!.port;
+      await repo.commit({ 'body.txt': 'zero v2\n' }, 'v2');
+      expect((await deployAndWait(rig.e2e, 'apps/zero/deployments')).view.status).toBe('succeeded');
+      await repo.commit({ 'body.txt': 'zero v3\n' }, 'v3');
+      expect((await deployAndWait(rig.e2e, 'apps/zero/deployments')).view.status).toBe('succeeded');
+      expect(await bodyThroughFront(rig.e2e, hostname)).toEqual({ status: 200, body: 'zero v3' });
+      expect((await deployAndWait(rig.e2e, 'apps/zero/rollback', { release: 2 })).view.status).toBe(
+        'succeeded',
+      );
+      expect(await bodyThroughFront(rig.e2e, hostname)).toEqual({ status: 200, body: 'zero v2' });
+      await sleep(500);
+      expect(wrk.child.exitCode).toBeNull(); // the load ran through all of it
+      const counted = await report(wrk);
+      expect(counted.requests).toBeGreaterThan(200);
+      expect({ non2xx: counted.non2xx, socketErrors: counted.socketErrors }).toEqual({
+        non2xx: 0,
+        socketErrors: 0,
+      });
+      // v1's process is gone with its port.
+      expect(await portAccepts(oldPort, ADDRESS)).toBe(false);
+    } finally {
+      await wrk.stop('SIGKILL');
+    }
+  });
+});
