@@ -4,6 +4,8 @@
  * and a queue of requests per app with one build at a time per agent. In every case the release that
  * served before keeps serving, and nothing of the failed one is left running.
  */
+import { execFileSync } from 'node:child_process';
+import { probeIsolation } from '../../apps/agent/src/deployments/isolation.js';
 import { DOMAIN } from '../e2e/stack.js';
 import type { TestRepo } from '../harness/git.js';
 import { portAccepts, sleep, waitFor } from '../harness/processes.js';
@@ -201,6 +203,27 @@ describeRoot('cancel and the queue', () => {
     const claimedThird = thirdDone.phases.find((phase) => phase.phase === 'claimed')!.at!;
     expect(Date.parse(claimedThird)).toBeGreaterThanOrEqual(Date.parse(firstDone.finishedAt!));
     expect(await bodyThroughFront(rig.e2e, hostname)).toEqual({ status: 200, body: 'gate v5' });
+  });
+
+  test('a build cannot leave a process behind, not even one that left its process group', async () => {
+    const { cgroup } = await probeIsolation();
+    if (!cgroup) {
+      console.log('failures.test: no cgroups here; a daemon leaving the process group is not caught');
+      return;
+    }
+    await repo.commit(
+      {
+        'cloudlunacy.json': JSON.stringify({
+          build: ['setsid sleep 53 > /dev/null 2>&1 < /dev/null &'],
+          start: 'node server.js',
+        }),
+        'body.txt': 'gate v6\n',
+      },
+      'a daemon in the build',
+    );
+    const { view } = await deployAndWait(rig.e2e, 'apps/gate/deployments');
+    expect(view.status).toBe('succeeded');
+    expect(execFileSync('sh', ['-c', 'pgrep -f "^sleep 53$" || true']).toString().trim()).toBe('');
   });
 
   test('two apps on one agent build one at a time', async () => {

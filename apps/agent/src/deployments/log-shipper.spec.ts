@@ -232,10 +232,15 @@ describe('FileTail', () => {
   it('rotates a file past ROTATE_BYTES to .1 once read, and follows the cut file', async () => {
     const line = `${'x'.repeat(1_023)}\n`;
     const count = ROTATE_BYTES / line.length + 1;
-    await writeFile(path, line.repeat(count));
-    expect((await stat(path)).size).toBe(ROTATE_BYTES + line.length);
     let seen = 0;
     const follower = new FileTail(path, 'out', new Redactor({}), (batch) => (seen += batch.length), 60_000);
+    // Written 1 MiB at a time and read as it grows (a tail far behind skips ahead: the next test).
+    const perWrite = 1024;
+    for (let written = 0; written < count; written += perWrite) {
+      await appendFile(path, line.repeat(Math.min(perWrite, count - written)));
+      if (written + 2 * perWrite < count) await follower.read();
+    }
+    expect((await stat(path)).size).toBeGreaterThan(0);
     // Reads are at most 1 MiB each: the rotation comes with the read that reaches the end.
     for (let reads = 0; reads < 20 && (await stat(path)).size > 0; reads++) await follower.read();
     expect(seen).toBe(count);
@@ -253,4 +258,16 @@ describe('FileTail', () => {
     await follower.stop();
     expect(await readFile(path, 'utf8')).toBe('after rotation\n');
   }, 30_000);
+
+  it('skips ahead, saying how much, when a process writes faster than its lines are shipped', async () => {
+    const line = `${'y'.repeat(1_023)}\n`;
+    await writeFile(path, line.repeat(9 * 1024)); // 9 MiB, more than a tail may fall behind
+    const lines: string[] = [];
+    const follower = new FileTail(path, 'out', new Redactor({}), (batch) =>
+      lines.push(...batch.map((l) => l.x)),
+    );
+    await follower.read();
+    expect(lines[0]).toBe(`${8 * 1024 * 1024} bytes of output skipped (written too fast to ship)`);
+    expect(lines.length).toBe(1 + 1024);
+  });
 });

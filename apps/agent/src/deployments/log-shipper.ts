@@ -63,6 +63,10 @@ export class LogShipper {
   }
 }
 
+/** How far a tail may fall behind a file, and where it starts again when it did. */
+const MAX_LAG_BYTES = 8 * 1024 * 1024;
+const SKIP_TO_BYTES = 1024 * 1024;
+
 /** Output files are cut at this size (copy, then truncate: the process keeps its O_APPEND descriptor). */
 export const ROTATE_BYTES = 10 * 1024 * 1024;
 
@@ -117,6 +121,19 @@ export class FileTail {
       );
       if (size < 0) return;
       if (size < this.offset) this.offset = 0; // cut by someone: start again at the top
+      if (size - this.offset > MAX_LAG_BYTES) {
+        // A process writing faster than its lines can be shipped: skip ahead (and say so) rather than
+        // fall behind for ever; the file keeps everything until it is rotated.
+        const skipped = size - this.offset - SKIP_TO_BYTES;
+        this.offset = size - SKIP_TO_BYTES;
+        this.sink([
+          {
+            t: new Date().toISOString(),
+            s: 'sys',
+            x: `${skipped} bytes of output skipped (written too fast to ship)`,
+          },
+        ]);
+      }
       if (size > this.offset) {
         const handle = await open(this.path, 'r');
         try {
@@ -129,7 +146,8 @@ export class FileTail {
           await handle.close();
         }
       }
-      if (this.offset >= ROTATE_BYTES && this.offset === size) {
+      // Cut once read to the end, or regardless when the file grows twice as big while being read.
+      if (this.offset >= ROTATE_BYTES && (this.offset === size || size >= 2 * ROTATE_BYTES)) {
         await copyFile(this.path, `${this.path}.1`);
         await truncate(this.path, 0);
         this.offset = 0;

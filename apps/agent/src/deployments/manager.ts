@@ -14,7 +14,7 @@ import { passHealthGate } from './health.js';
 import { killReleaseGroup, processStartTime } from './isolation.js';
 import { FileTail, LogShipper } from './log-shipper.js';
 import { allocatePort } from './ports.js';
-import { ProcessRuntime } from './process-runtime.js';
+import { ProcessRuntime, releaseKey } from './process-runtime.js';
 import type { AppPlace, Instance } from './runtime.js';
 import { DeploymentState } from './state.js';
 import { DeploymentWorker, Slots } from './worker.js';
@@ -418,6 +418,10 @@ export class DeploymentManager implements AgentExtension {
       this.logger.info('removing a release that is not kept', { app: app.appName, release: artifact.number });
       await this.runtime.removeArtifact(place, artifact);
       await this.state.removeEnv(artifact.releaseId);
+      await this.state.removeLogsStartingWith(app.appName, [
+        `${releaseKey(artifact)}-`,
+        `${artifact.releaseId.slice(0, 8)}-`,
+      ]);
       await this.state.updateRecord(app.appName, (r) => {
         r.artifacts = r.artifacts.filter((a) => a.releaseId !== artifact.releaseId);
       });

@@ -173,11 +173,31 @@ export class ProcessRuntime implements Runtime {
       output: CommandOutput;
       signal: AbortSignal;
       processes?: number;
+      /**
+       * Run it in a cgroup of this name with these limits (where the host gives cgroups): a build is
+       * bounded like a release, and whatever it left running, even outside its process group, is killed.
+       */
+      cgroup?: { name: string; limits: { memoryMb: number; processes: number } };
       onStart?: (process: { pid: number; startTime: number }) => Promise<void> | void;
     },
   ): Promise<CommandResult> {
     options.signal.throwIfAborted();
-    const child = this.spawn(place, argv, { ...options, processes: options.processes ?? 512 });
+    const cgroup =
+      options.cgroup && this.probed.cgroup
+        ? await createReleaseCgroup(
+            this.probed.cgroup,
+            place.appName,
+            options.cgroup.name,
+            options.cgroup.limits,
+          )
+        : undefined;
+    const child = this.spawn(place, argv, {
+      cwd: options.cwd,
+      env: options.env,
+      output: options.output,
+      processes: options.processes ?? options.cgroup?.limits.processes ?? 512,
+      ...(cgroup ? { cgroup } : {}),
+    });
     const ended = new Promise<CommandResult>((resolve, reject) => {
       child.once('error', reject);
       child.once('exit', (exitCode, signal) => resolve({ exitCode, signal }));
@@ -187,15 +207,20 @@ export class ProcessRuntime implements Runtime {
     const startTime = await processStartTime(pid);
     if (startTime !== null) await options.onStart?.({ pid, startTime });
     const abort = () =>
-      void killReleaseGroup(pid, undefined, { graceMs: ABORT_GRACE_MS }).catch(() => undefined);
+      void killReleaseGroup(pid, cgroup, { graceMs: ABORT_GRACE_MS }).catch(() => undefined);
     options.signal.addEventListener('abort', abort, { once: true });
     try {
       return await ended;
     } finally {
       options.signal.removeEventListener('abort', abort);
       this.exits.delete(pid);
-      // What a command left behind in its group (a daemonised child) does not outlive it.
-      await killReleaseGroup(pid, undefined, { graceMs: 200 }).catch(() => undefined);
+      // What a command left behind in its group or its cgroup (a daemonised child) does not outlive it.
+      await killReleaseGroup(pid, cgroup, { graceMs: 200 }).catch(() => undefined);
+      await cgroup
+        ?.remove()
+        .catch((error: unknown) =>
+          this.logger.warn('cannot remove a build cgroup', { app: place.appName, error }),
+        );
     }
   }
 

@@ -146,6 +146,13 @@ export class DeploymentState {
       await rm(path, { force: true });
   }
 
+  /** Removes the output files of an app whose names start with one of `prefixes` (a pruned release's). */
+  async removeLogsStartingWith(appName: string, prefixes: readonly string[]): Promise<void> {
+    const dir = join(this.root, 'logs', this.app(appName));
+    for (const name of await readdir(dir).catch(() => [] as string[]))
+      if (prefixes.some((prefix) => name.startsWith(prefix))) await rm(join(dir, name), { force: true });
+  }
+
   inflight(): Promise<Record<string, InflightEntry>> {
     return this.readJson<Record<string, InflightEntry>>(join(this.root, 'inflight.json'), {});
   }

@@ -490,7 +490,10 @@ export class DeploymentWorker {
               env,
               output,
               signal: timer.signal,
-              processes: claimed.config.limits.processes,
+              cgroup: {
+                name: `${releaseKey({ number: claimed.number!, releaseId: this.deploymentId })}-build`,
+                limits: claimed.config.limits,
+              },
               onStart: (process) => this.deps.state.updateInflight(this.deploymentId, { command: process }),
             })
             .catch((error: unknown) => {
