@@ -1,0 +1,174 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { Objm, StorageType, type ObjectStore } from '@nats-io/obj';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import { DEPLOYMENT_UPLOADS_BUCKET } from '#auth';
+import { DomainError, objectDigestHex, type UploadRef } from '#contracts';
+
+/** What `POST /apps/{name}/deployments` takes as a tarball; JSON (or no body) is a request by ref. */
+const TARBALL_TYPES = new Set(['application/gzip', 'application/x-gzip', 'application/octet-stream']);
+const GZIP_MAGIC = [0x1f, 0x8b];
+
+/**
+ * Whether a deployment request carries a tarball: true for gzip (or octet-stream) bodies, false for JSON
+ * or none; 415 for anything else, naming both.
+ */
+export function isTarballRequest(request: IncomingMessage): boolean {
+  const contentType = request.headers['content-type'];
+  if (contentType === undefined) return false;
+  const type = contentType.split(';')[0]!.trim().toLowerCase();
+  if (type === 'application/json') return false;
+  if (TARBALL_TYPES.has(type)) return true;
+  throw new DomainError(
+    'unsupported',
+    `content type "${type.slice(0, 60)}" is not taken: application/json (a ref) or application/gzip (a .tar.gz)`,
+    'Content-Type',
+  );
+}
+
+export interface UploadLimits {
+  /** CL_DEPLOY_UPLOAD_MAX_BYTES: the largest tarball accepted. */
+  maxBytes: number;
+  /** CL_DEPLOY_UPLOAD_MAX_AGE_S: how long the bucket keeps one. */
+  maxAgeS: number;
+}
+
+/**
+ * Uploaded sources in the JetStream object store bucket `deployment-uploads` (one object per upload,
+ * named by its id), shared by every front. The API provisions the bucket, stores tarballs as they come
+ * (hashing and counting) and streams them back to the deployment's agent. It cannot purge (no running
+ * process may): what no deployment uses, or what a client abandoned half way, goes with the max age.
+ */
+export class DeploymentUploads {
+  private bucket?: Promise<ObjectStore>;
+
+  constructor(
+    private readonly connection: NatsConnection,
+    readonly limits: UploadLimits,
+  ) {}
+
+  private open(): Promise<ObjectStore> {
+    this.bucket ??= new Objm(this.connection)
+      .create(DEPLOYMENT_UPLOADS_BUCKET, {
+        ttl: nanos(this.limits.maxAgeS * 1000),
+        storage: StorageType.File,
+        description: 'uploaded deployment sources (tarballs), kept for CL_DEPLOY_UPLOAD_MAX_AGE_S',
+      })
+      .catch((error: unknown) => {
+        this.bucket = undefined;
+        throw error;
+      });
+    return this.bucket;
+  }
+
+  /**
+   * Stores the request's body as a new upload. The size is checked before anything is stored, so the
+   * length must be declared (411) and within the limit (413); the body must be gzip data (415). Node
+   * delivers no more than the declared length, and a body cut short fails the store.
+   */
+  async receive(request: IncomingMessage): Promise<UploadRef> {
+    const declared = request.headers['content-length'];
+    if (declared === undefined || !/^\d+$/.test(declared)) {
+      throw new DomainError(
+        'length_required',
+        'send the tarball with its Content-Length: the size is checked before anything is stored',
+        'Content-Length',
+      );
+    }
+    const bytes = Number(declared);
+    if (bytes > this.limits.maxBytes) {
+      throw new DomainError(
+        'too_large',
+        `the upload is ${bytes} bytes; at most ${this.limits.maxBytes} are taken (CL_DEPLOY_UPLOAD_MAX_BYTES)`,
+        '(body)',
+      );
+    }
+    if (bytes === 0) throw new DomainError('invalid', 'the body is empty: send the .tar.gz', '(body)');
+    const chunks = request[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    // The first bytes before anything is stored: a body that is not gzip is refused with nothing written.
+    let head = Buffer.alloc(0);
+    while (head.length < GZIP_MAGIC.length) {
+      const next = await chunks.next();
+      if (next.done) break;
+      head = Buffer.concat([head, next.value]);
+    }
+    if (!GZIP_MAGIC.every((byte, index) => head[index] === byte)) {
+      throw new DomainError('unsupported', 'the body is not gzip data: send a .tar.gz', 'Content-Type');
+    }
+    const hash = createHash('sha256');
+    let counted = 0;
+    const count = (chunk: Buffer) => {
+      counted += chunk.length;
+      if (counted > this.limits.maxBytes) {
+        throw new DomainError(
+          'too_large',
+          `the upload is larger than ${this.limits.maxBytes} bytes`,
+          '(body)',
+        );
+      }
+      hash.update(chunk);
+      return chunk;
+    };
+    let pending: Buffer | undefined = head;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          if (pending) {
+            controller.enqueue(count(pending));
+            pending = undefined;
+            return;
+          }
+          const next = await chunks.next();
+          if (next.done) controller.close();
+          else controller.enqueue(count(next.value));
+        } catch (error) {
+          controller.error(error);
+        }
+      },
+    });
+    const uploadId = randomUUID();
+    const bucket = await this.open();
+    let info;
+    try {
+      info = await bucket.put({ name: uploadId }, body);
+    } catch (error) {
+      if (error instanceof DomainError) throw error;
+      if (request.readableAborted || counted < bytes) {
+        throw new DomainError('invalid', `the body ended after ${counted} of its ${bytes} bytes`, '(body)');
+      }
+      throw error;
+    }
+    const sha256 = hash.digest('hex');
+    // The store hashed what it holds; both must agree, and with the declared length.
+    if (counted !== bytes || info.size !== bytes || objectDigestHex(info.digest) !== sha256) {
+      throw new DomainError(
+        'invalid',
+        `the body was not stored as sent (${counted} of ${bytes} bytes)`,
+        '(body)',
+      );
+    }
+    return { uploadId, sha256, bytes };
+  }
+
+  /**
+   * The upload's bytes, checked against what the deployment names: 410 when it is gone (past the max
+   * age) or is not that upload. The stream errors if the store's own digest check fails at the end.
+   */
+  async read(upload: UploadRef): Promise<ReadableStream<Uint8Array>> {
+    const bucket = await this.open();
+    const result = await bucket.get(upload.uploadId);
+    if (
+      !result ||
+      result.info.size !== upload.bytes ||
+      objectDigestHex(result.info.digest) !== upload.sha256
+    ) {
+      result?.data.cancel().catch(() => undefined);
+      throw new DomainError(
+        'gone',
+        `upload ${upload.uploadId} is no longer kept (CL_DEPLOY_UPLOAD_MAX_AGE_S): deploy it again`,
+        'deploymentId',
+      );
+    }
+    return result.data;
+  }
+}
