@@ -5,6 +5,7 @@ import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { jetstreamManager } from '@nats-io/jetstream';
+import { Objm } from '@nats-io/obj';
 import { DEPLOYMENT_UPLOADS_BUCKET } from '#auth';
 import { deploymentCommands } from '#contracts';
 import { ApiError } from '../../apps/agent/src/api-client.js';
@@ -19,6 +20,7 @@ import { AgentProtocol, REPOS, startDeploymentsStack } from './helpers.js';
  * only its agent (or an admin) downloads it. Refused uploads store nothing and append nothing.
  */
 const MAX_BYTES = 256 * 1024;
+const STORE_MAX_BYTES = 1024 * 1024;
 let stack: AgentsStack;
 let admin: string;
 let alpha: EnrolledAgent;
@@ -29,7 +31,12 @@ let temp: { path: string; remove(): Promise<void> };
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 beforeAll(async () => {
-  stack = await startDeploymentsStack({ env: { CL_DEPLOY_UPLOAD_MAX_BYTES: String(MAX_BYTES) } });
+  stack = await startDeploymentsStack({
+    env: {
+      CL_DEPLOY_UPLOAD_MAX_BYTES: String(MAX_BYTES),
+      CL_DEPLOY_UPLOAD_STORE_MAX_BYTES: String(STORE_MAX_BYTES),
+    },
+  });
   admin = stack.adminToken('alice');
   alpha = await stack.enroll('alpha', {}, '198.51.100.40');
   bravo = await stack.enroll('bravo', {}, '198.51.100.41');
@@ -327,5 +334,58 @@ describe('the claim', () => {
     } finally {
       await connection.close();
     }
+  });
+});
+
+/** The uploads the bucket holds (records, not chunks). */
+async function uploadsStored(): Promise<number> {
+  return (await (await new Objm(stack.service).open(DEPLOYMENT_UPLOADS_BUCKET)).list()).length;
+}
+
+describe('the ends of the store', () => {
+  test('a body cut short stores no upload and appends nothing', async () => {
+    const [events, uploads] = [await stack.lastEventSequence(), await uploadsStored()];
+    const url = new URL(`${stack.baseUrl}/api/v1/apps/site/deployments`);
+    await new Promise<void>((resolve) => {
+      const outgoing = httpRequest(url, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${admin}`,
+          'content-type': 'application/gzip',
+          'content-length': String(200_000),
+        },
+      });
+      outgoing.on('error', () => resolve());
+      outgoing.write(gzipSync(randomBytes(150_000), { level: 0 }), () => {
+        setTimeout(() => {
+          outgoing.destroy();
+          resolve();
+        }, 300);
+      });
+    });
+    // The API's answer goes nowhere: give it the time to fail the store, then look.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect([await stack.lastEventSequence(), await uploadsStored()]).toEqual([events, uploads]);
+  });
+
+  test('past CL_DEPLOY_UPLOAD_STORE_MAX_BYTES a new upload is 503, stored and appended nothing', async () => {
+    let refused: Sent | undefined;
+    for (let i = 0; i < 6 && !refused; i++) {
+      const [events, stored] = [await stack.lastEventSequence(), await storedMessages()];
+      const answer = await send('POST', 'apps/site/deployments', {
+        token: admin,
+        contentType: 'application/gzip',
+        body: gzipSync(randomBytes(MAX_BYTES - 1024), { level: 0 }),
+      });
+      if (answer.status === 202) continue;
+      refused = answer;
+      expect([await stack.lastEventSequence(), await storedMessages()]).toEqual([events, stored]);
+    }
+    expect([refused?.status, refused?.json.error, refused?.headers['retry-after']]).toEqual([
+      503,
+      'unavailable',
+      '2',
+    ]);
+    expect(String(refused?.json.message)).toContain('the upload store is full');
   });
 });

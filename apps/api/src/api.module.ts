@@ -102,10 +102,15 @@ export class ApiModule {
         {
           provide: DeploymentUploads,
           useFactory: (connection: NatsConnection) =>
-            new DeploymentUploads(connection, {
-              maxBytes: config.CL_DEPLOY_UPLOAD_MAX_BYTES,
-              maxAgeS: config.CL_DEPLOY_UPLOAD_MAX_AGE_S,
-            }),
+            new DeploymentUploads(
+              connection,
+              {
+                maxBytes: config.CL_DEPLOY_UPLOAD_MAX_BYTES,
+                maxAgeS: config.CL_DEPLOY_UPLOAD_MAX_AGE_S,
+                storeMaxBytes: config.CL_DEPLOY_UPLOAD_STORE_MAX_BYTES,
+              },
+              logger.child({ component: 'uploads' }),
+            ),
           inject: [API_NATS],
         },
       ],

@@ -35,5 +35,12 @@ export const apiConfigSchema = natsConfigSchema
      */
     CL_DEPLOY_UPLOAD_MAX_BYTES: env.int(200 * 1024 * 1024).pipe(z.number().int().min(1)),
     CL_DEPLOY_UPLOAD_MAX_AGE_S: env.int(86_400).pipe(z.number().int().min(60)),
+    /** All uploads together: past it a new one is refused (503) until old ones expire; bounds the disk. */
+    CL_DEPLOY_UPLOAD_STORE_MAX_BYTES: env.int(10 * 1024 ** 3).pipe(
+      z
+        .number()
+        .int()
+        .min(1024 * 1024),
+    ),
   });
 export type ApiConfig = z.output<typeof apiConfigSchema>;

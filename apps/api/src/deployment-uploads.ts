@@ -4,6 +4,7 @@ import { Objm, StorageType, type ObjectStore } from '@nats-io/obj';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { DEPLOYMENT_UPLOADS_BUCKET } from '#auth';
 import { DomainError, objectDigestHex, type UploadRef } from '#contracts';
+import type { Logger } from '#platform';
 
 /** What `POST /apps/{name}/deployments` takes as a tarball; JSON (or no body) is a request by ref. */
 const TARBALL_TYPES = new Set(['application/gzip', 'application/x-gzip', 'application/octet-stream']);
@@ -31,6 +32,8 @@ export interface UploadLimits {
   maxBytes: number;
   /** CL_DEPLOY_UPLOAD_MAX_AGE_S: how long the bucket keeps one. */
   maxAgeS: number;
+  /** CL_DEPLOY_UPLOAD_STORE_MAX_BYTES: all of them together (new ones are refused past it). */
+  storeMaxBytes: number;
 }
 
 /**
@@ -45,6 +48,7 @@ export class DeploymentUploads {
   constructor(
     private readonly connection: NatsConnection,
     readonly limits: UploadLimits,
+    private readonly logger: Logger,
   ) {}
 
   private open(): Promise<ObjectStore> {
@@ -52,6 +56,7 @@ export class DeploymentUploads {
       .create(DEPLOYMENT_UPLOADS_BUCKET, {
         ttl: nanos(this.limits.maxAgeS * 1000),
         storage: StorageType.File,
+        max_bytes: this.limits.storeMaxBytes,
         description: 'uploaded deployment sources (tarballs), kept for CL_DEPLOY_UPLOAD_MAX_AGE_S',
       })
       .catch((error: unknown) => {
@@ -84,13 +89,22 @@ export class DeploymentUploads {
       );
     }
     if (bytes === 0) throw new DomainError('invalid', 'the body is empty: send the .tar.gz', '(body)');
-    const chunks = request[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const reader = bodyReader(request);
+    try {
+      return await this.store(request, reader, bytes);
+    } finally {
+      // Whatever is left of a refused body is the caller's to drain (or to leave).
+      reader.release();
+    }
+  }
+
+  private async store(request: IncomingMessage, reader: BodyReader, bytes: number): Promise<UploadRef> {
     // The first bytes before anything is stored: a body that is not gzip is refused with nothing written.
     let head = Buffer.alloc(0);
     while (head.length < GZIP_MAGIC.length) {
-      const next = await chunks.next();
-      if (next.done) break;
-      head = Buffer.concat([head, next.value]);
+      const next = await reader.next();
+      if (next === null) break;
+      head = Buffer.concat([head, next]);
     }
     if (!GZIP_MAGIC.every((byte, index) => head[index] === byte)) {
       throw new DomainError('unsupported', 'the body is not gzip data: send a .tar.gz', 'Content-Type');
@@ -118,9 +132,9 @@ export class DeploymentUploads {
             pending = undefined;
             return;
           }
-          const next = await chunks.next();
-          if (next.done) controller.close();
-          else controller.enqueue(count(next.value));
+          const next = await reader.next();
+          if (next === null) controller.close();
+          else controller.enqueue(count(next));
         } catch (error) {
           controller.error(error);
         }
@@ -128,6 +142,16 @@ export class DeploymentUploads {
     });
     const uploadId = randomUUID();
     const bucket = await this.open();
+    // Checked first so that a full store refuses with nothing written (a failed put cannot be purged).
+    const status = await bucket.status();
+    const room = status.streamInfo.config.max_bytes;
+    if (room > 0 && status.size + bytes > room) {
+      throw new DomainError(
+        'unavailable',
+        `the upload store is full (CL_DEPLOY_UPLOAD_STORE_MAX_BYTES); uploads expire after ${this.limits.maxAgeS} s`,
+        '(body)',
+      );
+    }
     let info;
     try {
       info = await bucket.put({ name: uploadId }, body);
@@ -136,7 +160,13 @@ export class DeploymentUploads {
       if (request.readableAborted || counted < bytes) {
         throw new DomainError('invalid', `the body ended after ${counted} of its ${bytes} bytes`, '(body)');
       }
-      throw error;
+      // The store's own cleanup (a purge, which the API may not do) hides the first error: say what is known.
+      this.logger.warn('an upload could not be stored', { uploadId, bytes, error });
+      throw new DomainError(
+        'unavailable',
+        'the upload could not be stored (the store may be full: CL_DEPLOY_UPLOAD_STORE_MAX_BYTES); try again',
+        '(body)',
+      );
     }
     const sha256 = hash.digest('hex');
     // The store hashed what it holds; both must agree, and with the declared length.
@@ -171,4 +201,65 @@ export class DeploymentUploads {
     }
     return result.data;
   }
+}
+
+interface BodyReader {
+  /** The next chunk, null at the end; throws when the body was cut short. */
+  next(): Promise<Buffer | null>;
+  /** Stops listening: a `resume()` after it drains (and drops) the rest. */
+  release(): void;
+}
+
+/**
+ * A request body read chunk by chunk at the reader's pace (paused in between), without taking the
+ * stream over as an async iterator does: after `release()` the rest can still be drained, so the
+ * client of a refused upload gets its answer.
+ */
+function bodyReader(request: IncomingMessage): BodyReader {
+  const queue: Buffer[] = [];
+  let ended = false;
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  const onData = (chunk: Buffer) => {
+    queue.push(chunk);
+    request.pause();
+    wake?.();
+  };
+  const onEnd = () => {
+    ended = true;
+    wake?.();
+  };
+  const onError = (error: Error) => {
+    failure = error;
+    wake?.();
+  };
+  const onClose = () => {
+    if (!ended) onError(new Error('the request was closed before its body ended'));
+  };
+  request.on('data', onData);
+  request.on('end', onEnd);
+  request.on('error', onError);
+  request.on('close', onClose);
+  request.pause();
+  return {
+    async next() {
+      for (;;) {
+        const chunk = queue.shift();
+        if (chunk) return chunk;
+        if (failure) throw failure;
+        if (ended) return null;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          request.resume();
+        });
+        wake = undefined;
+      }
+    },
+    release() {
+      request.off('data', onData);
+      request.off('end', onEnd);
+      request.off('error', onError);
+      request.off('close', onClose);
+    },
+  };
 }
