@@ -45,6 +45,8 @@ beforeAll(async () => {
   execFileSync('mkdir', ['-p', join(source, 'public')]);
   await writeFile(join(source, 'server.js'), 'console.log("from an upload")\n');
   await writeFile(join(source, 'public', 'index.html'), '<p>hi</p>\n');
+  // Past one object store chunk (128 KiB): the download is read chunk by chunk.
+  await writeFile(join(source, 'public', 'blob.bin'), randomBytes(200 * 1024));
   tarball = execFileSync('tar', ['-czf', '-', '-C', source, '.']);
   for (const [name, agentId, sourceSpec] of [
     ['site', 'alpha', { type: 'upload' }],
@@ -144,6 +146,7 @@ describe('deploying an upload', () => {
     expect(accepted.headers.location).toBe(`/api/v1/deployments/${deploymentId}`);
     expect(accepted.json).toMatchObject({ appName: 'site', agentId: 'alpha', status: 'requested' });
     expect(upload).toEqual({ uploadId: expect.any(String), sha256: sha256(tarball), bytes: tarball.length });
+    expect(tarball.length).toBeGreaterThan(128 * 1024);
     // The same Idempotency-Key names the same deployment, of the first upload.
     const again = await send('POST', 'apps/site/deployments', {
       token: admin,

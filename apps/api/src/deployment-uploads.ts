@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Objm, StorageType, type ObjectStore } from '@nats-io/obj';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { DEPLOYMENT_UPLOADS_BUCKET } from '#auth';
@@ -44,6 +45,7 @@ export interface UploadLimits {
  */
 export class DeploymentUploads {
   private bucket?: Promise<ObjectStore>;
+  private manager?: Promise<JetStreamManager>;
 
   constructor(
     private readonly connection: NatsConnection,
@@ -182,24 +184,50 @@ export class DeploymentUploads {
 
   /**
    * The upload's bytes, checked against what the deployment names: 410 when it is gone (past the max
-   * age) or is not that upload. The stream errors if the store's own digest check fails at the end.
+   * age) or is not that upload. Read chunk by chunk as the client takes them (one direct get each), so a
+   * slow agent holds no more than a chunk or two in memory here; the stream errors when the bytes do not
+   * hash to the upload's SHA-256.
    */
   async read(upload: UploadRef): Promise<ReadableStream<Uint8Array>> {
     const bucket = await this.open();
-    const result = await bucket.get(upload.uploadId);
+    const info = await bucket.info(upload.uploadId);
     if (
-      !result ||
-      result.info.size !== upload.bytes ||
-      objectDigestHex(result.info.digest) !== upload.sha256
+      !info ||
+      info.deleted ||
+      info.size !== upload.bytes ||
+      objectDigestHex(info.digest) !== upload.sha256
     ) {
-      result?.data.cancel().catch(() => undefined);
       throw new DomainError(
         'gone',
         `upload ${upload.uploadId} is no longer kept (CL_DEPLOY_UPLOAD_MAX_AGE_S): deploy it again`,
         'deploymentId',
       );
     }
-    return result.data;
+    this.manager ??= jetstreamManager(this.connection);
+    const manager = await this.manager;
+    const stream = `OBJ_${DEPLOYMENT_UPLOADS_BUCKET}`;
+    const chunks = `$O.${DEPLOYMENT_UPLOADS_BUCKET}.C.${info.nuid}`;
+    const hash = createHash('sha256');
+    let sequence = 0;
+    let sent = 0;
+    return new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (sent >= upload.bytes) {
+          if (hash.digest('hex') === upload.sha256) controller.close();
+          else controller.error(new Error(`upload ${upload.uploadId} does not hash to its SHA-256`));
+          return;
+        }
+        const message = await manager.direct.getMessage(stream, { seq: sequence + 1, next_by_subj: chunks });
+        if (!message) {
+          controller.error(new Error(`upload ${upload.uploadId} ended after ${sent} bytes`));
+          return;
+        }
+        sequence = message.seq;
+        sent += message.data.length;
+        hash.update(message.data);
+        controller.enqueue(message.data);
+      },
+    });
   }
 }
 

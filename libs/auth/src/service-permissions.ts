@@ -231,12 +231,13 @@ function lists(user: ServiceUser): Lists {
           ...watchBucket(KV),
           ...watchBucket(HEARTBEATS_KV),
           // Uploaded sources: the API provisions the bucket, writes each tarball's chunks and record, and
-          // streams them back to the deployment's agent (an ordered consumer). Never a purge: an upload
-          // that is not used expires with the bucket's max age.
+          // reads them back for the deployment's agent chunk by chunk (direct gets by subject, at the
+          // client's pace). Never a purge: an upload that is not used expires with the max age.
           `$O.${DEPLOYMENT_UPLOADS_BUCKET}.C.*`,
           `$O.${DEPLOYMENT_UPLOADS_BUCKET}.M.*`,
           `$JS.API.STREAM.CREATE.${UPLOADS_OBJ}`,
-          ...watchBucket(UPLOADS_OBJ),
+          `$JS.API.DIRECT.GET.${UPLOADS_OBJ}`,
+          ...READ_UPLOAD_INFO,
         ],
         sub: [],
       };
