@@ -254,6 +254,8 @@ export class AppsController {
     response: Response,
   ): Promise<unknown> {
     try {
+      // First: a body too large, or of no declared size, is answered without reading it.
+      this.uploads.declaredSize(request);
       const wait = parseOrThrow(waitQuery, query);
       const commandId = commandIdOf(key);
       const app = await this.ownApp(nameParam(name), principal);
@@ -272,8 +274,14 @@ export class AppsController {
       );
       return await this.answer(deployment, wait, response);
     } catch (error) {
-      // What is left of a refused body is read and dropped, so the client gets the answer.
-      if (!request.readableEnded) request.resume();
+      const unread = !request.readableEnded;
+      if (unread && error instanceof DomainError && ['too_large', 'length_required'].includes(error.code)) {
+        // Not read at all: the connection closes after the answer rather than take what may never end.
+        response.setHeader('Connection', 'close');
+      } else if (unread) {
+        // At most the declared size (within the limit) is left: read and dropped, so the client gets the answer.
+        request.resume();
+      }
       throw error;
     }
   }

@@ -69,11 +69,10 @@ export class DeploymentUploads {
   }
 
   /**
-   * Stores the request's body as a new upload. The size is checked before anything is stored, so the
-   * length must be declared (411) and within the limit (413); the body must be gzip data (415). Node
-   * delivers no more than the declared length, and a body cut short fails the store.
+   * The size the request declares, checked before anything else is done with it: it must be declared
+   * (411: a chunked body could only be counted while being stored) and within the limit (413).
    */
-  async receive(request: IncomingMessage): Promise<UploadRef> {
+  declaredSize(request: IncomingMessage): number {
     const declared = request.headers['content-length'];
     if (declared === undefined || !/^\d+$/.test(declared)) {
       throw new DomainError(
@@ -91,6 +90,16 @@ export class DeploymentUploads {
       );
     }
     if (bytes === 0) throw new DomainError('invalid', 'the body is empty: send the .tar.gz', '(body)');
+    return bytes;
+  }
+
+  /**
+   * Stores the request's body (of its `declaredSize`) as a new upload: it must be gzip data (415), and
+   * the store must have room (503), both found before anything is written. Node delivers no more than
+   * the declared length, and a body cut short fails the store.
+   */
+  async receive(request: IncomingMessage): Promise<UploadRef> {
+    const bytes = this.declaredSize(request);
     const reader = bodyReader(request);
     try {
       return await this.store(request, reader, bytes);
