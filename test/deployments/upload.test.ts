@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
@@ -10,6 +10,7 @@ import { DEPLOYMENT_UPLOADS_BUCKET } from '#auth';
 import { deploymentCommands } from '#contracts';
 import { ApiError } from '../../apps/agent/src/api-client.js';
 import { downloadUpload, UploadFailed } from '../../apps/agent/src/deployments/upload.js';
+import { repoRoot } from '../harness/apps.js';
 import type { AgentsStack, EnrolledAgent } from '../harness/stack.js';
 import { makeTempDir } from '../harness/processes.js';
 import { AgentProtocol, REPOS, startDeploymentsStack } from './helpers.js';
@@ -322,6 +323,57 @@ describe('refused uploads store nothing and append nothing', () => {
         'uploadId',
       ]);
     });
+  });
+});
+
+describe('the CLI', () => {
+  /** The built CLI (`node dist/apps/cli/src/main.js`) against the stack, as an admin. */
+  const cli = (args: string[]) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [join(repoRoot, 'dist/apps/cli/src/main.js'), ...args], {
+        cwd: repoRoot,
+        env: { PATH: process.env.PATH ?? '', CL_API_URL: stack.baseUrl, CL_ADMIN_TOKEN: admin },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+
+  test('apps create --upload, then deployments create --upload <file> [--wait]', async () => {
+    const created = await cli(['apps', 'create', 'cli-site', '--agent', 'alpha', '--upload', '--json']);
+    expect([
+      created.code,
+      (JSON.parse(created.stdout) as { config: { source: unknown } }).config.source,
+    ]).toEqual([0, { type: 'upload' }]);
+    const file = join(temp.path, 'cli.tar.gz');
+    await writeFile(file, tarball);
+    const deployed = await cli(['deployments', 'create', 'cli-site', '--upload', file, '--json']);
+    expect(deployed.code).toBe(0);
+    expect((JSON.parse(deployed.stdout) as { upload: unknown }).upload).toEqual({
+      uploadId: expect.any(String),
+      sha256: sha256(tarball),
+      bytes: tarball.length,
+    });
+    // Followed by its id after the one upload: nobody claims it, so it stands where it is at the timeout.
+    const stored = await storedMessages();
+    const waited = await cli([
+      'deployments',
+      'create',
+      'cli-site',
+      '--upload',
+      file,
+      '--wait',
+      '--timeout',
+      '5',
+    ]);
+    expect([waited.code, waited.stdout]).toEqual([1, expect.stringContaining('still requested')]);
+    expect(await storedMessages()).toBe(stored + 3); // two chunks and the record: one upload
+    const both = await cli(['deployments', 'create', 'cli-site', '--upload', file, '--ref', 'main']);
+    expect([both.code, both.stderr]).toEqual([2, expect.stringContaining('--ref and --upload')]);
   });
 });
 
