@@ -63,14 +63,14 @@ export async function createApp(
   e2e: E2eStack,
   agentId: string,
   name: string,
-  repo: TestRepo,
+  repo: TestRepo | null,
   extra: Record<string, unknown> = {},
 ): Promise<AppView> {
   const created = await e2e.request('POST', 'apps', {
     body: {
       name,
       agentId,
-      source: { type: 'git', url: repo.url, ref: 'main' },
+      source: repo ? { type: 'git', url: repo.url, ref: 'main' } : { type: 'upload' },
       healthCheck: { path: '/healthz', timeoutSeconds: 20 },
       drain: { delaySeconds: 1, stopTimeoutSeconds: 5 },
       ...extra,

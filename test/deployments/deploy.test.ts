@@ -6,13 +6,13 @@
  * reason, and `git daemon` on loopback serves as a source too.
  */
 import { execFile } from 'node:child_process';
-import { chmod, readdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, cp, readdir, stat, writeFile } from 'node:fs/promises';
 import type { DeploymentView } from '#contracts';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DOMAIN } from '../e2e/stack.js';
 import { startGitDaemon, type TestRepo } from '../harness/git.js';
-import { waitFor } from '../harness/processes.js';
+import { makeTempDir, waitFor } from '../harness/processes.js';
 import {
   appView,
   bodyThroughFront,
@@ -20,6 +20,7 @@ import {
   deployAndWait,
   deploymentLogs,
   helloRepo,
+  HELLO_FIXTURE,
   isRoot,
   logLine,
   procStatusUid,
@@ -221,6 +222,37 @@ describeRoot('an app from git daemon on loopback', () => {
       });
     } finally {
       await daemon.process.stop();
+    }
+  });
+});
+
+describeRoot('an app from an uploaded tarball', () => {
+  test('is downloaded by its agent, checked, unpacked as the app, and served', async () => {
+    const { e2e } = rig;
+    const dir = await makeTempDir('upload-src');
+    try {
+      await cp(HELLO_FIXTURE, dir.path, { recursive: true });
+      await writeFile(join(dir.path, 'body.txt'), 'uploaded v1\n');
+      const { stdout } = await run('tar', ['-czf', '-', '-C', dir.path, '.'], { encoding: 'buffer' });
+      await createApp(e2e, 'deploy-a', 'parcel', null);
+      const response = await fetch(
+        `${e2e.stack.baseUrl}/api/v1/apps/parcel/deployments?wait=succeeded&timeout=120000`,
+        {
+          method: 'POST',
+          headers: { authorization: `Bearer ${e2e.admin}`, 'content-type': 'application/gzip' },
+          body: stdout,
+        },
+      );
+      const view = (await response.json()) as DeploymentView;
+      expect([response.status, view.status, view.commit]).toEqual([200, 'succeeded', null]);
+      expect(await bodyThroughFront(e2e, `parcel.apps.${DOMAIN}`)).toEqual({
+        status: 200,
+        body: 'uploaded v1',
+      });
+      const lines = await deploymentLogs(e2e, view.deploymentId);
+      expect(lines.some((line) => /^unpacked \d+ entries/.test(line))).toBe(true);
+    } finally {
+      await dir.remove();
     }
   });
 });

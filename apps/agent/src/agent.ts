@@ -287,6 +287,12 @@ export class Agent {
   private contextFor(connection: NatsConnection, identity: Identity): AgentContext {
     return {
       agentId: identity.agentId,
+      api: {
+        url: this.config.apiUrl,
+        // The current one: refreshed tokens replace it in the identity.
+        accessToken: () => this.identity!.accessToken,
+        ...(this.config.sourceAddress ? { localAddress: this.config.sourceAddress } : {}),
+      },
       publish: (outTopic, body) =>
         connection.publish(agentSubjects.outbound(identity.agentId, outTopic), JSON.stringify(body)),
       request: async <T>(

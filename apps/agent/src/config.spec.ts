@@ -40,6 +40,7 @@ test('one handler per topic; ping answers on pong', async () => {
     },
     {
       agentId: 'a',
+      api: { url: 'http://127.0.0.1:1', accessToken: () => '' },
       publish: (topic, body) => published.push([topic, body]),
       request: () => Promise.reject(new Error('not used')),
     },

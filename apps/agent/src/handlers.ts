@@ -13,6 +13,8 @@ export interface InboundMessage {
 
 export interface AgentContext {
   agentId: string;
+  /** The front's API and how to reach it as this agent (for downloads the broker does not carry). */
+  api: { url: string; accessToken(): string; localAddress?: string };
   /** Publishes under the agent's own `agents.<id>.out.<topic>` (the only place it may publish). */
   publish(topic: string, body: unknown): void;
   /**

@@ -18,6 +18,8 @@ import { dashboardHandler, loadDashboard, securityHeaders } from './dashboard.js
 import { DeadLetters } from './dead-letters.js';
 import { DeploymentLogsController } from './deployment-logs.controller.js';
 import { DeploymentLogReader } from './deployment-logs.js';
+import { DeploymentSourceController } from './deployment-source.controller.js';
+import { DeploymentUploads } from './deployment-uploads.js';
 import { bodyEncodingGuard, correlationScope, requestId } from './edge.js';
 import { ApiExceptionFilter, bodyErrorHandler } from './errors.js';
 import { API_NATS, EventLogModule } from './event-log.js';
@@ -51,6 +53,7 @@ export class ApiModule {
         RoutesController,
         AppsController,
         DeploymentLogsController,
+        DeploymentSourceController,
         EventsController,
         AdminController,
         CertificatesController,
@@ -96,6 +99,20 @@ export class ApiModule {
         ProjectionPosition,
         LiveUpdates,
         DeploymentLogReader,
+        {
+          provide: DeploymentUploads,
+          useFactory: (connection: NatsConnection) =>
+            new DeploymentUploads(
+              connection,
+              {
+                maxBytes: config.CL_DEPLOY_UPLOAD_MAX_BYTES,
+                maxAgeS: config.CL_DEPLOY_UPLOAD_MAX_AGE_S,
+                storeMaxBytes: config.CL_DEPLOY_UPLOAD_STORE_MAX_BYTES,
+              },
+              logger.child({ component: 'uploads' }),
+            ),
+          inject: [API_NATS],
+        },
       ],
     };
   }

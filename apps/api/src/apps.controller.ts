@@ -11,9 +11,10 @@ import {
   Post,
   Put,
   Query,
+  Req,
   Res,
 } from '@nestjs/common';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
 import { DataSource } from 'typeorm';
 import { z } from 'zod';
 import {
@@ -34,6 +35,7 @@ import {
 import { CommandBus } from '#messaging';
 import { appByName, deploymentById, deploymentsOfApp, queryApps } from '#persistence';
 import { actorOf, Auth, CurrentPrincipal, type Principal } from './auth.js';
+import { DeploymentUploads, isTarballRequest } from './deployment-uploads.js';
 import { ProjectionWaiter } from './projection-waiter.js';
 import { commandIdOf } from './routes.controller.js';
 
@@ -143,6 +145,7 @@ export class AppsController {
     @Inject(CommandBus) private readonly commands: CommandBus,
     @Inject(DataSource) private readonly dataSource: DataSource,
     @Inject(DeploymentWaiter) private readonly waiter: DeploymentWaiter,
+    @Inject(DeploymentUploads) private readonly uploads: DeploymentUploads,
   ) {}
 
   private execute<R>(subject: string, payload: unknown, principal: Principal, key?: string): Promise<R> {
@@ -237,6 +240,7 @@ export class AppsController {
     );
   }
 
+  /** JSON `{ ref? }` for a git app; the .tar.gz itself as the body (application/gzip) for an upload app. */
   @Post('apps/:name/deployments')
   @Auth('admin', 'agent')
   deploy(
@@ -245,9 +249,57 @@ export class AppsController {
     @Query() query: unknown,
     @Headers('idempotency-key') key: string | undefined,
     @CurrentPrincipal() principal: Principal,
+    @Req() request: Request,
     @Res({ passthrough: true }) response: Response,
   ): Promise<unknown> {
+    if (isTarballRequest(request)) return this.deployUpload(name, query, key, principal, request, response);
     return this.startDeployment(deploymentCommands.request, name, raw, query, key, principal, response);
+  }
+
+  /**
+   * Stores the tarball (hashed and counted as it comes), then asks for a deployment of it. Every check
+   * that can be made first is: a refusal before the body is read stores nothing; the service checks the
+   * stored upload again before it appends.
+   */
+  private async deployUpload(
+    name: string,
+    query: unknown,
+    key: string | undefined,
+    principal: Principal,
+    request: Request,
+    response: Response,
+  ): Promise<unknown> {
+    try {
+      // First: a body too large, or of no declared size, is answered without reading it.
+      this.uploads.declaredSize(request);
+      const wait = parseOrThrow(waitQuery, query);
+      const commandId = commandIdOf(key);
+      const app = await this.ownApp(nameParam(name), principal);
+      if (app.config.source.type !== 'upload') {
+        throw new DomainError(
+          'invalid',
+          `${app.appName} deploys from git: give a ref (JSON), not a tarball`,
+          'Content-Type',
+        );
+      }
+      const upload = await this.uploads.receive(request);
+      const deployment = await this.commands.execute<DeploymentView>(
+        deploymentCommands.request,
+        { appName: app.appName, request: {}, upload },
+        { actor: actorOf(principal), commandId },
+      );
+      return await this.answer(deployment, wait, response);
+    } catch (error) {
+      const unread = !request.readableEnded;
+      if (unread && error instanceof DomainError && ['too_large', 'length_required'].includes(error.code)) {
+        // Not read at all: the connection closes after the answer rather than take what may never end.
+        response.setHeader('Connection', 'close');
+      } else if (unread) {
+        // At most the declared size (within the limit) is left: read and dropped, so the client gets the answer.
+        request.resume();
+      }
+      throw error;
+    }
   }
 
   @Post('apps/:name/rollback')

@@ -29,5 +29,18 @@ export const apiConfigSchema = natsConfigSchema
     CL_LIVE_MAX_REPLAY: env.int(1_000),
     /** Deployments' log streams (`GET /api/v1/deployments/{id}/logs` as SSE): most open at once. */
     CL_LOG_STREAMS_MAX: env.int(64),
+    /**
+     * Uploaded sources (`POST /apps/{name}/deployments` with a tarball): the largest accepted, and how
+     * long the bucket keeps one (its agent downloads it within the claim and fetch deadlines).
+     */
+    CL_DEPLOY_UPLOAD_MAX_BYTES: env.int(200 * 1024 * 1024).pipe(z.number().int().min(1)),
+    CL_DEPLOY_UPLOAD_MAX_AGE_S: env.int(86_400).pipe(z.number().int().min(60)),
+    /** All uploads together: past it a new one is refused (503) until old ones expire; bounds the disk. */
+    CL_DEPLOY_UPLOAD_STORE_MAX_BYTES: env.int(10 * 1024 ** 3).pipe(
+      z
+        .number()
+        .int()
+        .min(1024 * 1024),
+    ),
   });
 export type ApiConfig = z.output<typeof apiConfigSchema>;

@@ -64,6 +64,8 @@ export interface ApiAnswer<T = Record<string, unknown>> {
 
 export interface ApiRequest {
   body?: unknown;
+  /** A body sent as it is (an uploaded tarball) instead of JSON; a Blob, so it is resent whole on a retry. */
+  raw?: { contentType: string; data: Blob };
   query?: Record<string, string | number | undefined>;
   /** Statuses answered as results instead of errors (e.g. 502 for a deployment that failed). */
   accept?: number[];
@@ -187,6 +189,7 @@ export class ApiClient {
     };
     if (method !== 'GET') headers['idempotency-key'] = this.idempotencyKey;
     if (options.body !== undefined) headers['content-type'] = 'application/json';
+    if (options.raw !== undefined) headers['content-type'] = options.raw.contentType;
     let lastError: unknown;
     for (let attempt = 1; attempt <= RETRIES; attempt++) {
       let response: Response;
@@ -194,7 +197,7 @@ export class ApiClient {
         response = await fetch(url, {
           method,
           headers,
-          body: options.body === undefined ? undefined : JSON.stringify(options.body),
+          body: options.raw?.data ?? (options.body === undefined ? undefined : JSON.stringify(options.body)),
           signal: AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS),
         });
       } catch (error) {

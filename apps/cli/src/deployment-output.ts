@@ -111,6 +111,8 @@ export function waitTimeoutMs(values: Values): number {
 /** How long one `?wait=succeeded` request waits: short, so the phases print as they pass. */
 const ROUND_MS = 2_000;
 
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /**
  * Sends the request (`POST …/deployments` or `…/rollback`) and, with `--wait`, sends it again with the same
  * Idempotency-Key and `?wait=succeeded` until the deployment ends or `--timeout` passes, printing each
@@ -121,10 +123,13 @@ export async function requestDeployment(
   path: string,
   body: Record<string, unknown>,
   values: Values,
+  /** An uploaded tarball: sent once; with --wait, the deployment is then followed by its id. */
+  upload?: Blob,
 ): Promise<void> {
   const json = values.json === true;
+  const raw = upload ? { contentType: 'application/gzip', data: upload } : undefined;
   if (values.wait !== true) {
-    const answer = await client.request<DeploymentView>('POST', path, { body });
+    const answer = await client.request<DeploymentView>('POST', path, raw ? { raw } : { body });
     print(values, answer.body, () => deploymentLines(answer.body));
     return;
   }
@@ -136,12 +141,21 @@ export async function requestDeployment(
   let deployment: DeploymentView | undefined;
   for (;;) {
     const round = Math.max(0, Math.min(ROUND_MS, deadline - Date.now()));
-    const answer = await client.request<DeploymentView & { deployment?: DeploymentView }>('POST', path, {
-      body,
-      query: { wait: 'succeeded', timeout: round },
-      accept: [502],
-      timeoutMs: round + 30_000,
-    });
+    // An upload is not sent again each round: after the first, its deployment is read back.
+    const answer =
+      raw && deployment
+        ? await pause(round).then(() =>
+            client.request<DeploymentView & { deployment?: DeploymentView }>(
+              'GET',
+              `deployments/${encodeURIComponent(deployment!.deploymentId)}`,
+            ),
+          )
+        : await client.request<DeploymentView & { deployment?: DeploymentView }>('POST', path, {
+            ...(raw ? { raw } : { body }),
+            query: { wait: 'succeeded', timeout: round },
+            accept: [502],
+            timeoutMs: round + 30_000,
+          });
     deployment = answer.status === 502 && answer.body.deployment ? answer.body.deployment : answer.body;
     if (first) say(`deployment ${clean(deployment.deploymentId)} of ${clean(deployment.appName)}`);
     for (const phase of deployment.phases) {

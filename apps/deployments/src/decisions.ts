@@ -213,13 +213,17 @@ export class DeploymentDecisions {
     checkAppActor(command.actor, app, command.payload.appName);
     const { ref, upload } = command.payload;
     if (app.config.source.type === 'upload' && upload === undefined) {
-      throw new DomainError('invalid', `${app.appName} deploys uploads: give an uploadId`, 'uploadId');
+      throw new DomainError(
+        'invalid',
+        `${app.appName} deploys uploads: POST the .tar.gz as the body (Content-Type: application/gzip)`,
+        'Content-Type',
+      );
     }
     if (app.config.source.type === 'git' && upload !== undefined) {
       throw new DomainError(
         'invalid',
-        `${app.appName} deploys from git: give a ref, not an upload`,
-        'uploadId',
+        `${app.appName} deploys from git: give a ref (JSON), not a tarball`,
+        'Content-Type',
       );
     }
     return this.request(command, app, 'deploy', {

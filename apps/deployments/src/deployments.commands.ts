@@ -5,6 +5,7 @@ import {
   type CommandEnvelope,
   type DeploymentView,
   type StoredEvent,
+  type UploadRef,
 } from '#contracts';
 import type { DataSource } from 'typeorm';
 import { nonTerminalDeployments } from '#persistence';
@@ -69,8 +70,13 @@ export class DeploymentsCommands {
     return { name: command.payload.name, removed: true };
   }
 
-  async requestDeployment(command: CommandEnvelope<RequestDeploymentCommand>): Promise<DeploymentView> {
-    return this.viewOf(await this.decisions.requestDeployment(command));
+  /** The deployment as accepted; one of an upload says which (the projected view does not). */
+  async requestDeployment(
+    command: CommandEnvelope<RequestDeploymentCommand>,
+  ): Promise<DeploymentView & { upload?: UploadRef }> {
+    const state = await this.decisions.requestDeployment(command);
+    const view = await this.viewOf(state);
+    return state.upload ? { ...view, upload: state.upload } : view;
   }
 
   async rollback(command: CommandEnvelope<RollbackCommand>): Promise<DeploymentView> {
@@ -90,13 +96,32 @@ export class DeploymentsCommands {
   }
 
   async getDeployment(actor: Actor, deploymentId: string): Promise<DeploymentView> {
+    return this.viewOf(await this.visibleDeployment(actor, deploymentId));
+  }
+
+  /**
+   * The upload a deployment deploys, for its agent's download: the same 403 for another agent's
+   * deployment and an unknown one; an admin may see it too.
+   */
+  async getSource(
+    actor: Actor,
+    deploymentId: string,
+  ): Promise<{ deploymentId: string; agentId: string; upload: UploadRef }> {
+    const state = await this.visibleDeployment(actor, deploymentId);
+    if (!state.upload) {
+      throw new DomainError('not_found', `deployment ${deploymentId} has no uploaded source`, 'deploymentId');
+    }
+    return { deploymentId, agentId: state.agentId, upload: state.upload };
+  }
+
+  private async visibleDeployment(actor: Actor, deploymentId: string): Promise<LiveDeployment> {
     const state = await this.decisions.deployment(deploymentId);
     if (state.status === 'absent' || (actor.kind === 'agent' && actor.id !== state.agentId)) {
       throw actor.kind === 'agent'
         ? new DomainError('forbidden', `agent ${actor.id} has no deployment ${deploymentId}`, 'deploymentId')
         : new DomainError('not_found', `no deployment ${deploymentId}`, 'deploymentId');
     }
-    return this.viewOf(state);
+    return state;
   }
 
   private async viewOf(state: LiveDeployment): Promise<DeploymentView> {

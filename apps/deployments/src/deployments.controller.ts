@@ -13,6 +13,7 @@ import {
   parseOrThrow,
   rollbackInput,
   secretValueInput,
+  uploadRef,
   uuid,
   type GitUrlPolicy,
   type StoredEvent,
@@ -22,6 +23,7 @@ import { handleCommand } from '#messaging';
 import { LOGGER, type Logger } from '#platform';
 import { configOf, patchedConfig } from './app-input.js';
 import { DeploymentsCommands } from './deployments.commands.js';
+import { UploadCheck } from './uploads.js';
 
 export const INPUT_POLICY = Symbol('INPUT_POLICY');
 
@@ -29,7 +31,12 @@ const appRef = z.strictObject({ appName });
 const configurePayload = z.strictObject({ appName, patch: z.unknown() });
 const setSecretPayload = z.strictObject({ appName, name: envName, value: secretValueInput });
 const removeSecretPayload = z.strictObject({ appName, name: envName });
-const requestPayload = z.strictObject({ appName, request: deploymentRequestInput });
+/** `upload`: set by the API from the tarball it stored, never by the user (who sends the tarball). */
+const requestPayload = z.strictObject({
+  appName,
+  request: deploymentRequestInput,
+  upload: uploadRef.optional(),
+});
 const rollbackPayload = z.strictObject({ appName, request: rollbackInput });
 const cancelPayload = z.strictObject({ deploymentId: uuid, reason: label(200).optional() });
 const deploymentRef = z.strictObject({ deploymentId: uuid });
@@ -48,6 +55,7 @@ export class DeploymentsController {
     @Inject(DeploymentsCommands) private readonly service: DeploymentsCommands,
     @Inject(INPUT_POLICY) policy: GitUrlPolicy & { domain: string },
     @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(UploadCheck) private readonly uploads: UploadCheck,
   ) {
     this.createSchema = createAppInput(policy);
     this.configureSchema = configureAppInput(policy);
@@ -93,19 +101,24 @@ export class DeploymentsController {
 
   @MessagePattern(deploymentCommands.request, Transport.NATS)
   request(@Payload() raw: unknown) {
-    return handleCommand(requestPayload, raw, this.logger, (command) => {
-      const { ref, uploadId } = command.payload.request;
-      if (uploadId !== undefined) {
-        // Uploads come with the source upload endpoint (docs/plans/deployments.md §8.1), not built yet.
+    return handleCommand(requestPayload, raw, this.logger, async (command) => {
+      const { request, upload } = command.payload;
+      if (request.uploadId !== undefined) {
+        // An upload is the request's body, stored by the API as it comes: there is no id to name.
         throw new DomainError(
           'invalid',
-          'uploaded sources are not supported yet: deploy from git',
+          'uploadId is not taken: POST the .tar.gz itself as the body (Content-Type: application/gzip)',
           'uploadId',
         );
       }
+      if (upload !== undefined) await this.uploads.check(upload);
       return this.service.requestDeployment({
         ...command,
-        payload: { appName: command.payload.appName, ...(ref !== undefined ? { ref } : {}) },
+        payload: {
+          appName: command.payload.appName,
+          ...(request.ref !== undefined ? { ref: request.ref } : {}),
+          ...(upload !== undefined ? { upload } : {}),
+        },
       });
     });
   }
@@ -129,6 +142,13 @@ export class DeploymentsController {
   getApp(@Payload() raw: unknown) {
     return handleCommand(appRef, raw, this.logger, (command) =>
       this.service.getApp(command.actor, command.payload.appName),
+    );
+  }
+
+  @MessagePattern(deploymentCommands.getSource, Transport.NATS)
+  getSource(@Payload() raw: unknown) {
+    return handleCommand(deploymentRef, raw, this.logger, (command) =>
+      this.service.getSource(command.actor, command.payload.deploymentId),
     );
   }
 

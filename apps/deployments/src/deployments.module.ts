@@ -33,6 +33,7 @@ import { SecretCollector } from './secret-collector.js';
 import { SecretDelivery } from './secret-delivery.js';
 import { SecretStore } from './secret-store.js';
 import { Supervisor } from './supervisor.js';
+import { UploadCheck } from './uploads.js';
 import { Verifier } from './verifier.js';
 
 const SUPERVISE_MS = Symbol('SUPERVISE_MS');
@@ -105,6 +106,11 @@ export class DeploymentsModule {
         {
           provide: Leases,
           useFactory: (connection: NatsConnection) => new Leases(connection, config.CL_DEPLOY_LEASES_BUCKET),
+          inject: [NATS_CONNECTION],
+        },
+        {
+          provide: UploadCheck,
+          useFactory: (connection: NatsConnection) => new UploadCheck(connection),
           inject: [NATS_CONNECTION],
         },
         {

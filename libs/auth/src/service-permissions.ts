@@ -36,6 +36,11 @@ export const PROXY_NODES_BUCKET = 'proxy-nodes';
 export const CRL_BUCKET = 'crl';
 /** The bucket the deployments service keeps the leases of claimed deployments in (renewals, not events). */
 export const DEPLOYMENT_LEASES_BUCKET = 'deployment-leases';
+/**
+ * The object store bucket of uploaded sources (tarballs), written by the API as it receives them and
+ * read by the deployments service (the check before accepting) and the API (the agent's download).
+ */
+export const DEPLOYMENT_UPLOADS_BUCKET = 'deployment-uploads';
 /** The stream of deployments' output, relayed from agents after checks and redaction. */
 export const LOGS_STREAM_NAME = 'LOGS';
 /** The bucket registration keeps each agent's last heartbeat in (samples, not events). */
@@ -83,6 +88,13 @@ const KV = `KV_${PROXY_NODES_BUCKET}`;
 const HEARTBEATS_KV = `KV_${AGENT_HEARTBEATS_BUCKET}`;
 const CRL_KV = `KV_${CRL_BUCKET}`;
 const LEASES_KV = `KV_${DEPLOYMENT_LEASES_BUCKET}`;
+const UPLOADS_OBJ = `OBJ_${DEPLOYMENT_UPLOADS_BUCKET}`;
+/** An upload's record (its size and digest), read by its subject: no consumer. */
+const READ_UPLOAD_INFO = [
+  `$JS.API.STREAM.INFO.${UPLOADS_OBJ}`,
+  `$JS.API.STREAM.MSG.GET.${UPLOADS_OBJ}`,
+  `$JS.API.DIRECT.GET.${UPLOADS_OBJ}.>`,
+];
 /** Reading the logs stream: ordered consumers filtered to one deployment. */
 const READ_LOGS = [
   `$JS.API.STREAM.INFO.${LOGS_STREAM_NAME}`,
@@ -191,6 +203,8 @@ function lists(user: ServiceUser): Lists {
           'logs.*',
           `$JS.API.STREAM.INFO.${LOGS_STREAM_NAME}`,
           `$JS.API.STREAM.CREATE.${LOGS_STREAM_NAME}`,
+          // An upload is checked (size and digest) before a deployment of it is accepted.
+          ...READ_UPLOAD_INFO,
         ],
         sub: [
           'cmd.deployments.*',
@@ -216,6 +230,14 @@ function lists(user: ServiceUser): Lists {
           // The proxy nodes' records and the agents' last heartbeats: keys, gets and watches.
           ...watchBucket(KV),
           ...watchBucket(HEARTBEATS_KV),
+          // Uploaded sources: the API provisions the bucket, writes each tarball's chunks and record, and
+          // reads them back for the deployment's agent chunk by chunk (direct gets by subject, at the
+          // client's pace). Never a purge: an upload that is not used expires with the max age.
+          `$O.${DEPLOYMENT_UPLOADS_BUCKET}.C.*`,
+          `$O.${DEPLOYMENT_UPLOADS_BUCKET}.M.*`,
+          `$JS.API.STREAM.CREATE.${UPLOADS_OBJ}`,
+          `$JS.API.DIRECT.GET.${UPLOADS_OBJ}`,
+          ...READ_UPLOAD_INFO,
         ],
         sub: [],
       };

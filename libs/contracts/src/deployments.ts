@@ -21,7 +21,30 @@ export const deploymentCommands = {
   cancel: commandSubject(DEPLOYMENTS_SERVICE, 'cancel-deployment'),
   getApp: commandSubject(DEPLOYMENTS_SERVICE, 'get-app'),
   getDeployment: commandSubject(DEPLOYMENTS_SERVICE, 'get-deployment'),
+  /** The upload a deployment deploys, for its agent's download (`GET /deployments/{id}/source`). */
+  getSource: commandSubject(DEPLOYMENTS_SERVICE, 'get-deployment-source'),
 } as const;
+
+/** The header of `GET /api/v1/deployments/{id}/source` that carries the upload's SHA-256 (hex). */
+export const UPLOAD_SHA256_HEADER = 'X-Content-SHA256';
+
+/**
+ * The SHA-256 (hex) of an object store digest (`SHA-256=<base64url>`, the object store's own hash of
+ * what it holds), or null when it is another kind.
+ */
+export function objectDigestHex(digest: string): string | null {
+  const prefix = 'SHA-256=';
+  if (!digest.startsWith(prefix)) return null;
+  let bytes: string;
+  try {
+    // atob rather than Buffer: contracts also run in the dashboard.
+    bytes = atob(digest.slice(prefix.length).replace(/-/g, '+').replace(/_/g, '/'));
+  } catch {
+    return null;
+  }
+  if (bytes.length !== 32) return null;
+  return [...bytes].map((char) => char.charCodeAt(0).toString(16).padStart(2, '0')).join('');
+}
 
 /** What an agent may ask on `agents.<id>.out.req.deployments.<command>`. */
 export const AGENT_DEPLOYMENT_COMMANDS = ['assigned', 'claim', 'renew', 'report', 'secrets'] as const;

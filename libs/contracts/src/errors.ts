@@ -11,6 +11,10 @@ export const ERROR_STATUS = {
   not_found: 404,
   conflict: 409,
   gone: 410,
+  /** A body sent without its size where the size is checked before anything is stored. */
+  length_required: 411,
+  /** A body past its limit (an upload past CL_DEPLOY_UPLOAD_MAX_BYTES). */
+  too_large: 413,
   /** A body in an encoding or charset the API does not read (the field names the header). */
   unsupported: 415,
   unavailable: 503,

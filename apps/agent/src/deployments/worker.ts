@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
   Redactor,
   type AppConfig,
@@ -23,6 +25,7 @@ import { listenerOwner } from './ports.js';
 import { releaseKey, type ProcessRuntime } from './process-runtime.js';
 import type { AppPlace, Artifact, Instance } from './runtime.js';
 import { buildRootPath, fetchGit, readSourceFile } from './sources.js';
+import { downloadUpload, extractUpload } from './upload.js';
 import type { DeploymentState } from './state.js';
 
 /** Named holders of at most `size` slots; releasing twice or without holding is harmless. */
@@ -369,10 +372,18 @@ export class DeploymentWorker {
     const number = claimed.number!;
     this.workspace = await this.deps.runtime.newWorkspace(place, this.deploymentId, number);
     await this.deps.state.updateInflight(this.deploymentId, { workspace: this.workspace });
-    if (source.type !== 'git')
-      throw new PhaseFailure('fetched', 'uploaded sources are not supported by this agent yet');
-    this.sys(`fetching ${source.url}${claimed.ref ? ` at ${claimed.ref}` : ''}`);
     const timer = this.phaseTimer('fetched', claimed.limits.fetch);
+    if (source.type === 'upload') {
+      try {
+        await this.fetchUpload(timer.signal);
+      } catch (error) {
+        throw this.phaseError('fetched', error, timer);
+      } finally {
+        timer.clear();
+      }
+      return;
+    }
+    this.sys(`fetching ${source.url}${claimed.ref ? ` at ${claimed.ref}` : ''}`);
     try {
       const scratch = await this.deps.state.logPaths(this.appName, `${this.deploymentId.slice(0, 8)}-rev`);
       const { commit } = await this.withBuildOutput((output) =>
@@ -404,6 +415,45 @@ export class DeploymentWorker {
   }
 
   private commit: string | null = null;
+
+  /** An uploaded tarball: downloaded into a place only root writes, checked, extracted as the app. */
+  private async fetchUpload(signal: AbortSignal): Promise<void> {
+    const claimed = this.claimed!;
+    const place = this.place!;
+    const upload = claimed.upload;
+    if (!upload) throw new PhaseFailure('fetched', 'the deployment names no upload');
+    const dir = join(this.deps.config.dir, '.cloudlunacy', 'uploads');
+    await mkdir(dir, { recursive: true, mode: 0o711 });
+    const file = join(dir, `${this.deploymentId}.tar.gz`);
+    await rm(file, { force: true });
+    this.sys(`downloading the uploaded source (${upload.bytes} bytes)`);
+    const api = this.deps.context.api;
+    try {
+      await downloadUpload({
+        apiUrl: api.url,
+        accessToken: api.accessToken(),
+        deploymentId: this.deploymentId,
+        upload,
+        file,
+        ...(api.localAddress ? { localAddress: api.localAddress } : {}),
+        signal,
+      });
+      const listing = await extractUpload({
+        file,
+        workspace: this.workspace!,
+        isolation: this.deps.config.isolation,
+        uid: place.uid,
+        gid: place.gid,
+        nofile: this.deps.config.nofile,
+        nproc: claimed.config.limits.processes,
+      });
+      const { digest, bytes } = await digestTree(this.workspace!);
+      this.sys(`unpacked ${listing.entries.length} entries (${bytes} bytes)`);
+      await this.report({ phase: 'fetched', commit: null, sourceDigest: digest, bytes });
+    } finally {
+      await rm(file, { force: true });
+    }
+  }
 
   /** An abort signal for one phase: the agent's own deadline, cancel and lease loss. */
   private phaseTimer(phase: DeploymentPhase, seconds: number) {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { openAsBlob, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { AppView, DeploymentView } from '#contracts';
 import { ApiClient, apiOptions, clean, withHint } from '../api-client.js';
@@ -36,6 +36,15 @@ function pair(raw: string, option: string): [string, string] {
   const at = raw.indexOf('=');
   if (at <= 0) throw new UsageError(`--${option}: expected NAME=value, got ${raw}`);
   return [raw.slice(0, at), raw.slice(at + 1)];
+}
+
+/** The tarball of `--upload`, as a Blob read from disk when sent. */
+async function tarballOf(file: string): Promise<Blob> {
+  try {
+    return await openAsBlob(file);
+  } catch (error) {
+    throw new UsageError(`--upload: cannot read ${file}: ${(error as Error).message}`);
+  }
 }
 
 /** A file's content, less one final newline (what `echo … > file` adds). */
@@ -104,15 +113,17 @@ const withWait = { wait: { type: 'boolean' }, timeout: { type: 'string' } } as c
 export const appsCommands: CliCommand[] = [
   {
     path: ['apps', 'create'],
-    summary: 'create an app from a git source (secret values from stdin lines or --secret-file)',
+    summary:
+      'create an app from a git source, or one deployed from uploads (secret values from stdin lines or --secret-file)',
     usage:
-      '<name> --agent <id> --git <url> [--ref <ref>] [--host <h>] [--env K=V]... [--secret NAME]... [--secret-file NAME=path]... [--health-path /p] [--keep N] [--json]',
+      '<name> --agent <id> (--git <url> [--ref <ref>] | --upload) [--host <h>] [--env K=V]... [--secret NAME]... [--secret-file NAME=path]... [--health-path /p] [--keep N] [--json]',
     positionals: true,
     options: {
       ...apiOptions,
       agent: { type: 'string' },
       git: { type: 'string' },
       ref: { type: 'string' },
+      upload: { type: 'boolean' },
       host: { type: 'string' },
       env: { type: 'string', multiple: true },
       secret: { type: 'string', multiple: true },
@@ -126,7 +137,12 @@ export const appsCommands: CliCommand[] = [
       const agent = stringOption(values, 'agent');
       const git = stringOption(values, 'git');
       if (!agent) throw new UsageError('--agent <id> is required');
-      if (!git) throw new UsageError('--git <url> is required');
+      const upload = values.upload === true;
+      if (!git && !upload)
+        throw new UsageError('--git <url> (or --upload, for an app deployed from tarballs) is required');
+      if (upload && (git || values.ref !== undefined)) {
+        throw new UsageError('--upload: an app deployed from tarballs has no --git or --ref');
+      }
       const keep = stringOption(values, 'keep');
       if (keep !== undefined && !/^\d+$/.test(keep)) throw new UsageError('--keep: must be a whole number');
       const client = ApiClient.fromArgs(values);
@@ -145,7 +161,9 @@ export const appsCommands: CliCommand[] = [
       const body = {
         name,
         agentId: agent,
-        source: { type: 'git', url: git, ...(values.ref !== undefined ? { ref: values.ref } : {}) },
+        source: upload
+          ? { type: 'upload' }
+          : { type: 'git', url: git, ...(values.ref !== undefined ? { ref: values.ref } : {}) },
         ...(values.host !== undefined ? { hostname: values.host } : {}),
         env: [
           ...env.map(([envName, value]) => ({ name: envName, value })),
@@ -274,13 +292,20 @@ export const appsCommands: CliCommand[] = [
 export const deploymentsCommands: CliCommand[] = [
   {
     path: ['deployments', 'create'],
-    summary: 'deploy an app (its ref, or --ref); --wait follows it to the end (exit 0 only if it succeeded)',
-    usage: '<app> [--ref <ref>] [--wait [--timeout <s>]] [--json]',
+    summary:
+      'deploy an app (its ref, or --ref; an upload app: --upload <file.tar.gz>); --wait follows it to the end (exit 0 only if it succeeded)',
+    usage: '<app> [--ref <ref> | --upload <file.tar.gz>] [--wait [--timeout <s>]] [--json]',
     positionals: true,
-    options: { ...apiOptions, ...withWait, ref: { type: 'string' } },
+    options: { ...apiOptions, ...withWait, ref: { type: 'string' }, upload: { type: 'string' } },
     async run({ values, positionals }) {
       const app = positional(positionals, 0, '<app>');
       noMore(positionals, 1);
+      const file = stringOption(values, 'upload');
+      if (file !== undefined && values.ref !== undefined) {
+        throw new UsageError('--ref and --upload: give one (a git app takes a ref, an upload app a tarball)');
+      }
+      // A Blob backed by the file: sent with its size and read from disk as it goes.
+      const upload = file === undefined ? undefined : await tarballOf(file);
       const client = ApiClient.fromArgs(values);
       try {
         await requestDeployment(
@@ -288,9 +313,16 @@ export const deploymentsCommands: CliCommand[] = [
           `apps/${encodeURIComponent(app)}/deployments`,
           values.ref !== undefined ? { ref: values.ref } : {},
           values,
+          upload,
         );
       } catch (error) {
-        throw withHint(error, (field) => (field === 'ref' ? '--ref' : undefined));
+        throw withHint(error, (field) =>
+          field === 'ref'
+            ? '--ref'
+            : ['(body)', 'Content-Type', 'Content-Length'].includes(field)
+              ? '--upload'
+              : undefined,
+        );
       }
     },
   },

@@ -42,6 +42,8 @@ export const uploadRef = z.strictObject({
   sha256: sha256Hex,
   bytes: z.number().int().min(1),
 });
+/** An uploaded source as a deployment names it: the object's id, its SHA-256 (hex) and size. */
+export type UploadRef = z.output<typeof uploadRef>;
 
 export const storedHealthCheck = z.strictObject({
   path: label(512),
