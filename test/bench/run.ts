@@ -7,6 +7,7 @@ const benchmarks: Record<string, () => Promise<{ run(): Promise<Figures> }>> = {
   agents: () => import('./agents.js'),
   propagation: () => import('./propagation.js'),
   replay: () => import('./replay.js'),
+  deploy: () => import('./deploy.js'),
 };
 
 const requested = process.argv.slice(2);
