@@ -6,7 +6,6 @@ import {
   type RouteCommandResult,
   type RouteView,
 } from '#contracts';
-import { generateSealingKeyPair, open } from '#pki-client';
 import type { Logger } from '#platform';
 import type { AgentConfig } from '../config.js';
 import type { AgentContext, AgentExtension, HandlerRegistry } from '../handlers.js';
@@ -17,7 +16,7 @@ import { allocatePort } from './ports.js';
 import { ProcessRuntime, releaseKey } from './process-runtime.js';
 import type { AppPlace, Instance } from './runtime.js';
 import { DeploymentState } from './state.js';
-import { DeploymentWorker, Slots } from './worker.js';
+import { APP_PATH, DeploymentWorker, receiveSecrets, Slots } from './worker.js';
 
 /** What `deployments.assigned` answers: the agent's whole desired state. */
 export interface AssignedState {
@@ -439,11 +438,7 @@ export class DeploymentManager implements AgentExtension {
       timeoutMs: app.drain.stopTimeoutSeconds * 1000,
       limits: app.limits,
     });
-    await this.state.updateRecord(app.appName, (r) => {
-      r.instances = r.instances.filter(
-        (i) => !(i.pid === instance.pid && i.startTime === instance.startTime),
-      );
-    });
+    await this.state.removeInstance(app.appName, instance);
   }
 
   /** Every few moments: a serving release that died is started again, with backoff. */
@@ -522,11 +517,7 @@ export class DeploymentManager implements AgentExtension {
       await this.runtime
         .stop(place, instance, { timeoutMs: 1_000, limits: app.limits })
         .catch(() => undefined);
-      await this.state.updateRecord(app.appName, (r) => {
-        r.instances = r.instances.filter(
-          (i) => !(i.pid === instance.pid && i.startTime === instance.startTime),
-        );
-      });
+      await this.state.removeInstance(app.appName, instance);
       return null;
     }
     const supervision = this.supervision.get(app.appName);
@@ -550,19 +541,14 @@ export class DeploymentManager implements AgentExtension {
       this.logger.warn('no saved environment for the current release; its secrets are asked for again', {
         app: app.appName,
       });
-      const keys = generateSealingKeyPair();
-      const answer = await this.request<{ sealed: Parameters<typeof open>[0] }>('deployments.secrets', {
+      const secrets = await receiveSecrets(this.context!, current.releaseId, {
         appName: app.appName,
         releaseId: current.releaseId,
-        publicKey: keys.publicKey,
       });
-      const secrets = JSON.parse(
-        open(answer.sealed, keys.privateKey, `cloudlunacy-secrets-v1:${current.releaseId}`).toString('utf8'),
-      ) as Record<string, string>;
       env = {
         HOME: place.home,
         TMPDIR: place.tmp,
-        PATH: '/usr/local/bin:/usr/bin:/bin',
+        PATH: APP_PATH,
         CLOUDLUNACY_APP: app.appName,
         CLOUDLUNACY_RELEASE: String(current.number),
         CLOUDLUNACY_SHARED: place.shared,

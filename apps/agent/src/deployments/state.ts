@@ -116,6 +116,15 @@ export class DeploymentState {
     });
   }
 
+  /** Forgets one process of the app (by pid and start time: pids are reused). */
+  async removeInstance(appName: string, instance: Pick<Instance, 'pid' | 'startTime'>): Promise<void> {
+    await this.updateRecord(appName, (record) => {
+      record.instances = record.instances.filter(
+        (i) => !(i.pid === instance.pid && i.startTime === instance.startTime),
+      );
+    });
+  }
+
   /** The environment a release was started with (secret values included): 0600 in the 0700 directory. */
   async saveEnv(releaseId: string, env: Record<string, string>): Promise<void> {
     await writeFileAtomic(join(this.root, 'env', `${this.id(releaseId)}.json`), JSON.stringify(env));

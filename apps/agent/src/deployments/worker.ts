@@ -28,6 +28,25 @@ import { buildRootPath, fetchGit, readSourceFile } from './sources.js';
 import { downloadUpload, extractUpload } from './upload.js';
 import type { DeploymentState } from './state.js';
 
+/**
+ * Secret values from the front, sealed to a key made for this one request (`sealedFor`: the deployment,
+ * or the serving release, whose id the front binds the box to).
+ */
+export async function receiveSecrets(
+  context: AgentContext,
+  sealedFor: string,
+  who: { deploymentId: string; leaseId: string } | { appName: string; releaseId: string },
+): Promise<Record<string, string>> {
+  const keys = generateSealingKeyPair();
+  const answer = await context.request<{ sealed: Parameters<typeof open>[0] }>('deployments.secrets', {
+    ...who,
+    publicKey: keys.publicKey,
+  });
+  return JSON.parse(
+    open(answer.sealed, keys.privateKey, `cloudlunacy-secrets-v1:${sealedFor}`).toString('utf8'),
+  ) as Record<string, string>;
+}
+
 /** Named holders of at most `size` slots; releasing twice or without holding is harmless. */
 export class Slots {
   private readonly holders = new Set<string>();
@@ -340,15 +359,10 @@ export class DeploymentWorker {
 
   private async fetchSecrets(): Promise<Record<string, string>> {
     if (this.claimed!.config.secrets.length === 0) return {};
-    const keys = generateSealingKeyPair();
-    const answer = await this.request<{ sealed: Parameters<typeof open>[0] }>('deployments.secrets', {
+    return receiveSecrets(this.deps.context, this.deploymentId, {
       deploymentId: this.deploymentId,
       leaseId: this.leaseId,
-      publicKey: keys.publicKey,
     });
-    return JSON.parse(
-      open(answer.sealed, keys.privateKey, `cloudlunacy-secrets-v1:${this.deploymentId}`).toString('utf8'),
-    ) as Record<string, string>;
   }
 
   /** Ships the build files of this deployment while `work` runs. */
@@ -835,11 +849,7 @@ export class DeploymentWorker {
       await this.deps.runtime
         .stop(this.place!, instance, { timeoutMs: this.claimed!.config.drain.stopTimeoutSeconds * 1000 })
         .catch((error: unknown) => this.deps.logger.warn('cannot stop a release', { error }));
-      await this.deps.state.updateRecord(this.appName, (record) => {
-        record.instances = record.instances.filter(
-          (i) => !(i.pid === instance.pid && i.startTime === instance.startTime),
-        );
-      });
+      await this.deps.state.removeInstance(this.appName, instance);
       this.instance = null;
     }
     // A release that never served is not kept.
