@@ -51,6 +51,25 @@ describe('LogShipper', () => {
     expect(published).toHaveLength(1);
   });
 
+  it('never reuses a batch number, even across shippers of one deployment (the relay drops repeats)', () => {
+    const { published, publish } = recorder();
+    const first = new LogShipper(DEPLOYMENT, publish, 1_000);
+    first.push(lines(2));
+    first.flush();
+    first.push(lines(1));
+    first.flush();
+    // The release restarted: its output goes on through a new shipper for the same deployment.
+    const second = new LogShipper(DEPLOYMENT, publish, 1_000);
+    second.push(lines(1));
+    second.flush();
+    const keys = published.map(({ body }) => {
+      const batch = body as { boot: string; seq: number };
+      return `${batch.boot}:${batch.seq}`;
+    });
+    expect(keys).toHaveLength(3);
+    expect(new Set(keys).size).toBe(3);
+  });
+
   it('flushes at once when 64 lines are waiting', () => {
     const { published, publish } = recorder();
     const shipper = new LogShipper(DEPLOYMENT, publish, 60_000);
@@ -76,18 +95,18 @@ describe('LogShipper', () => {
     first.push(lines(1));
     first.flush();
     const seqs = published.map(({ body }) => body.seq);
-    expect(seqs).toEqual([0, 1, 2, 3, 4]);
+    expect(seqs).toEqual([0, 1, 2, 3, 4].map((i) => seqs[0] + i));
     const boots = new Set(published.map(({ body }) => body.boot));
     expect(boots.size).toBe(1);
     const [boot] = boots;
     expect(boot).toMatch(/^[A-Za-z0-9_-]{12}$/);
-    // Another deployment of the same agent process: its own seq, the same boot.
+    // Another deployment of the same agent process: the same boot, the numbers go on.
     const other = recorder();
     const second = new LogShipper('7a2e3d4c-5b6f-4071-9c8b-0d9e8f7a6b52', other.publish, 100);
     second.sys('started');
     second.flush();
     expect(other.published.map(({ topic, body }) => [topic, body.boot, body.seq])).toEqual([
-      ['logs.7a2e3d4c-5b6f-4071-9c8b-0d9e8f7a6b52', boot, 0],
+      ['logs.7a2e3d4c-5b6f-4071-9c8b-0d9e8f7a6b52', boot, seqs[0] + 5],
     ]);
     expect(other.published[0].body.lines[0]).toMatchObject({ s: 'sys', x: 'started' });
   });
@@ -109,7 +128,7 @@ describe('LogShipper', () => {
   });
 
   it('keeps going when publishing fails (disconnected)', () => {
-    let fail = true;
+    let fail = false;
     const published: LogBatch[] = [];
     const shipper = new LogShipper(
       DEPLOYMENT,
@@ -119,10 +138,14 @@ describe('LogShipper', () => {
       },
       1_000,
     );
+    shipper.sys('before');
+    shipper.flush();
+    const before = published[0].seq;
+    fail = true;
     shipper.push(lines(64));
     fail = false;
     shipper.push(lines(64, 64));
-    expect(published.map((body) => [body.seq, body.lines[0].x])).toEqual([[1, 'line 64']]);
+    expect(published.slice(1).map((body) => [body.seq, body.lines[0].x])).toEqual([[before + 2, 'line 64']]);
   });
 });
 

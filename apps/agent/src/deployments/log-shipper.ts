@@ -6,6 +6,13 @@ import { batches, LineAssembler } from './output.js';
 /** One id per agent process: the relay and readers tell a restarted agent's batches apart. */
 const BOOT = randomBytes(9).toString('base64url');
 
+/**
+ * Batch numbers are unique per agent process, not per shipper: the relay drops a batch whose
+ * (deployment, boot, seq) it has seen, and one deployment's output goes through several shippers
+ * (the worker's, then the supervisor's after every restart).
+ */
+let nextSeq = 0;
+
 /** Lines queued past this are dropped (and counted): a flood cannot grow the agent's memory. */
 const MAX_QUEUED_LINES = 5_000;
 
@@ -16,7 +23,6 @@ const MAX_QUEUED_LINES = 5_000;
 export class LogShipper {
   private queue: LogLine[] = [];
   private dropped = 0;
-  private seq = 0;
   private timer?: NodeJS.Timeout;
 
   constructor(
@@ -55,7 +61,7 @@ export class LogShipper {
     this.queue = [];
     for (const batch of batches(lines)) {
       try {
-        this.publish(`logs.${this.deploymentId}`, { boot: BOOT, seq: this.seq++, lines: batch });
+        this.publish(`logs.${this.deploymentId}`, { boot: BOOT, seq: nextSeq++, lines: batch });
       } catch {
         // Disconnected: the lines are lost from the live view, the process keeps its own files.
       }
