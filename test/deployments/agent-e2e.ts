@@ -26,7 +26,13 @@ export interface DeploymentRig {
 export async function startDeploymentRig(
   agentId: string,
   address: string,
-  options: { uidBase: number; portBase: number; env?: Record<string, string> },
+  options: {
+    uidBase: number;
+    portBase: number;
+    env?: Record<string, string>;
+    /** More of the agent's deployments config. */
+    deployments?: Record<string, unknown>;
+  },
 ): Promise<DeploymentRig> {
   const e2e = await E2eStack.start({ deployments: { env: options.env ?? {} } });
   try {
@@ -34,6 +40,7 @@ export async function startDeploymentRig(
       deployments: {
         uidRange: [options.uidBase, options.uidBase + 99],
         portRange: [options.portBase, options.portBase + 99],
+        ...options.deployments,
       },
       logLevel: 'info',
     });

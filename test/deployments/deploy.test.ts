@@ -6,12 +6,12 @@
  * reason, and `git daemon` on loopback serves as a source too.
  */
 import { execFile } from 'node:child_process';
-import { chmod, cp, readdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, cp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import type { DeploymentView } from '#contracts';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DOMAIN } from '../e2e/stack.js';
-import { startGitDaemon, type TestRepo } from '../harness/git.js';
+import { startGitDaemon, startSshGitServer, type TestRepo } from '../harness/git.js';
 import { makeTempDir, waitFor } from '../harness/processes.js';
 import {
   appView,
@@ -36,6 +36,7 @@ let rig: DeploymentRig;
 /** The hello app's repository: each test commits the next release to it. */
 let repo: TestRepo;
 const UID_BASE = 62_100;
+const SSH_UID_BASE = 62_700;
 
 beforeAll(async () => {
   if (isRoot)
@@ -43,6 +44,13 @@ beforeAll(async () => {
 }, 180_000);
 afterAll(async () => {
   await rig?.stop();
+  // The ssh test's agent gave its apps passwd entries; the rig's stop ended the apps that used them.
+  if (isRoot)
+    for (let uid = SSH_UID_BASE; uid <= SSH_UID_BASE + 9; uid++)
+      await run('sh', [
+        '-c',
+        `if getent passwd cl-${uid} >/dev/null; then userdel --force cl-${uid}; fi; if getent group cl-${uid} >/dev/null; then groupdel cl-${uid}; fi`,
+      ]);
 });
 
 describeRoot('an app from a git repository', () => {
@@ -222,6 +230,95 @@ describeRoot('an app from git daemon on loopback', () => {
       });
     } finally {
       await daemon.process.stop();
+    }
+  });
+});
+
+describeRoot('an app from git over ssh, with system users for the apps', () => {
+  test('is fetched as the app’s own named user with the key from its secret and the pinned host key', async () => {
+    const { e2e } = rig;
+    // Another agent on the same front, this one giving its apps passwd entries (ssh needs a name).
+    await e2e.startAgent('ssh-a', '127.0.0.8', {
+      deployments: {
+        uidRange: [SSH_UID_BASE, SSH_UID_BASE + 9],
+        portRange: [21_600, 21_699],
+        systemUsers: 'auto',
+      },
+      logLevel: 'info',
+    });
+    const dir = await makeTempDir('sshd');
+    const server = await startSshGitServer(join(dir.path, 'sshd'));
+    try {
+      const repo = await helloRepo('tunnel', 'over ssh');
+      const created = await e2e.request('POST', 'apps', {
+        body: {
+          name: 'tunnel',
+          agentId: 'ssh-a',
+          source: {
+            type: 'git',
+            url: server.url(repo.path),
+            ref: 'main',
+            credentials: { kind: 'ssh-key', secret: 'DEPLOY_KEY', knownHosts: server.knownHosts },
+          },
+          env: [{ name: 'DEPLOY_KEY', value: server.privateKey, secret: true }],
+          healthCheck: { path: '/healthz', timeoutSeconds: 20 },
+        },
+      });
+      expect(created.status).toBe(201);
+      const { status, view } = await deployAndWait(e2e, 'apps/tunnel/deployments');
+      expect([status, view.status, view.failure]).toEqual([200, 'succeeded', null]);
+      expect(view.commit).toBe(await repo.git('rev-parse', 'HEAD'));
+      expect(await bodyThroughFront(e2e, `tunnel.apps.${DOMAIN}`)).toEqual({ status: 200, body: 'over ssh' });
+
+      // The app's uid has a name, its own group, no shell and the app's home.
+      const identity = JSON.parse((await bodyThroughFront(e2e, `tunnel.apps.${DOMAIN}`, '/env')).body) as {
+        pid: number;
+        uid: number;
+      };
+      const { stdout } = await run('getent', ['passwd', String(identity.uid)]);
+      const [name, , passwdUid, passwdGid, comment, home, shell] = stdout.trim().split(':');
+      expect([name, passwdUid, passwdGid, comment, shell]).toEqual([
+        `cl-${identity.uid}`,
+        String(identity.uid),
+        String(identity.uid),
+        'CloudLunacy app tunnel',
+        '/usr/sbin/nologin',
+      ]);
+      expect(home).toMatch(/\/tunnel\/home$/);
+      // The key was a file in the app's tmp for the fetch only; the app's environment has none of it.
+      const environ = await readFile(`/proc/${identity.pid}/environ`, 'utf8');
+      expect(environ).not.toContain('DEPLOY_KEY');
+      expect(environ).not.toContain('PRIVATE KEY');
+      expect(await readdir(join(rig.e2e.dir.path, 'agent-ssh-a', 'apps', 'tunnel', 'tmp'))).toEqual([]);
+
+      // Another server on the pinned name's port but with a key of its own is refused at `fetched`.
+      const impostor = await startSshGitServer(join(dir.path, 'impostor'));
+      try {
+        const pinnedElsewhere = server.knownHosts.replace(/:\d+\]|\]:\d+/, `]:${impostor.port}`);
+        const changed = await e2e.request('PATCH', 'apps/tunnel', {
+          body: {
+            source: {
+              type: 'git',
+              url: impostor.url(repo.path),
+              ref: 'main',
+              credentials: { kind: 'ssh-key', secret: 'DEPLOY_KEY', knownHosts: pinnedElsewhere },
+            },
+          },
+        });
+        expect(changed.status).toBe(200);
+        const refused = await deployAndWait(e2e, 'apps/tunnel/deployments');
+        expect([refused.view.status, refused.view.failure?.phase]).toEqual(['failed', 'fetched']);
+        expect(refused.view.failure?.lastLines.join('\n')).toMatch(/Host key verification failed/);
+        expect(await bodyThroughFront(e2e, `tunnel.apps.${DOMAIN}`)).toEqual({
+          status: 200,
+          body: 'over ssh',
+        });
+      } finally {
+        await impostor.stop();
+      }
+    } finally {
+      await server.stop();
+      await dir.remove();
     }
   });
 });

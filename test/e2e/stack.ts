@@ -7,6 +7,7 @@
  * front's certificate from ensureFrontCertificate, and real agents (node dist/apps/agent/src/main.js)
  * enrolled through the API, which get their certificates from that service.
  */
+import { execFile } from 'node:child_process';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Kvm } from '@nats-io/kv';
@@ -261,6 +262,7 @@ export class E2eStack {
     if (options.deployments) for (const path of [this.dir.path, dir]) await chmod(path, 0o711);
     const configPath = join(dir, 'agent.json');
     const stateDir = join(dir, 'state');
+    if (options.deployments) this.appStateDirs.push(stateDir);
     await writeFile(
       configPath,
       JSON.stringify({
@@ -279,6 +281,9 @@ export class E2eStack {
               reconcileIntervalMs: 2_000,
               superviseIntervalMs: 300,
               logBatchMs: 100,
+              // The tests leave the host's passwd alone; the one that needs names turns this on and
+              // removes them afterwards.
+              systemUsers: 'off',
               ...options.deployments,
             }
           : { enabled: false },
@@ -386,8 +391,26 @@ export class E2eStack {
     });
   }
 
+  /** The state directories of agents that run apps: their apps' uids are in `deployments/uids.json`. */
+  private readonly appStateDirs: string[] = [];
+
+  /**
+   * Apps outlive their agent by design (a crashed agent must not take them down), so a test's apps are
+   * ended here: every process of every uid an agent gave its apps.
+   */
+  private async stopApps(): Promise<void> {
+    for (const stateDir of this.appStateDirs) {
+      const uids = await readFile(join(stateDir, 'deployments', 'uids.json'), 'utf8')
+        .then((text) => Object.values(JSON.parse(text) as Record<string, number>))
+        .catch(() => [] as number[]);
+      for (const uid of uids)
+        await new Promise((resolve) => execFile('pkill', ['-KILL', '-U', String(uid)], () => resolve(null)));
+    }
+  }
+
   async stop(): Promise<void> {
     await this.stack?.stop().catch(() => undefined);
+    await this.stopApps().catch(() => undefined);
     await this.haproxy?.stop().catch(() => undefined);
     await this.second?.stop().catch(() => undefined);
     await this.dir?.remove().catch(() => undefined);

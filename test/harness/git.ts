@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chmod, cp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './ports.js';
@@ -78,4 +78,56 @@ export async function startGitDaemon(
   ]);
   await waitFor('git daemon to listen', () => portAccepts(port), { timeoutMs: 10_000 });
   return { url: (name) => `git://127.0.0.1:${port}/${name}`, process, port };
+}
+
+/**
+ * OpenSSH's sshd on loopback serving git over ssh (as root, to the repositories' absolute paths), with
+ * a fresh host key and one client key allowed. `knownHosts` is the line a client pins the host with.
+ */
+export async function startSshGitServer(dir: string): Promise<{
+  url(path: string): string;
+  port: number;
+  privateKey: string;
+  knownHosts: string;
+  stop(): Promise<void>;
+}> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // sshd's privilege separation directory (made by its init script, which nothing ran here).
+  await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
+  for (const key of ['host', 'client'])
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', key, '-f', join(dir, key)]);
+  await writeFile(join(dir, 'authorized_keys'), await readFile(join(dir, 'client.pub'), 'utf8'), {
+    mode: 0o600,
+  });
+  const port = await freePort();
+  const config = join(dir, 'sshd_config');
+  await writeFile(
+    config,
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${join(dir, 'host')}`,
+      `PidFile ${join(dir, 'sshd.pid')}`,
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      'AllowUsers root',
+      'PermitRootLogin prohibit-password',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'StrictModes no',
+      '',
+    ].join('\n'),
+  );
+  const process = startProcess('/usr/sbin/sshd', ['-D', '-e', '-f', config]);
+  await waitFor('sshd to listen', () => portAccepts(port), { timeoutMs: 10_000 }).catch((error: unknown) => {
+    throw new Error(`${String(error)}\n${process.output()}`);
+  });
+  const hostKey = (await readFile(join(dir, 'host.pub'), 'utf8')).split(' ').slice(0, 2).join(' ');
+  return {
+    url: (path) => `ssh://root@127.0.0.1:${port}${path}`,
+    port,
+    privateKey: await readFile(join(dir, 'client'), 'utf8'),
+    knownHosts: `[127.0.0.1]:${port} ${hostKey}`,
+    stop: () => process.stop(),
+  };
 }

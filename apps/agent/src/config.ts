@@ -63,6 +63,11 @@ const deploymentsFields = z.strictObject({
     .refine(([low, high]) => low <= high, 'the first uid must not be above the second')
     .default([62000, 62999]),
   cgroups: z.enum(['auto', 'off']).default('auto'),
+  /**
+   * With uid isolation: a passwd and group entry `cl-<uid>` for each app's uid (`auto`, where useradd
+   * is), which tools such as ssh need; uids someone else has are skipped. `off`: numeric uids only.
+   */
+  systemUsers: z.enum(['auto', 'off']).default('auto'),
   maxConcurrentBuilds: z.number().int().min(1).max(16).default(1),
   /** Directories `file://` sources may come from (checked again here after realpath). */
   fileRoots: z.array(z.string().startsWith('/')).max(32).default([]),

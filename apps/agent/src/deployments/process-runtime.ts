@@ -15,6 +15,7 @@ import {
   type ReleaseCgroup,
 } from './isolation.js';
 import type { DeploymentState } from './state.js';
+import { ensureSystemUser, systemUserToolsPresent, uidAvailable } from './system-users.js';
 import type {
   AppPlace,
   Artifact,
@@ -44,6 +45,9 @@ export class ProcessRuntime implements Runtime {
   private isolation?: IsolationProbe;
   /** How the processes this agent started ended (adopted ones are known by /proc only). */
   private readonly exits = new Map<number, { exitCode: number | null; signal: string | null }>();
+  /** Whether apps get passwd entries (deployments.systemUsers), and those made in this run. */
+  private systemUsers = false;
+  private readonly namedUids = new Set<number>();
 
   constructor(
     private readonly config: AgentDeploymentsConfig,
@@ -63,6 +67,12 @@ export class ProcessRuntime implements Runtime {
       cgroup: this.config.cgroups === 'off' ? null : found.cgroup,
       detail: wanted === 'none' ? 'isolation none: apps run as the agent’s own user' : found.detail,
     };
+    this.systemUsers =
+      wanted === 'uid' && this.config.systemUsers === 'auto' && (await systemUserToolsPresent());
+    if (wanted === 'uid' && this.config.systemUsers === 'auto' && !this.systemUsers)
+      this.logger.warn(
+        'no useradd here: apps run under numeric uids without names (git over ssh needs them)',
+      );
     const cgroup = this.isolation.cgroup;
     return {
       kind: 'process',
@@ -93,7 +103,9 @@ export class ProcessRuntime implements Runtime {
 
   async prepareApp(appName: string): Promise<AppPlace> {
     const own = process.getuid?.() ?? 0;
-    const uid = this.uidIsolated ? await this.state.uidFor(appName, this.config.uidRange) : own;
+    const uid = this.uidIsolated
+      ? await this.state.uidFor(appName, this.config.uidRange, this.systemUsers ? uidAvailable : undefined)
+      : own;
     const gid = this.uidIsolated ? uid : (process.getgid?.() ?? 0);
     const base = this.config.dir;
     await this.ownedDir(base, own, process.getgid?.() ?? 0, 0o711);
@@ -112,6 +124,10 @@ export class ProcessRuntime implements Runtime {
       shared: join(dir, 'shared'),
     };
     for (const path of [place.home, place.tmp, place.shared]) await this.ownedDir(path, uid, gid, 0o700);
+    if (this.systemUsers && !this.namedUids.has(uid)) {
+      await ensureSystemUser({ uid, appName, home: place.home });
+      this.namedUids.add(uid);
+    }
     return place;
   }
 

@@ -80,15 +80,22 @@ export class DeploymentState {
     return this.readJson<Record<string, number>>(join(this.root, 'uids.json'), {});
   }
 
-  /** The app's uid: the one it has, or the lowest free one in the range. */
-  uidFor(appName: string, range: [number, number]): Promise<number> {
+  /**
+   * The app's uid: the one it has, or the lowest free one in the range (`available` says whether the
+   * host has given it to someone else).
+   */
+  uidFor(
+    appName: string,
+    range: [number, number],
+    available: (uid: number) => Promise<boolean> = () => Promise.resolve(true),
+  ): Promise<number> {
     this.app(appName);
     return this.serial('uids', async () => {
       const uids = await this.uids();
       if (uids[appName] !== undefined) return uids[appName];
       const taken = new Set(Object.values(uids));
       for (let uid = range[0]; uid <= range[1]; uid++) {
-        if (taken.has(uid)) continue;
+        if (taken.has(uid) || !(await available(uid))) continue;
         uids[appName] = uid;
         await writeFileAtomic(join(this.root, 'uids.json'), JSON.stringify(uids, null, 2));
         return uid;

@@ -1,0 +1,96 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+/**
+ * Passwd and group entries for the apps' uids (deployments.systemUsers). setpriv runs a process under
+ * any numeric uid, but some tools refuse a uid without a name: OpenSSH's client (git over ssh) exits
+ * with "No user exists for uid". The entries are named after the uid (`cl-62001`), so agents sharing a
+ * host in tests, or an app renamed, never collide; the comment says whose it is.
+ */
+
+const run = promisify(execFile);
+
+/** Whether useradd (and its siblings) can be run here: the shadow tools are in /usr/sbin on Debian. */
+export async function systemUserToolsPresent(): Promise<boolean> {
+  try {
+    await run('useradd', ['--help']);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function systemUserName(uid: number): string {
+  return `cl-${uid}`;
+}
+
+/** The name of a passwd (or group) entry with this id, through NSS (LDAP users count too). */
+async function lookup(database: 'passwd' | 'group', id: number): Promise<string | null> {
+  try {
+    const { stdout } = await run('getent', [database, String(id)]);
+    return stdout.split(':')[0] || null;
+  } catch (error) {
+    // getent exits 2 when there is no such entry.
+    if ((error as { code?: unknown }).code === 2) return null;
+    throw new Error(`getent ${database} ${id} failed: ${(error as Error).message}`);
+  }
+}
+
+/** Whether the uid (and the gid of the same number) is free for an app, or already one of ours. */
+export async function uidAvailable(uid: number): Promise<boolean> {
+  const [user, group] = await Promise.all([lookup('passwd', uid), lookup('group', uid)]);
+  const ours = systemUserName(uid);
+  return (user === null || user === ours) && (group === null || group === ours);
+}
+
+// useradd and groupadd lock /etc/passwd and /etc/group and fail rather than wait: one at a time.
+let queue: Promise<unknown> = Promise.resolve();
+
+/**
+ * Makes sure `cl-<uid>` exists with this uid, a group of the same number, the app's home and no
+ * login shell. An id that belongs to someone else is an error that says what to change.
+ */
+export function ensureSystemUser(input: { uid: number; appName: string; home: string }): Promise<void> {
+  const next = queue.then(async () => {
+    const name = systemUserName(input.uid);
+    const [user, group] = await Promise.all([lookup('passwd', input.uid), lookup('group', input.uid)]);
+    for (const [what, found] of [
+      ['uid', user],
+      ['gid', group],
+    ] as const)
+      if (found !== null && found !== name)
+        throw new Error(
+          `${what} ${input.uid} of app ${input.appName} belongs to ${found}: move deployments.uidRange to ids no one uses`,
+        );
+    if (group === null) await run('groupadd', ['--system', '--gid', String(input.uid), name]);
+    if (user === null)
+      await run('useradd', [
+        '--system',
+        '--uid',
+        String(input.uid),
+        '--gid',
+        String(input.uid),
+        '--no-create-home',
+        '--home-dir',
+        input.home,
+        '--shell',
+        '/usr/sbin/nologin',
+        '--comment',
+        `CloudLunacy app ${input.appName}`,
+        name,
+      ]);
+  });
+  queue = next.catch(() => undefined);
+  return next;
+}
+
+/** Removes `cl-<uid>` and its group (an app removed from the agent; tests clean up with it). */
+export function removeSystemUser(uid: number): Promise<void> {
+  const next = queue.then(async () => {
+    const name = systemUserName(uid);
+    if ((await lookup('passwd', uid)) === name) await run('userdel', [name]);
+    if ((await lookup('group', uid)) === name) await run('groupdel', [name]);
+  });
+  queue = next.catch(() => undefined);
+  return next;
+}
