@@ -1,4 +1,8 @@
-/** Two projects: `unit` (pure cores, next to the code) and `integration` (real servers, under test/). */
+/**
+ * Three projects: `unit` (pure cores, next to the code), `integration` (real servers, under test/) and
+ * `deployments` (the long end-to-end deployment suites, `npm run test:deployments`): `npm test` runs the
+ * first two and stays within CI's budget.
+ */
 const base = {
   extensionsToTreatAsEsm: ['.ts'],
   testEnvironment: 'node',
@@ -9,6 +13,15 @@ const base = {
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
 };
+
+/** Real agents deploying under load, crashing, rotating secrets, through the CLI: a minute each. */
+const LONG_DEPLOYMENT_SUITES = [
+  '/test/deployments/zero-downtime.test.ts',
+  '/test/deployments/recovery.test.ts',
+  '/test/deployments/secrets.test.ts',
+  '/test/deployments/cli.test.ts',
+  '/test/deployments/upload.test.ts',
+];
 
 /** @type {import('jest').Config} */
 export default {
@@ -24,6 +37,12 @@ export default {
       ...base,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/**/*.test.ts'],
+      testPathIgnorePatterns: ['/node_modules/', ...LONG_DEPLOYMENT_SUITES],
+    },
+    {
+      ...base,
+      displayName: 'deployments',
+      testMatch: LONG_DEPLOYMENT_SUITES.map((suite) => `<rootDir>${suite}`),
     },
   ],
 };

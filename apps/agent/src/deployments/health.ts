@@ -21,7 +21,7 @@ export type GateResult =
 
 const REQUEST_TIMEOUT_MS = 2_000;
 /** Fast probes while a release usually comes up, slower after. */
-const pauseAfter = (elapsedMs: number) => (elapsedMs < 2_000 ? 100 : 500);
+const pauseAfter = (elapsedMs: number) => (elapsedMs < 2_000 ? 50 : 500);
 
 function probe(gate: HealthGate): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -406,6 +406,16 @@ export async function isAlive(pid: number, startTime: number): Promise<boolean> 
 }
 
 /** Live (not zombie) members of a process group, found in /proc: orphans may never be reaped here. */
+/** Whether any process (a zombie too) is in the group: kill(-pgid, 0) signals nothing. */
+function groupExists(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 async function groupMembers(pgid: number): Promise<number[]> {
   const found: number[] = [];
   for (const name of await readdir('/proc')) {
@@ -447,7 +457,8 @@ export async function killReleaseGroup(
   // pgid 0/1 would signal our own group or everything.
   if (!Number.isInteger(pgid) || pgid <= 1) throw new Error(`refusing to signal process group ${pgid}`);
   const remaining = async () => [
-    ...(await groupMembers(pgid)),
+    // The scan of /proc costs tens of milliseconds on a busy host; an empty group answers ESRCH at once.
+    ...(groupExists(pgid) ? await groupMembers(pgid) : []),
     ...(cgroup ? await liveCgroupPids(cgroup) : []),
   ];
   const send = async (sig: NodeJS.Signals) => {

@@ -1,5 +1,6 @@
 import {
   DEPLOYMENT_TOPICS,
+  deploymentAssignedMessage,
   deploymentChangedMessage,
   Redactor,
   type AppConfig,
@@ -81,6 +82,8 @@ export class DeploymentManager implements AgentExtension {
   private assigned: AssignedState | null = null;
   private publicAddress: string | null = null;
   private ready?: Promise<boolean>;
+  /** Set once `prepare` succeeded: recovery of the previous run is done, new work may start. */
+  private prepared = false;
   private reconciling = false;
   private reconcileAgain = false;
   private reconcileTimer?: NodeJS.Timeout;
@@ -104,7 +107,14 @@ export class DeploymentManager implements AgentExtension {
 
   register(handlers: HandlerRegistry): this {
     if (!this.settings.enabled) return this;
-    handlers.register(DEPLOYMENT_TOPICS.assigned, () => this.reconcileSoon());
+    handlers.register(DEPLOYMENT_TOPICS.assigned, (message) => {
+      // The poke names the deployment: claim it now rather than after the projections show it (the
+      // claim is the front's check that it is this agent's and still waits). Anything else: a full pass.
+      const parsed = deploymentAssignedMessage.safeParse(message.json);
+      if (parsed.success && this.canStartAtOnce(parsed.data.appName, parsed.data.deploymentId))
+        this.startWorker(parsed.data.deploymentId, parsed.data.appName);
+      else this.reconcileSoon();
+    });
     handlers.register(DEPLOYMENT_TOPICS.changed, (message) => {
       const parsed = deploymentChangedMessage.safeParse(message.json);
       if (!parsed.success) return;
@@ -150,6 +160,7 @@ export class DeploymentManager implements AgentExtension {
       log.call(this.logger, 'deployments ready', { runtime: capabilities.kind, ...capabilities });
       await this.recover();
       await this.adopt();
+      this.prepared = true;
       return true;
     } catch (error) {
       this.logger.error('deployments are off on this agent: it cannot run apps', { error });
@@ -315,6 +326,16 @@ export class DeploymentManager implements AgentExtension {
     if (active === null) return true;
     if (this.handled.has(active)) return false;
     return assigned.inFlight.some((entry) => entry.deploymentId === active && entry.status === 'requested');
+  }
+
+  private canStartAtOnce(appName: string, deploymentId: string): boolean {
+    return (
+      this.prepared &&
+      this.publicAddress !== null &&
+      !this.handled.has(deploymentId) &&
+      !this.hasWorker(appName) &&
+      !this.busy.has(appName)
+    );
   }
 
   private hasWorker(appName: string): boolean {

@@ -20,7 +20,7 @@ const resolve = (input: Partial<Parameters<typeof resolveManifest>[0]>) =>
 describe('the Node defaults', () => {
   test('npm ci with a lockfile, the build script when there is one, npm start', () => {
     expect(
-      resolve({ node: node({ scripts: { start: 'node s.js', build: 'tsc' }, dependencies: { ms: '2' } }) }),
+      resolve({ node: node({ scripts: { start: 'next start', build: 'tsc' }, dependencies: { ms: '2' } }) }),
     ).toEqual({
       origin: 'node-default',
       root: '.',
@@ -41,8 +41,30 @@ describe('the Node defaults', () => {
     expect(resolve({ node: node({}, { hasServerJs: true }) })).toMatchObject({
       install: null,
       build: [],
-      start: 'npm start',
+      start: 'node server.js',
     });
+  });
+
+  test('a plain `node …` start script runs without npm; anything npm adds to keeps npm start', () => {
+    const start = (scripts: object) => resolve({ node: node({ scripts }) }).start;
+    expect(start({ start: 'node s.js' })).toBe('node s.js');
+    expect(start({ start: ' node --enable-source-maps dist/main.js --port=3000 ' })).toBe(
+      'node --enable-source-maps dist/main.js --port=3000',
+    );
+    // Hooks npm would run, shell syntax, variables and other programs need npm (or a shell).
+    expect(start({ start: 'node s.js', prestart: 'x' })).toBe('npm start');
+    expect(start({ start: 'node s.js', poststart: 'x' })).toBe('npm start');
+    for (const script of [
+      'node s.js && other',
+      'node s.js; rm -rf ~',
+      'node $FILE',
+      'node "s.js"',
+      'NODE_ENV=production node s.js',
+      'nodemon s.js',
+      'node',
+      'node s.js | tee log',
+    ])
+      expect(start({ start: script })).toBe('npm start');
   });
 
   test('nothing to start is an error that says what to add', () => {

@@ -106,7 +106,23 @@ function nodeDefaults(node: NodeProject): { install: string | null; build: strin
   return {
     install: hasDependencies ? (node.hasLockfile ? 'npm ci' : 'npm install') : null,
     build: typeof scripts.build === 'string' ? ['npm run build'] : [],
-    // npm itself runs `node server.js` when there is no start script.
-    start: 'npm start',
+    start: directNodeStart(scripts) ?? 'npm start',
   };
+}
+
+/** A plain `node <file> [args]`: words of letters, digits and `_ . / @ : = + -` only. */
+const PLAIN_NODE_COMMAND = /^node(?: +[A-Za-z0-9_./@:=+-]+)+$/;
+
+/**
+ * The start script itself when it is a plain `node …` and npm would add nothing around it (no
+ * prestart/poststart hooks): npm costs half a second at every start and restart, and stands between
+ * the app and its signals. npm also runs `node server.js` when there is no start script. Anything
+ * else (other commands, shell syntax, hooks) stays `npm start`.
+ */
+function directNodeStart(scripts: Record<string, unknown>): string | null {
+  if (scripts.prestart !== undefined || scripts.poststart !== undefined) return null;
+  if (scripts.start === undefined) return 'node server.js';
+  return typeof scripts.start === 'string' && PLAIN_NODE_COMMAND.test(scripts.start.trim())
+    ? scripts.start.trim()
+    : null;
 }

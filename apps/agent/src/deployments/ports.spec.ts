@@ -1,4 +1,4 @@
-import { parseProcNetTcp } from './ports.js';
+import { openConnectionsIn, parseProcNetTcp } from './ports.js';
 
 const TCP = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:075B 00000000:0000 0A 00000000:00000000 00:00000000 00000000   105        0 5967 1 00000000ad40267a 100 0 0 10 0
@@ -36,5 +36,33 @@ describe('parseProcNetTcp', () => {
   it('ignores the header, blank lines and lines of the other family', () => {
     expect(parseProcNetTcp('', { ipv6: false })).toEqual([]);
     expect(parseProcNetTcp(TCP6, { ipv6: false })).toEqual([]);
+  });
+});
+
+describe('openConnectionsIn', () => {
+  const header = TCP.split('\n')[0];
+  const socket = (local: string, state: string) =>
+    `   9: ${local} 0100007F:C350 ${state} 00000000:00000000 00:00000000 00000000 62003        0 1 1 0 20 4 30 10 -1`;
+
+  it('counts established, accepting and half-closed connections to the port on the address', () => {
+    const text = [
+      header,
+      socket('0400007F:4E20', '01'), // ESTABLISHED to 127.0.0.4:20000
+      socket('0400007F:4E20', '03'), // SYN_RECV
+      socket('0400007F:4E20', '08'), // CLOSE_WAIT
+      socket('0400007F:4E20', '06'), // TIME_WAIT: nothing left to answer
+      socket('0400007F:4E20', '0A'), // the listener itself
+      socket('0400007F:4E21', '01'), // another port
+      socket('0500007F:4E20', '01'), // another address
+    ].join('\n');
+    expect(openConnectionsIn(text, { ipv6: false, port: 20000, address: '127.0.0.4' })).toBe(3);
+    expect(openConnectionsIn(text, { ipv6: false, port: 20001, address: '127.0.0.4' })).toBe(1);
+    expect(openConnectionsIn(text, { ipv6: false, port: 20002, address: '127.0.0.4' })).toBe(0);
+  });
+
+  it('counts IPv4-mapped IPv6 sockets as the IPv4 address', () => {
+    expect(openConnectionsIn(TCP6, { ipv6: true, port: 0x1f92, address: '::1' })).toBe(1);
+    const mapped = [header, socket('0000000000000000FFFF00000400007F:4E20', '01')].join('\n');
+    expect(openConnectionsIn(mapped, { ipv6: true, port: 20000, address: '127.0.0.4' })).toBe(1);
   });
 });

@@ -47,6 +47,45 @@ export function parseProcNetTcp(text: string, { ipv6 }: { ipv6: boolean }): TcpL
   return out;
 }
 
+/**
+ * Connections to `port` on `address` that may still carry a request, in the text of /proc/net/tcp(6):
+ * established, being accepted (SYN_RECV) or closed by the peer while the app still answers (CLOSE_WAIT).
+ */
+export function openConnectionsIn(
+  text: string,
+  { ipv6, port, address }: { ipv6: boolean; port: number; address: string },
+): number {
+  let count = 0;
+  for (const line of text.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 8 || !OPEN_STATES.has(f[3])) continue;
+    const [addr, hexPort] = f[1].split(':');
+    if (!addr || !hexPort || addr.length !== (ipv6 ? 32 : 8) || parseInt(hexPort, 16) !== port) continue;
+    const local = decodeAddress(addr, ipv6);
+    if (local === address || local === `::ffff:${address}` || mappedIpv4(local) === address) count++;
+  }
+  return count;
+}
+
+const OPEN_STATES = new Set(['01', '03', '08']);
+
+/** `::ffff:7f00:4` (as the URL parser prints a mapped address) as `127.0.0.4`. */
+function mappedIpv4(address: string): string | null {
+  const match = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(address);
+  if (!match) return null;
+  const [high, low] = [parseInt(match[1], 16), parseInt(match[2], 16)];
+  return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
+}
+
+/** How many connections to `address:port` may still carry a request (see openConnectionsIn). */
+export async function openConnections(port: number, address: string): Promise<number> {
+  const read = (path: string) => readFile(path, 'utf8').catch(() => '');
+  return (
+    openConnectionsIn(await read('/proc/net/tcp'), { ipv6: false, port, address }) +
+    openConnectionsIn(await read('/proc/net/tcp6'), { ipv6: true, port, address })
+  );
+}
+
 export async function listeners(): Promise<TcpListener[]> {
   const read = (path: string) => readFile(path, 'utf8').catch(() => '');
   return [

@@ -1,8 +1,16 @@
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { buildRootPath, fileSourcePath, isInside, readSourceFile, SourceError } from './sources.js';
+import {
+  buildRootPath,
+  fileSourcePath,
+  isInside,
+  readSourceFile,
+  shellQuote,
+  SourceError,
+} from './sources.js';
 
 describe('isInside', () => {
   it.each([
@@ -200,5 +208,13 @@ describe('source files', () => {
         /deployments\.fileRoots/,
       );
     });
+  });
+});
+
+describe('shellQuote', () => {
+  it('gives sh each word back literally, quotes, dollars, globs and newlines included', () => {
+    const words = ["it's", '$(id) `id` $HOME', '* ? [a]', 'a\nb', "''", '', '-n', '\\'];
+    for (const word of words)
+      expect(execFileSync('sh', ['-c', `printf %s ${shellQuote(word)}`], { encoding: 'utf8' })).toBe(word);
   });
 });

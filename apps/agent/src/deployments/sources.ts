@@ -61,6 +61,14 @@ export interface GitFetch {
 }
 
 /** A shallow fetch of one ref as the app's user; `.git` is removed after. Returns the commit. */
+const STEP_EXIT_BASE = 100;
+const GIT_VERBS = ['init', 'fetch', 'checkout', 'rev-parse'];
+
+/** A word for sh, taken literally: single quotes, with each ' written as '\''. */
+export function shellQuote(word: string): string {
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
 export async function fetchGit(input: GitFetch): Promise<{ commit: string }> {
   const { runtime, place, workspace, source } = input;
   const realRepository = source.url.startsWith('file:')
@@ -96,28 +104,32 @@ export async function fetchGit(input: GitFetch): Promise<{ commit: string }> {
       ...(sshKeyFile ? { sshKeyFile } : {}),
       ...(sshKnownHostsFile ? { sshKnownHostsFile } : {}),
     });
-    let commit = '';
-    for (const [index, step] of steps.entries()) {
-      const last = index === steps.length - 1;
-      const output = last ? input.scratch : input.output;
-      if (last) for (const file of [output.stdoutPath, output.stderrPath]) await rm(file, { force: true });
-      const result = await runtime.run(place, step.argv, {
-        cwd: place.home,
-        env: { ...step.env, PATH: input.path, TMPDIR: place.tmp },
-        output,
-        signal: input.signal,
-        ...(input.onStart ? { onStart: input.onStart } : {}),
-      });
-      if (result.exitCode !== 0) {
-        const what =
-          step.argv.find((arg) => ['init', 'fetch', 'checkout', 'rev-parse'].includes(arg)) ?? 'git';
-        throw new SourceError(
-          `git ${what} failed (${result.signal ? `signal ${result.signal}` : `exit code ${result.exitCode}`})`,
-          result.exitCode,
-        );
-      }
-      if (last) commit = (await readFile(output.stdoutPath, 'utf8')).trim();
+    // One process for all the steps (each spawn as the app costs more than git itself): a script of
+    // quoted argv lines, each exiting with 100 + its index when it fails. The steps share one environment.
+    const script = steps
+      .map((step, index) => `${step.argv.map(shellQuote).join(' ')} || exit ${STEP_EXIT_BASE + index}`)
+      .join('\n');
+    // The commit (rev-parse, the last step) is the only thing on stdout; git's complaints go to the log.
+    for (const file of [input.scratch.stdoutPath, input.scratch.stderrPath]) await rm(file, { force: true });
+    const result = await runtime.run(place, ['/bin/sh', '-c', script], {
+      cwd: place.home,
+      env: { ...steps[0].env, PATH: input.path, TMPDIR: place.tmp },
+      output: { stdoutPath: input.scratch.stdoutPath, stderrPath: input.output.stderrPath },
+      signal: input.signal,
+      ...(input.onStart ? { onStart: input.onStart } : {}),
+    });
+    if (result.exitCode !== 0) {
+      const failed = result.exitCode === null ? undefined : steps[result.exitCode - STEP_EXIT_BASE];
+      const what = failed?.argv.find((arg) => GIT_VERBS.includes(arg)) ?? 'git';
+      // git's own reason is in the deployment's log (its stderr), shown with the failure's last lines.
+      const how = result.signal
+        ? ` (signal ${result.signal})`
+        : failed
+          ? ''
+          : ` (exit code ${result.exitCode})`;
+      throw new SourceError(`git ${what} failed${how}`, result.exitCode);
     }
+    const commit = (await readFile(input.scratch.stdoutPath, 'utf8')).trim();
     if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit))
       throw new SourceError('git did not name the commit it fetched');
     // The history is not part of the release (and its config could be read by tools as the app's).

@@ -21,7 +21,7 @@ import { digestTree } from './digest.js';
 import { passHealthGate } from './health.js';
 import { FileTail, LogShipper } from './log-shipper.js';
 import { MANIFEST_FILE, parseManifest, resolveManifest, type ResolvedManifest } from './manifest.js';
-import { listenerOwner } from './ports.js';
+import { listenerOwner, openConnections } from './ports.js';
 import { releaseKey, type ProcessRuntime } from './process-runtime.js';
 import type { AppPlace, Artifact, Instance } from './runtime.js';
 import { buildRootPath, fetchGit, readSourceFile } from './sources.js';
@@ -165,6 +165,8 @@ export class DeploymentWorker {
   private instance: Instance | null = null;
   private tails: FileTail[] = [];
   private switched = false;
+  /** When the fronts routed to the new release: the drain delay counts from here. */
+  private switchedAt = 0;
   private readonly poked = new Set<() => void>();
 
   constructor(
@@ -756,6 +758,7 @@ export class DeploymentWorker {
       throw error instanceof PhaseFailure ? error : new PhaseFailure('switched', (error as Error).message);
     });
     this.switched = true;
+    this.switchedAt = Date.now();
     this.routeId = route.routeId;
     await this.report({
       phase: 'switched',
@@ -817,10 +820,9 @@ export class DeploymentWorker {
     let previousReleaseId: string | null = null;
     if (previous && previous.releaseId !== this.artifact!.releaseId) {
       previousReleaseId = previous.releaseId;
-      // Requests sent before the route changed finish on the old release first.
-      await new Promise((resolve) => setTimeout(resolve, drain.delaySeconds * 1000));
       const record = await this.deps.state.record(this.appName);
       const old = record.instances.filter((i) => i.releaseId === previous.releaseId);
+      await this.awaitQuiet(old, drain.delaySeconds * 1000);
       for (const instance of old) {
         const result = await this.deps.runtime.stop(this.place!, instance, {
           timeoutMs: drain.stopTimeoutSeconds * 1000,
@@ -839,6 +841,30 @@ export class DeploymentWorker {
     this.sys(`deployment ${progress.status}`);
     this.deps.keepShipping(this.instance!, this.tails, this.shipper);
     this.tails = [];
+  }
+
+  /**
+   * Requests sent before the route changed finish on the old release first: up to the drain delay
+   * after the switch (the front's verification runs within it), or until no connection to the old
+   * release is left, whichever comes first. No new connection reaches it once the fronts switched.
+   */
+  private async awaitQuiet(old: Instance[], delayMs: number): Promise<void> {
+    const deadline = this.switchedAt + delayMs;
+    const open = async () => {
+      let count = 0;
+      for (const instance of old) count += await openConnections(instance.port, this.deps.publicAddress);
+      return count;
+    };
+    let left = await open();
+    while (left > 0 && Date.now() < deadline && !this.deps.stopping.aborted) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50, deadline - Date.now())));
+      left = await open();
+    }
+    this.sys(
+      left === 0
+        ? `the old release has no open connections ${Date.now() - this.switchedAt} ms after the switch`
+        : `${left} connections to the old release still open at the end of the ${delayMs / 1000} s drain delay`,
+    );
   }
 
   private async stopNewRelease(): Promise<void> {
