@@ -13,8 +13,9 @@ if [ "${1:-}" = "--check" ]; then check_only=true; shift; fi
 # command:package, by group.
 stack=(nats-server:nats-server haproxy:haproxy openssl:openssl envsubst:gettext-base)
 demo=(redis-server:redis-server redis-cli:redis-tools curl:curl)
-# The tests drive Chromium (dashboard), wrk (hitless reloads), psql (the database) and git (fixtures).
-test=("${stack[@]}" "${demo[@]}" chromium:chromium wrk:wrk psql:postgresql-client git:git)
+# The tests drive Chromium (dashboard), wrk (hitless reloads), psql (the database), git (fixtures) and
+# sshd (git over ssh, on a loopback port of the test's own; the package's service is not started here).
+test=("${stack[@]}" "${demo[@]}" chromium:chromium wrk:wrk psql:postgresql-client git:git sshd:openssh-server)
 
 wanted=()
 for group in "$@"; do
