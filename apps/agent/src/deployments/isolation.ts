@@ -405,7 +405,6 @@ export async function isAlive(pid: number, startTime: number): Promise<boolean> 
   return !['Z', 'X'].includes(parseStatPgrpState(stat).state);
 }
 
-/** Live (not zombie) members of a process group, found in /proc: orphans may never be reaped here. */
 /** Whether any process (a zombie too) is in the group: kill(-pgid, 0) signals nothing. */
 function groupExists(pgid: number): boolean {
   try {
@@ -416,6 +415,7 @@ function groupExists(pgid: number): boolean {
   }
 }
 
+/** Live (not zombie) members of a process group, found in /proc: orphans may never be reaped here. */
 async function groupMembers(pgid: number): Promise<number[]> {
   const found: number[] = [];
   for (const name of await readdir('/proc')) {

@@ -28,46 +28,57 @@ function decodeAddress(hex: string, ipv6: boolean): string {
   return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
 }
 
-/** The LISTEN sockets in the text of /proc/net/tcp (or tcp6, with `ipv6`). */
-export function parseProcNetTcp(text: string, { ipv6 }: { ipv6: boolean }): TcpListener[] {
-  const out: TcpListener[] = [];
+/** One line of /proc/net/tcp(6): the local end, the owner and the state (the kernel's hex code). */
+interface TcpSocket {
+  address: string;
+  port: number;
+  uid: number;
+  state: string;
+}
+
+function socketsIn(text: string, ipv6: boolean): TcpSocket[] {
+  const out: TcpSocket[] = [];
   for (const line of text.split('\n').slice(1)) {
     // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid ...
     const f = line.trim().split(/\s+/);
-    if (f.length < 8 || f[3] !== LISTEN) continue;
+    if (f.length < 8) continue;
     const [addr, port] = f[1].split(':');
     if (!addr || !port || addr.length !== (ipv6 ? 32 : 8)) continue;
     out.push({
       address: decodeAddress(addr, ipv6),
       port: parseInt(port, 16),
       uid: Number(f[7]),
-      state: 'LISTEN',
+      state: f[3],
     });
   }
   return out;
 }
 
+/** The LISTEN sockets in the text of /proc/net/tcp (or tcp6, with `ipv6`). */
+export function parseProcNetTcp(text: string, { ipv6 }: { ipv6: boolean }): TcpListener[] {
+  return socketsIn(text, ipv6)
+    .filter((socket) => socket.state === LISTEN)
+    .map(({ address, port, uid }) => ({ address, port, uid, state: 'LISTEN' }));
+}
+
+/** Established, being accepted (SYN_RECV), closed by the peer while the app still answers (CLOSE_WAIT). */
+const OPEN_STATES = new Set(['01', '03', '08']);
+
 /**
- * Connections to `port` on `address` that may still carry a request, in the text of /proc/net/tcp(6):
- * established, being accepted (SYN_RECV) or closed by the peer while the app still answers (CLOSE_WAIT).
+ * Connections to `port` on `address` that may still carry a request, in the text of /proc/net/tcp(6).
+ * An IPv4-mapped IPv6 socket counts as its IPv4 address.
  */
 export function openConnectionsIn(
   text: string,
   { ipv6, port, address }: { ipv6: boolean; port: number; address: string },
 ): number {
-  let count = 0;
-  for (const line of text.split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f.length < 8 || !OPEN_STATES.has(f[3])) continue;
-    const [addr, hexPort] = f[1].split(':');
-    if (!addr || !hexPort || addr.length !== (ipv6 ? 32 : 8) || parseInt(hexPort, 16) !== port) continue;
-    const local = decodeAddress(addr, ipv6);
-    if (local === address || local === `::ffff:${address}` || mappedIpv4(local) === address) count++;
-  }
-  return count;
+  return socketsIn(text, ipv6).filter(
+    (socket) =>
+      OPEN_STATES.has(socket.state) &&
+      socket.port === port &&
+      (socket.address === address || mappedIpv4(socket.address) === address),
+  ).length;
 }
-
-const OPEN_STATES = new Set(['01', '03', '08']);
 
 /** `::ffff:7f00:4` (as the URL parser prints a mapped address) as `127.0.0.4`. */
 function mappedIpv4(address: string): string | null {
@@ -77,21 +88,27 @@ function mappedIpv4(address: string): string | null {
   return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
 }
 
-/** How many connections to `address:port` may still carry a request (see openConnectionsIn). */
-export async function openConnections(port: number, address: string): Promise<number> {
+/** Both socket tables, read once (a missing one, IPv6 turned off, reads as empty). */
+async function procNetTcp(): Promise<{ v4: string; v6: string }> {
   const read = (path: string) => readFile(path, 'utf8').catch(() => '');
-  return (
-    openConnectionsIn(await read('/proc/net/tcp'), { ipv6: false, port, address }) +
-    openConnectionsIn(await read('/proc/net/tcp6'), { ipv6: true, port, address })
-  );
+  const [v4, v6] = await Promise.all([read('/proc/net/tcp'), read('/proc/net/tcp6')]);
+  return { v4, v6 };
+}
+
+/** How many connections to these ports on `address` may still carry a request (see openConnectionsIn). */
+export async function openConnections(ports: readonly number[], address: string): Promise<number> {
+  const { v4, v6 } = await procNetTcp();
+  let count = 0;
+  for (const port of ports)
+    count +=
+      openConnectionsIn(v4, { ipv6: false, port, address }) +
+      openConnectionsIn(v6, { ipv6: true, port, address });
+  return count;
 }
 
 export async function listeners(): Promise<TcpListener[]> {
-  const read = (path: string) => readFile(path, 'utf8').catch(() => '');
-  return [
-    ...parseProcNetTcp(await read('/proc/net/tcp'), { ipv6: false }),
-    ...parseProcNetTcp(await read('/proc/net/tcp6'), { ipv6: true }),
-  ];
+  const { v4, v6 } = await procNetTcp();
+  return [...parseProcNetTcp(v4, { ipv6: false }), ...parseProcNetTcp(v6, { ipv6: true })];
 }
 
 /**

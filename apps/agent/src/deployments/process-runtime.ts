@@ -67,9 +67,9 @@ export class ProcessRuntime implements Runtime {
       cgroup: this.config.cgroups === 'off' ? null : found.cgroup,
       detail: wanted === 'none' ? 'isolation none: apps run as the agent’s own user' : found.detail,
     };
-    this.systemUsers =
-      wanted === 'uid' && this.config.systemUsers === 'auto' && (await systemUserToolsPresent());
-    if (wanted === 'uid' && this.config.systemUsers === 'auto' && !this.systemUsers)
+    const wantsNames = wanted === 'uid' && this.config.systemUsers === 'auto';
+    this.systemUsers = wantsNames && (await systemUserToolsPresent());
+    if (wantsNames && !this.systemUsers)
       this.logger.warn(
         'no useradd here: apps run under numeric uids without names (git over ssh needs them)',
       );

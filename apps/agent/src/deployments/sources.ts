@@ -60,7 +60,6 @@ export interface GitFetch {
   onStart?: (process: { pid: number; startTime: number }) => Promise<void> | void;
 }
 
-/** A shallow fetch of one ref as the app's user; `.git` is removed after. Returns the commit. */
 const STEP_EXIT_BASE = 100;
 const GIT_VERBS = ['init', 'fetch', 'checkout', 'rev-parse'];
 
@@ -69,6 +68,7 @@ export function shellQuote(word: string): string {
   return `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
+/** A shallow fetch of one ref as the app's user; `.git` is removed after. Returns the commit. */
 export async function fetchGit(input: GitFetch): Promise<{ commit: string }> {
   const { runtime, place, workspace, source } = input;
   const realRepository = source.url.startsWith('file:')

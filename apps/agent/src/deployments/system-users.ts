@@ -36,34 +36,46 @@ async function lookup(database: 'passwd' | 'group', id: number): Promise<string 
   }
 }
 
+/** The passwd and group entries with the app's id that are not ours (`cl-<uid>`), as "uid"/"gid" → name. */
+async function othersHolding(uid: number): Promise<{ what: 'uid' | 'gid'; name: string }[]> {
+  const ours = systemUserName(uid);
+  const [user, group] = await Promise.all([lookup('passwd', uid), lookup('group', uid)]);
+  return [
+    { what: 'uid' as const, name: user },
+    { what: 'gid' as const, name: group },
+  ].filter(
+    (entry): entry is { what: 'uid' | 'gid'; name: string } => entry.name !== null && entry.name !== ours,
+  );
+}
+
 /** Whether the uid (and the gid of the same number) is free for an app, or already one of ours. */
 export async function uidAvailable(uid: number): Promise<boolean> {
-  const [user, group] = await Promise.all([lookup('passwd', uid), lookup('group', uid)]);
-  const ours = systemUserName(uid);
-  return (user === null || user === ours) && (group === null || group === ours);
+  return (await othersHolding(uid)).length === 0;
 }
 
 // useradd and groupadd lock /etc/passwd and /etc/group and fail rather than wait: one at a time.
 let queue: Promise<unknown> = Promise.resolve();
+function serially(work: () => Promise<void>): Promise<void> {
+  const next = queue.then(work);
+  queue = next.catch(() => undefined);
+  return next;
+}
 
 /**
  * Makes sure `cl-<uid>` exists with this uid, a group of the same number, the app's home and no
  * login shell. An id that belongs to someone else is an error that says what to change.
  */
 export function ensureSystemUser(input: { uid: number; appName: string; home: string }): Promise<void> {
-  const next = queue.then(async () => {
+  return serially(async () => {
     const name = systemUserName(input.uid);
-    const [user, group] = await Promise.all([lookup('passwd', input.uid), lookup('group', input.uid)]);
-    for (const [what, found] of [
-      ['uid', user],
-      ['gid', group],
-    ] as const)
-      if (found !== null && found !== name)
-        throw new Error(
-          `${what} ${input.uid} of app ${input.appName} belongs to ${found}: move deployments.uidRange to ids no one uses`,
-        );
-    if (group === null) await run('groupadd', ['--system', '--gid', String(input.uid), name]);
-    if (user === null)
+    const [other] = await othersHolding(input.uid);
+    if (other)
+      throw new Error(
+        `${other.what} ${input.uid} of app ${input.appName} belongs to ${other.name}: move deployments.uidRange to ids no one uses`,
+      );
+    if ((await lookup('group', input.uid)) === null)
+      await run('groupadd', ['--system', '--gid', String(input.uid), name]);
+    if ((await lookup('passwd', input.uid)) === null)
       await run('useradd', [
         '--system',
         '--uid',
@@ -80,17 +92,4 @@ export function ensureSystemUser(input: { uid: number; appName: string; home: st
         name,
       ]);
   });
-  queue = next.catch(() => undefined);
-  return next;
-}
-
-/** Removes `cl-<uid>` and its group (an app removed from the agent; tests clean up with it). */
-export function removeSystemUser(uid: number): Promise<void> {
-  const next = queue.then(async () => {
-    const name = systemUserName(uid);
-    if ((await lookup('passwd', uid)) === name) await run('userdel', [name]);
-    if ((await lookup('group', uid)) === name) await run('groupdel', [name]);
-  });
-  queue = next.catch(() => undefined);
-  return next;
 }

@@ -850,11 +850,8 @@ export class DeploymentWorker {
    */
   private async awaitQuiet(old: Instance[], delayMs: number): Promise<void> {
     const deadline = this.switchedAt + delayMs;
-    const open = async () => {
-      let count = 0;
-      for (const instance of old) count += await openConnections(instance.port, this.deps.publicAddress);
-      return count;
-    };
+    const ports = old.map((instance) => instance.port);
+    const open = () => openConnections(ports, this.deps.publicAddress);
     let left = await open();
     while (left > 0 && Date.now() < deadline && !this.deps.stopping.aborted) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(50, deadline - Date.now())));
