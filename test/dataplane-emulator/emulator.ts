@@ -24,6 +24,7 @@ import { exists, type EmulatorParts, type Operations, type Reply } from './opera
 import { ruleOperations } from './operations/rules.js';
 import { sectionOperations } from './operations/sections.js';
 import { serverOperations } from './operations/servers.js';
+import { stickTableOperations } from './operations/stick-tables.js';
 import { storageOperations } from './operations/storage.js';
 import { transactionOperations } from './operations/transactions.js';
 import { ReloadAgent } from './reloads.js';
@@ -38,6 +39,7 @@ const OPERATIONS: Operations = {
   ...serverOperations,
   ...ruleOperations,
   ...mapOperations,
+  ...stickTableOperations,
   ...storageOperations,
 };
 

@@ -8,6 +8,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { DataplaneClient, DataplaneError, withTransaction } from '#dataplane';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import type { AddressInfo } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { selfSignedPem, startHaproxyStack, type HaproxyStack } from '../harness/haproxy.js';
 import { waitFor } from '../harness/processes.js';
 import { httpGet, httpsGet, peerCertificate, startUpstream, type Upstream } from './helpers.js';
@@ -494,6 +495,52 @@ describe('Data Plane API emulator over a real HAProxy', () => {
       )
       .catch((error: unknown) => error as DataplaneError);
     expect((duplicate as DataplaneError).status).toBe(409);
+    expect(recorder.problems).toEqual([]);
+  });
+
+  it('counts the requests in flight to each target in st_targets, and only while they are in flight', async () => {
+    const { ports } = await start();
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const slow = createHttpServer((_request, response) => {
+      void held.then(() => response.end('slow'));
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', () => resolve()));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          slow.closeAllConnections();
+          slow.close(() => resolve());
+        }),
+    );
+    const port = (slow.address() as AddressInfo).port;
+    await client.unwrap(
+      client.api.POST('/services/haproxy/runtime/maps/{parent_name}/entries', {
+        params: { path: { parent_name: 'hosts' } },
+        body: { key: 'slow.apps.test', value: `be_dyn_http|127.0.0.1|${port}` },
+      }),
+    );
+    const key = `127.0.0.1|${port}`;
+    const inFlight = Promise.all([
+      httpsGet(ports.https, 'slow.apps.test'),
+      httpsGet(ports.https, 'slow.apps.test'),
+    ]);
+    await waitFor(
+      'two streams to the slow target',
+      async () => (await client.getStickTableEntries('st_targets', key))[0]?.conn_cur === 2,
+      { timeoutMs: 5_000 },
+    );
+    const [entry] = await client.getStickTableEntries('st_targets', key);
+    expect(entry).toEqual(expect.objectContaining({ key, use: true, conn_cur: 2 }));
+    expect(await client.getStickTableEntries('st_targets', '127.0.0.1|1')).toEqual([]);
+    release();
+    expect((await inFlight).map((answer) => answer.body)).toEqual(['slow', 'slow']);
+    const [after] = await client.getStickTableEntries('st_targets', key);
+    expect(after).toEqual(expect.objectContaining({ key, use: false, conn_cur: 0 }));
+    const missing = await client
+      .getStickTableEntries('no_such_table')
+      .catch((error: unknown) => error as DataplaneError);
+    expect((missing as DataplaneError).status).toBe(404);
     expect(recorder.problems).toEqual([]);
   });
 });

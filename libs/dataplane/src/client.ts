@@ -5,6 +5,7 @@ export type DataplanePaths = paths;
 export type DataplaneSchemas = components['schemas'];
 export type Transaction = DataplaneSchemas['transaction'];
 export type Reload = DataplaneSchemas['reload'];
+export type StickTableEntry = DataplaneSchemas['stick_table_entry'];
 export type Frontend = DataplaneSchemas['frontend'];
 export type Bind = DataplaneSchemas['bind'];
 export type Backend = DataplaneSchemas['backend'];
@@ -256,6 +257,16 @@ export class DataplaneClient {
   /** `show info` of the current worker: its `pid` changes with every reload. */
   async getProcessInfo(): Promise<ProcessInfo> {
     const { data } = await this.unwrap(this.api.GET('/services/haproxy/runtime/info'));
+    return data;
+  }
+
+  /** Entries of a stick table as HAProxy holds them (`show table`), or only the entry of `key`. */
+  async getStickTableEntries(table: string, key?: string): Promise<StickTableEntry[]> {
+    const { data } = await this.unwrap(
+      this.api.GET('/services/haproxy/runtime/stick_tables/{parent_name}/entries', {
+        params: { path: { parent_name: table }, query: key === undefined ? {} : { key } },
+      }),
+    );
     return data;
   }
 }

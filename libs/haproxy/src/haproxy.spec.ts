@@ -3,6 +3,7 @@ import { hostname } from '#contracts';
 import {
   ACME_CHALLENGE_PATH,
   BACKENDS,
+  STICK_TABLES,
   MAX_HOST_NAME_LENGTH,
   RouteCheckCache,
   assertMapWord,
@@ -18,6 +19,7 @@ import {
   plan,
   renderMapFile,
   routeProblem,
+  targetKey,
   type MapEntry,
   type MapName,
   type HttpRequestRule,
@@ -357,7 +359,16 @@ describe('structural diff', () => {
       'return',
       'set-dst',
       'set-dst-port',
+      'track-sc',
     ]);
+    // Streams to the route's target are counted by "<ip>|<port>" (a drain reads them).
+    expect(rules.at(-1)).toEqual({
+      type: 'track-sc',
+      track_sc_stick_counter: 0,
+      track_sc_key: 'var(txn.route),field(2,|,2)',
+      track_sc_table: STICK_TABLES.targets,
+    });
+    expect(targetKey('10.0.0.5', 8080)).toBe('10.0.0.5|8080');
     expect(rules[1]).toEqual({
       type: 'deny',
       deny_status: 400,
@@ -479,6 +490,7 @@ describe('plan', () => {
       'create be_dyn_tcp',
       'create be_no_route',
       'create be_no_route_tcp',
+      'create st_targets',
       'create fe_http',
       'create fe_https',
       'create fe_tls_sni',

@@ -28,7 +28,7 @@ export interface Server {
 }
 
 export interface HttpRequestRule {
-  type: 'redirect' | 'return' | 'deny' | 'set-var' | 'set-dst' | 'set-dst-port' | 'set-header';
+  type: 'redirect' | 'return' | 'deny' | 'set-var' | 'set-dst' | 'set-dst-port' | 'set-header' | 'track-sc';
   redir_type?: 'location' | 'prefix' | 'scheme';
   redir_value?: string;
   redir_code?: 301 | 302 | 303 | 307 | 308;
@@ -43,14 +43,20 @@ export interface HttpRequestRule {
   expr?: string;
   hdr_name?: string;
   hdr_format?: string;
+  track_sc_key?: string;
+  track_sc_table?: string;
+  track_sc_stick_counter?: number;
   cond?: 'if' | 'unless';
   cond_test?: string;
 }
 
 export interface TcpRequestRule {
   type: 'content' | 'inspect-delay';
-  action?: 'accept' | 'reject' | 'set-var' | 'set-dst' | 'set-dst-port';
+  action?: 'accept' | 'reject' | 'set-var' | 'set-dst' | 'set-dst-port' | 'track-sc';
   timeout?: number;
+  track_key?: string;
+  track_table?: string;
+  track_stick_counter?: number;
   var_scope?: string;
   var_name?: string;
   expr?: string;
@@ -75,10 +81,20 @@ export interface FrontendSection {
   backend_switching_rule_list: BackendSwitchingRule[];
 }
 
+export interface StickTable {
+  type: 'string';
+  keylen: number;
+  size: number;
+  /** Milliseconds after its last use. */
+  expire: number;
+  store: string;
+}
+
 /** A backend with its children, as `…/backends/{name}?full_section=true` carries it. */
 export interface BackendSection {
   name: string;
   mode: 'http' | 'tcp';
+  stick_table?: StickTable;
   servers: Record<string, Server>;
   http_request_rule_list: HttpRequestRule[];
   tcp_request_rule_list: TcpRequestRule[];
@@ -127,6 +143,23 @@ export const BACKENDS = {
 } as const;
 export type DynamicBackend = typeof BACKENDS.http | typeof BACKENDS.https | typeof BACKENDS.tcp;
 
+/**
+ * Stick tables, each in a backend of its own name. `st_targets` counts the streams in flight to each
+ * target (`<ip>|<port>`, tracked when a request or connection is sent there): a deployment's drain ends
+ * once no stream is left on the old release's target (docs/deployments.md). Idle pooled connections to
+ * a target have no stream, so they do not count.
+ */
+export const STICK_TABLES = { targets: 'st_targets' } as const;
+/** The entry key of a target in `st_targets`. */
+export function targetKey(address: string, port: number): string {
+  return `${address}|${port}`;
+}
+/** Targets are IP addresses (at most 45 characters for IPv6) and a port. */
+const TARGET_KEY_LENGTH = 52;
+/** Entries of targets that served nothing for this long are dropped (one in use never is). */
+const TARGET_ENTRY_EXPIRY_MS = 10 * 60_000;
+const TARGET_TABLE_SIZE = 200_000;
+
 /** The two maps, by their Data Plane API name (`<maps_dir>/<name>.map`). */
 export const MAPS = { hosts: 'hosts', sni: 'sni' } as const;
 export type MapName = (typeof MAPS)[keyof typeof MAPS];
@@ -137,6 +170,8 @@ export const NO_ROUTE_MESSAGE = 'no route for this host';
 const ROUTE_FOUND = '{ var(txn.route) -m found }';
 /** Map values are `<backend>|<ip>|<port>`. */
 const FIELD = (index: 1 | 2 | 3) => `var(txn.route),word(${index},|)`;
+/** `<ip>|<port>` of the route's map value: the key of its target in `st_targets`. */
+const TARGET = 'var(txn.route),field(2,|,2)';
 
 /**
  * The Host header as one value. `req.hdr(host)` would split it at commas and take the last value, so
@@ -217,6 +252,12 @@ function hostRoutingRules(layout: ProxyLayout): HttpRequestRule[] {
     },
     { type: 'set-dst', expr: FIELD(2) },
     { type: 'set-dst-port', expr: FIELD(3) },
+    {
+      type: 'track-sc',
+      track_sc_stick_counter: 0,
+      track_sc_key: TARGET,
+      track_sc_table: STICK_TABLES.targets,
+    },
   ];
 }
 
@@ -320,6 +361,13 @@ export function desiredStructure(layout: ProxyLayout): Structure {
         { type: 'content', action: 'reject', cond: 'if', cond_test: `!${ROUTE_FOUND}` },
         { type: 'content', action: 'set-dst', expr: FIELD(2) },
         { type: 'content', action: 'set-dst-port', expr: FIELD(3) },
+        {
+          type: 'content',
+          action: 'track-sc',
+          track_stick_counter: 0,
+          track_key: TARGET,
+          track_table: STICK_TABLES.targets,
+        },
       ],
       backend_switching_rule_list: [USE_ROUTE_BACKEND],
     },
@@ -351,6 +399,15 @@ export function desiredStructure(layout: ProxyLayout): Structure {
     }),
     backend(BACKENDS.noRouteTcp, 'tcp', [], {
       tcp_request_rule_list: [{ type: 'content', action: 'reject' }],
+    }),
+    backend(STICK_TABLES.targets, 'http', [], {
+      stick_table: {
+        type: 'string',
+        keylen: TARGET_KEY_LENGTH,
+        size: TARGET_TABLE_SIZE,
+        expire: TARGET_ENTRY_EXPIRY_MS,
+        store: 'conn_cur',
+      },
     }),
   ];
   return { frontends, backends };

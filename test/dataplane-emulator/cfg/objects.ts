@@ -55,6 +55,7 @@ function isBaseLine(sectionType: string, tokens: string[]): boolean {
   }
   if (sectionType === 'backend') {
     if (first === 'balance' || first === 'retries' || first === 'default-server') return true;
+    if (first === 'stick-table') return true;
     if (first === 'timeout' && (second === 'connect' || second === 'server')) return true;
   }
   return false;
@@ -371,6 +372,26 @@ function requiredExpression(rule: Json, field: string): string {
   return value.trim();
 }
 
+/** `track-sc<N> <key> [table <table>]`, the words after `http-request` or `tcp-request <type>`. */
+function parseTrack(head: string[]): { counter: number; key?: string; table?: string } | undefined {
+  const match = /^track-sc(\d+)$/.exec(head[0] ?? '');
+  if (!match) return undefined;
+  const tableAt = head.indexOf('table');
+  return {
+    counter: Number(match[1]),
+    key: head[1],
+    table: tableAt > 1 ? head[tableAt + 1] : undefined,
+  };
+}
+
+function trackWords(counter: unknown, key: string, table: unknown): string {
+  const number = counter === undefined || counter === null ? 0 : counter;
+  if (typeof number !== 'number' || !Number.isInteger(number) || number < 0 || number > 2) {
+    throw new ModelError(400, 'validation error: the stick counter must be 0, 1 or 2');
+  }
+  return `track-sc${number} ${key}${typeof table === 'string' && table !== '' ? ` table ${table}` : ''}`;
+}
+
 export function parseTcpRequestRule(tokens: string[]): Json {
   if (tokens[1] === 'inspect-delay')
     return compact({ type: 'inspect-delay', timeout: parseTime(tokens[2] ?? '') });
@@ -389,6 +410,18 @@ export function parseTcpRequestRule(tokens: string[]): Json {
   if (head[0] === 'set-dst' || head[0] === 'set-dst-port') {
     return compact({ type: tokens[1], action: head[0], expr: head.slice(1).join(' '), cond, cond_test });
   }
+  const track = parseTrack(head);
+  if (track) {
+    return compact({
+      type: tokens[1],
+      action: 'track-sc',
+      track_stick_counter: track.counter,
+      track_key: track.key,
+      track_table: track.table,
+      cond,
+      cond_test,
+    });
+  }
   return compact({ type: tokens[1], action: head[0], cond, cond_test });
 }
 
@@ -403,10 +436,24 @@ export function tcpRequestRuleLine(rule: Json): string {
   if (action === 'set-var') action = `${setVarWord(rule)} ${requiredExpression(rule, 'expr')}`;
   else if (action === 'set-dst' || action === 'set-dst-port')
     action = `${action} ${requiredExpression(rule, 'expr')}`;
+  else if (action === 'track-sc')
+    action = trackWords(rule.track_stick_counter, requiredExpression(rule, 'track_key'), rule.track_table);
   return `tcp-request ${rule.type as string} ${action}${conditionSuffix(rule)}`;
 }
 
 export function parseHttpRequestRule(tokens: string[]): Json {
+  const track = parseTrack(tokens.slice(1));
+  if (track) {
+    const { cond, cond_test } = condition(tokens, 2);
+    return compact({
+      type: 'track-sc',
+      track_sc_stick_counter: track.counter,
+      track_sc_key: track.key,
+      track_sc_table: track.table,
+      cond,
+      cond_test,
+    });
+  }
   const variable = parseSetVar(tokens[1] ?? '');
   const type = variable ? 'set-var' : tokens[1];
   const rule: Json = { type, ...variable };
@@ -462,6 +509,14 @@ export function parseHttpRequestRule(tokens: string[]): Json {
 
 export function httpRequestRuleLine(rule: Json): string {
   for (const [key, value] of Object.entries(rule)) assertSafe(value, key);
+  if (rule.type === 'track-sc') {
+    const words = trackWords(
+      rule.track_sc_stick_counter,
+      requiredExpression(rule, 'track_sc_key'),
+      rule.track_sc_table,
+    );
+    return `http-request ${words}${conditionSuffix(rule)}`;
+  }
   const parts = ['http-request', rule.type === 'set-var' ? setVarWord(rule) : (rule.type as string)];
   switch (rule.type) {
     case 'set-var':
@@ -554,6 +609,44 @@ export function frontendBaseLines(frontend: Json): string[] {
   return lines;
 }
 
+/** `stick-table type <t> [len <n>] size <n> [expire <time>] [store <types>]` (sizes as plain numbers or k/m/g). */
+function parseStickTable(tokens: string[]): Json {
+  const table: Json = {};
+  for (let index = 1; index < tokens.length; index++) {
+    const [word, value] = [tokens[index], tokens[index + 1]];
+    if (word === 'type') table.type = value;
+    else if (word === 'len') table.keylen = int(value);
+    else if (word === 'size') table.size = parseSize(value ?? '');
+    else if (word === 'expire') table.expire = parseTime(value ?? '');
+    else if (word === 'store') table.store = value;
+    else continue;
+    index++;
+  }
+  return compact(table);
+}
+
+function parseSize(raw: string): number | undefined {
+  const match = /^(\d+)([kmg]?)$/i.exec(raw);
+  if (!match) return undefined;
+  const factor = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[
+    match[2].toLowerCase() as '' | 'k' | 'm' | 'g'
+  ];
+  return Number(match[1]) * factor;
+}
+
+function stickTableLine(table: Json): string {
+  for (const [key, value] of Object.entries(table)) assertSafe(value, `stick_table.${key}`);
+  if (!table.type) throw new ModelError(400, 'validation error: stick_table.type is required');
+  if (typeof table.size !== 'number')
+    throw new ModelError(400, 'validation error: stick_table.size is required');
+  const words = ['stick-table', 'type', table.type as string];
+  if (typeof table.keylen === 'number') words.push('len', String(table.keylen));
+  words.push('size', String(table.size));
+  if (typeof table.expire === 'number') words.push('expire', formatTime(table.expire));
+  if (table.store) words.push('store', table.store as string);
+  return words.join(' ');
+}
+
 export function parseBackendBase(section: Section): Json {
   const backend: Json = { name: section.name };
   for (const line of section.lines) {
@@ -568,6 +661,7 @@ export function parseBackendBase(section: Section): Json {
     else if (first === 'timeout' && second === 'connect')
       backend.connect_timeout = parseTime(tokens[2] ?? '');
     else if (first === 'timeout' && second === 'server') backend.server_timeout = parseTime(tokens[2] ?? '');
+    else if (first === 'stick-table') backend.stick_table = parseStickTable(tokens);
   }
   return compact(backend);
 }
@@ -591,6 +685,8 @@ export function backendBaseLines(backend: Json): string[] {
   if (defaults && Object.keys(defaults).length > 0) {
     lines.push(['default-server', ...serverParamsWords(defaults)].join(' '));
   }
+  const table = backend.stick_table as Json | undefined;
+  if (table && Object.keys(table).length > 0) lines.push(stickTableLine(table));
   return lines;
 }
 

@@ -690,6 +690,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/services/haproxy/runtime/stick_tables/{parent_name}/entries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The stick table's name (the section that declares it) */
+                parent_name: string;
+            };
+            cookie?: never;
+        };
+        /** `show table <name> [key <key>]` */
+        get: operations["getStickTableEntries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/services/haproxy/storage/maps": {
         parameters: {
             query?: never;
@@ -933,6 +953,7 @@ export interface components {
             server_timeout?: number | null;
             retries?: number | null;
             default_server?: components["schemas"]["server_params"];
+            stick_table?: components["schemas"]["config_stick_table"];
             servers?: {
                 [key: string]: components["schemas"]["server"];
             };
@@ -941,6 +962,18 @@ export interface components {
             http_request_rule_list?: components["schemas"]["http_request_rules"];
         };
         backends: components["schemas"]["backend"][];
+        /** @description `stick-table type <type> [len <keylen>] size <size> [expire <expire>] [store <store>]` */
+        config_stick_table: {
+            /** @enum {string} */
+            type?: "ip" | "ipv6" | "integer" | "string" | "binary";
+            keylen?: number | null;
+            /** @description entries */
+            size?: number | null;
+            /** @description milliseconds */
+            expire?: number | null;
+            /** @description Data types, comma-separated */
+            store?: string;
+        };
         balance: {
             /** @enum {string} */
             algorithm: "first" | "hash" | "hdr" | "leastconn" | "random" | "rdp-cookie" | "roundrobin" | "source" | "static-rr" | "uri" | "url_param";
@@ -1022,9 +1055,13 @@ export interface components {
             /** @enum {string} */
             type: "connection" | "content" | "inspect-delay" | "session";
             /** @enum {string} */
-            action?: "accept" | "reject" | "set-var" | "set-dst" | "set-dst-port";
+            action?: "accept" | "reject" | "set-var" | "set-dst" | "set-dst-port" | "track-sc";
             /** @description milliseconds (inspect-delay) */
             timeout?: number | null;
+            /** @description track-sc<N> <track_key> */
+            track_key?: string;
+            track_table?: string;
+            track_stick_counter?: number | null;
             /** @description set-var(<var_scope>.<var_name>) */
             var_name?: string;
             var_scope?: string;
@@ -1038,7 +1075,11 @@ export interface components {
         /** @description `http-request <type> ... [if|unless <cond_test>]` for the types in the enum */
         http_request_rule: {
             /** @enum {string} */
-            type: "redirect" | "return" | "deny" | "allow" | "set-header" | "add-header" | "del-header" | "set-var" | "set-dst" | "set-dst-port";
+            type: "redirect" | "return" | "deny" | "allow" | "set-header" | "add-header" | "del-header" | "set-var" | "set-dst" | "set-dst-port" | "track-sc";
+            /** @description track-sc<N> <track_sc_key> */
+            track_sc_key?: string;
+            track_sc_table?: string;
+            track_sc_stick_counter?: number | null;
             /** @description set-var(<var_scope>.<var_name>) */
             var_name?: string;
             var_scope?: string;
@@ -1132,6 +1173,19 @@ export interface components {
             value?: string;
         };
         map_entries: components["schemas"]["map_entry"][];
+        stick_table_entry: {
+            id?: string;
+            key?: string;
+            /** @description Whether a stream tracks the entry now */
+            use?: boolean;
+            /** @description milliseconds until it expires */
+            exp?: number | null;
+            /** @description streams tracking it now */
+            conn_cur?: number | null;
+            conn_cnt?: number | null;
+            http_req_cnt?: number | null;
+        };
+        stick_table_entries: components["schemas"]["stick_table_entry"][];
         ssl_certificate: {
             file?: string;
             storage_name?: string;
@@ -3841,6 +3895,34 @@ export interface operations {
         requestBody?: never;
         responses: {
             204: components["responses"]["NoContent"];
+            404: components["responses"]["NotFound"];
+            default: components["responses"]["Error"];
+        };
+    };
+    getStickTableEntries: {
+        parameters: {
+            query?: {
+                /** @description Only the entry of this key */
+                key?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The stick table's name (the section that declares it) */
+                parent_name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Entries of the table as HAProxy holds them */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["stick_table_entries"];
+                };
+            };
             404: components["responses"]["NotFound"];
             default: components["responses"]["Error"];
         };
