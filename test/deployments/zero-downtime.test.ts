@@ -1,7 +1,9 @@
 /**
  * Zero downtime, measured: wrk loads the app through HAProxy (by Host, over HTTPS, four keep-alive
  * connections) while new releases deploy and one rolls back. Not one request fails or answers anything
- * but 2xx; afterwards the new release answers, and the old process and its port are gone.
+ * but 2xx; afterwards the new release answers, and the old process and its port are gone. The drain
+ * waits for a request in flight on the old release, and no longer than that: HAProxy's idle pooled
+ * connections to it do not hold it for the whole drain delay.
  */
 import { DOMAIN } from '../e2e/stack.js';
 import type { TestRepo } from '../harness/git.js';
@@ -12,6 +14,7 @@ import {
   bodyThroughFront,
   createApp,
   deployAndWait,
+  deploymentLogs,
   helloRepo,
   isRoot,
   startDeploymentRig,
@@ -57,6 +60,51 @@ async function report(wrk: RunningProcess) {
 }
 
 describeRoot('under load through HAProxy', () => {
+  test('the drain waits for a slow request in flight, then ends long before its delay', async () => {
+    const holdHost = `hold.apps.${DOMAIN}`;
+    const holdRepo = await helloRepo('hold', 'hold v1');
+    await createApp(rig.e2e, 'zero-a', 'hold', holdRepo, {
+      drain: { delaySeconds: 20, stopTimeoutSeconds: 5 },
+    });
+    expect((await deployAndWait(rig.e2e, 'apps/hold/deployments')).view.status).toBe('succeeded');
+    const wrk = startProcess('wrk', [
+      '-t1',
+      '-c4',
+      '-d300s',
+      '-H',
+      `Host: ${holdHost}`,
+      `https://127.0.0.1:${rig.e2e.haproxy.ports.https}/`,
+    ]);
+    try {
+      await sleep(300);
+      await holdRepo.commit({ 'body.txt': 'hold v2\n' }, 'v2');
+      // Sent to release 1 before the deploy; it answers 3 s later, after the switch.
+      const slow = bodyThroughFront(rig.e2e, holdHost, '/slow?ms=3000').then((reply) => ({
+        ...reply,
+        at: Date.now(),
+      }));
+      await sleep(100);
+      const deployed = await deployAndWait(rig.e2e, 'apps/hold/deployments');
+      expect(deployed.view.status).toBe('succeeded');
+      const answered = await slow;
+      expect({ status: answered.status, body: answered.body }).toEqual({ status: 200, body: 'hold v1' });
+      const at = (phase: string) => Date.parse(deployed.view.phases.find((p) => p.phase === phase)!.at!);
+      // The old release was stopped only after the slow request was answered...
+      expect(at('drained')).toBeGreaterThanOrEqual(answered.at - 50);
+      // ...and not at the end of the 20 s delay, though wrk kept HAProxy's connections to it pooled.
+      expect(at('drained') - at('switched')).toBeLessThan(10_000);
+      const logs = await deploymentLogs(rig.e2e, deployed.view.deploymentId);
+      expect(logs.some((line) => /old release has no request in flight on the front/.test(line))).toBe(true);
+      const counted = await report(wrk);
+      expect({ non2xx: counted.non2xx, socketErrors: counted.socketErrors }).toEqual({
+        non2xx: 0,
+        socketErrors: 0,
+      });
+    } finally {
+      await wrk.stop('SIGKILL');
+    }
+  });
+
   test('two deployments and a rollback drop no request', async () => {
     const wrk = load();
     try {

@@ -7,11 +7,15 @@ import {
   renewRequest,
   reportRequest,
   secretsRequest,
+  streamsRequest,
+  type DrainStreams,
 } from '#contracts';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AgentRequestServer } from '#messaging';
 import type { Logger } from '#platform';
 import type { DeploymentDecisions } from './decisions.js';
+import { checkLeaseHolder, drainTarget } from './domain/deployment.js';
+import type { FrontStreams } from './front-streams.js';
 import type { DeploymentsReads } from './reads.js';
 import type { SecretDelivery } from './secret-delivery.js';
 
@@ -27,6 +31,7 @@ export function agentDeploymentRequests(
   commands: DeploymentDecisions,
   reads: DeploymentsReads,
   secrets: SecretDelivery,
+  fronts: FrontStreams,
   logger: Logger,
   onChange: (deploymentId: string) => void,
 ): AgentRequestServer {
@@ -58,6 +63,16 @@ export function agentDeploymentRequests(
         },
         secrets: async (request) =>
           secrets.deliver(request.agentId, parseOrThrow(secretsRequest, request.body)),
+        // The agent names only its deployment: the target asked about is the one it is replacing, so an
+        // agent learns nothing of other agents' traffic.
+        streams: async (request): Promise<DrainStreams> => {
+          const body = parseOrThrow(streamsRequest, request.body);
+          const state = await commands.deployment(body.deploymentId);
+          checkLeaseHolder(state, request.agentId, body.deploymentId, body.leaseId);
+          const target = drainTarget(state);
+          if (!target) return { streams: null, fronts: 0, reason: 'nothing is being drained' };
+          return fronts.inFlight(target);
+        },
       },
     },
     logger,

@@ -47,6 +47,13 @@ export const deploymentsConfigSchema = eventStoreConfigSchema
      * (comma-separated, e.g. `https://127.0.0.1:443`). Empty: verification is recorded as skipped.
      */
     CL_DEPLOY_VERIFY_URLS: list(''),
+    /**
+     * A drain ends early once no front has a request in flight to the old release: the fronts asked are
+     * the proxy nodes that synced within this long (as routing's CL_PROXY_STALE_AFTER_MS).
+     */
+    CL_PROXY_STALE_AFTER_MS: env.int(30_000).pipe(z.number().int().min(1_000)),
+    /** The KV bucket proxy-sync writes the nodes' liveness records to (its CL_PROXY_KV_BUCKET). */
+    CL_PROXY_KV_BUCKET: env.string('proxy-nodes'),
     /** The CA the fronts' certificates are checked against (PEM file); empty: the system's. */
     CL_DEPLOY_VERIFY_CA_FILE: z.string().default(''),
     /** How often secret versions nothing uses any more are forgotten (0: never). */

@@ -26,6 +26,7 @@ import { DeploymentDecisions } from './decisions.js';
 import { DeploymentsCommands } from './deployments.commands.js';
 import { DeploymentsController, DeploymentsEventHandlers, INPUT_POLICY } from './deployments.controller.js';
 import { foldAgentForDeployments } from './domain/agent.js';
+import { FrontStreams } from './front-streams.js';
 import { Leases } from './leases.js';
 import { LogRelay } from './log-relay.js';
 import { DeploymentsReads } from './reads.js';
@@ -37,6 +38,9 @@ import { UploadCheck } from './uploads.js';
 import { Verifier } from './verifier.js';
 
 const SUPERVISE_MS = Symbol('SUPERVISE_MS');
+/** The fronts answer from HAProxy's memory in milliseconds; a drain polls again soon anyway. */
+const FRONT_STREAMS_WAIT_MS = 500;
+const FRONT_NODES_CACHE_MS = 5_000;
 const SECRET_GC_MS = Symbol('SECRET_GC_MS');
 
 /** Starts the agents' requests, the log relay and the supervisor once the app is up; stops them first. */
@@ -187,6 +191,12 @@ export class DeploymentsModule {
                 return agent.status === 'absent' ? null : agent.publicAddress;
               }),
               new SecretDelivery(decisions, secrets),
+              new FrontStreams(connection, {
+                liveWithinMs: config.CL_PROXY_STALE_AFTER_MS,
+                maxWaitMs: FRONT_STREAMS_WAIT_MS,
+                nodesCacheMs: FRONT_NODES_CACHE_MS,
+                bucket: config.CL_PROXY_KV_BUCKET,
+              }),
               logger.child({ component: 'agent-requests' }),
               (deploymentId) => supervisor.poke(deploymentId),
             ),

@@ -24,6 +24,7 @@ import { PostgresRouteSource } from './postgres-route-source.js';
 import { Reconciler } from './reconciler.js';
 import { EventStoreReporter, KvNodeReporter } from './reporting.js';
 import type { RouteSource } from './route-source.js';
+import { TargetStreamsResponder } from './target-streams.js';
 import { RouteEventTrigger } from './trigger.js';
 
 const PROXY_SYNC_CONFIG = Symbol('PROXY_SYNC_CONFIG');
@@ -48,6 +49,14 @@ export function routeSourceOf(
     logger: logger.child({ node: config.CL_PROXY_NODE_ID }),
   });
 }
+export function dataplaneClientOf(config: ProxySyncConfig): DataplaneClient {
+  return new DataplaneClient({
+    baseUrl: config.CL_DATAPLANE_URL,
+    username: config.CL_DATAPLANE_USER,
+    password: config.CL_DATAPLANE_PASSWORD,
+  });
+}
+
 /** Builds the reconciler from its parts; used by the Nest service and by tests that run it in-process. */
 export function createReconciler(parts: {
   config: ProxySyncConfig;
@@ -59,11 +68,7 @@ export function createReconciler(parts: {
   crl?: () => string | undefined;
 }): Reconciler {
   const { config } = parts;
-  const client = new DataplaneClient({
-    baseUrl: config.CL_DATAPLANE_URL,
-    username: config.CL_DATAPLANE_USER,
-    password: config.CL_DATAPLANE_PASSWORD,
-  });
+  const client = dataplaneClientOf(config);
   const certificateFile = config.CL_FRONT_CERT_FILE;
   return new Reconciler(
     new DataplaneGateway(client),
@@ -109,6 +114,7 @@ export class ProxySyncService implements OnApplicationBootstrap, OnApplicationSh
   private trigger?: RouteEventTrigger;
   private crlWatch?: BucketWatch;
   private crl?: string;
+  private streams?: TargetStreamsResponder;
 
   constructor(
     @Inject(PROXY_SYNC_CONFIG) private readonly config: ProxySyncConfig,
@@ -135,6 +141,13 @@ export class ProxySyncService implements OnApplicationBootstrap, OnApplicationSh
       crl: () => this.crl,
     });
     this.reconciler = reconciler;
+    this.streams = new TargetStreamsResponder(
+      this.connection,
+      node,
+      dataplaneClientOf(this.config),
+      this.logger.child({ component: 'target-streams' }),
+    );
+    this.streams.start();
     if (this.config.CL_PROXY_CHECK_CRL) {
       // Each CRL the certificates service signs (after every revocation) reaches HAProxy in a pass.
       let first: () => void = () => undefined;
@@ -175,6 +188,7 @@ export class ProxySyncService implements OnApplicationBootstrap, OnApplicationSh
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.streams?.stop();
     this.crlWatch?.stop();
     await this.trigger?.stop();
     await this.reconciler?.stop();

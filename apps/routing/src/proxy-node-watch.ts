@@ -3,6 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { PROXY_NODES_BUCKET } from '#auth';
 import type { EventContext } from '#contracts';
 import { ConcurrencyError, type EventStore } from '#eventstore';
+import { proxyNodeSyncTimes } from '#messaging';
 import type { Logger } from '#platform';
 import { decideStale, foldProxyNode } from './domain/proxy-nodes.js';
 
@@ -28,26 +29,17 @@ export class ProxyNodeWatch {
     const kv = await this.bucket();
     if (!kv) return [];
     const marked: string[] = [];
-    const keys: string[] = [];
+    let times: Map<string, number>;
     try {
-      for await (const key of await kv.keys()) keys.push(key);
+      times = await proxyNodeSyncTimes(kv);
     } catch (error) {
       // No proxy-sync has created the bucket yet: nothing to watch (open it again next time).
       this.kv = undefined;
       if ((error as Error).name === 'StreamNotFoundError') return [];
       throw error;
     }
-    for (const node of keys) {
-      const entry = await kv.get(node);
-      if (!entry || entry.operation !== 'PUT') continue;
-      let lastSyncAt: string | undefined;
-      try {
-        lastSyncAt = (entry.json() as { lastSyncAt?: unknown }).lastSyncAt as string | undefined;
-      } catch {
-        continue;
-      }
-      if (typeof lastSyncAt !== 'string' || Number.isNaN(Date.parse(lastSyncAt))) continue;
-      if (await this.markIfStale(node, lastSyncAt, now)) marked.push(node);
+    for (const [node, at] of times) {
+      if (await this.markIfStale(node, new Date(at).toISOString(), now)) marked.push(node);
     }
     return marked;
   }

@@ -1,5 +1,11 @@
 import type { Permissions } from '@nats-io/jwt';
-import { AGENTS_STREAM, aggregateTypeSubjects, EVENTS_STREAM, type AggregateType } from '#contracts';
+import {
+  AGENTS_STREAM,
+  aggregateTypeSubjects,
+  EVENTS_STREAM,
+  PROXY_STREAMS_SUBJECT,
+  type AggregateType,
+} from '#contracts';
 
 /**
  * Least privilege on the broker: each process of the front connects as a user of the services' account
@@ -205,6 +211,10 @@ function lists(user: ServiceUser): Lists {
           `$JS.API.STREAM.CREATE.${LOGS_STREAM_NAME}`,
           // An upload is checked (size and digest) before a deployment of it is accepted.
           ...READ_UPLOAD_INFO,
+          // A drain asks every front for the streams in flight to the old release (the proxy nodes'
+          // records say which fronts to wait for).
+          PROXY_STREAMS_SUBJECT,
+          ...watchBucket(KV),
         ],
         sub: [
           'cmd.deployments.*',
@@ -255,7 +265,9 @@ function lists(user: ServiceUser): Lists {
           // The CA's current CRL, which HAProxy checks targets against.
           ...watchBucket(CRL_KV),
         ],
-        sub: [],
+        // Answers how many streams its HAProxy has in flight to a target (a deployment's drain asks).
+        sub: [PROXY_STREAMS_SUBJECT],
+        responds: true,
       };
     case 'cli':
       return {

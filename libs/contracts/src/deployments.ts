@@ -47,7 +47,14 @@ export function objectDigestHex(digest: string): string | null {
 }
 
 /** What an agent may ask on `agents.<id>.out.req.deployments.<command>`. */
-export const AGENT_DEPLOYMENT_COMMANDS = ['assigned', 'claim', 'renew', 'report', 'secrets'] as const;
+export const AGENT_DEPLOYMENT_COMMANDS = [
+  'assigned',
+  'claim',
+  'renew',
+  'report',
+  'secrets',
+  'streams',
+] as const;
 export type AgentDeploymentCommand = (typeof AGENT_DEPLOYMENT_COMMANDS)[number];
 
 export function agentDeploymentSubject(agentId: string, command: AgentDeploymentCommand): string {
@@ -76,6 +83,29 @@ export type ClaimRequest = z.output<typeof claimRequest>;
 
 export const renewRequest = z.strictObject({ deploymentId: uuid, leaseId: uuid });
 export type RenewRequest = z.output<typeof renewRequest>;
+
+/** During its drain, the agent asks how many requests the fronts still have in flight to the old release. */
+export const streamsRequest = renewRequest;
+export interface DrainStreams {
+  /** Streams in flight to the old release's target on every front; null when a front did not answer. */
+  streams: number | null;
+  /** The fronts asked (every proxy node that synced lately). */
+  fronts: number;
+  /** Why `streams` is null. */
+  reason: string | null;
+}
+
+/**
+ * Every proxy-sync answers on this subject (no queue group): how many streams its HAProxy has in flight
+ * to one target, from the `st_targets` stick table. Only services can publish it (agents cannot).
+ */
+export const PROXY_STREAMS_SUBJECT = 'proxy.streams';
+export const targetStreamsRequest = z.strictObject({ address: ipAddress, port });
+export type TargetStreamsRequest = z.output<typeof targetStreamsRequest>;
+export interface TargetStreams {
+  node: string;
+  streams: number;
+}
 
 const exitCode = z.number().int().min(-1).max(255).nullable();
 const reportLastLines = z.array(z.string().max(500)).max(20);

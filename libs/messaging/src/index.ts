@@ -3,3 +3,4 @@ export * from './commands.js';
 export * from './agent-requests.js';
 export * from './heartbeats.js';
 export * from './agent-inbox.js';
+export * from './proxy-nodes.js';

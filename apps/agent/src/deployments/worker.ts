@@ -7,6 +7,7 @@ import {
   type DeploymentKind,
   type DeploymentPhase,
   type DeploymentProgress,
+  type DrainStreams,
   type LogLine,
   type PhaseLimits,
   type PhaseReport,
@@ -845,22 +846,36 @@ export class DeploymentWorker {
 
   /**
    * Requests sent before the route changed finish on the old release first: up to the drain delay
-   * after the switch (the front's verification runs within it), or until no connection to the old
-   * release is left, whichever comes first. No new connection reaches it once the fronts switched.
+   * after the switch (the front's verification runs within it), or until none is left, whichever comes
+   * first. None is left when no connection to the old release is open, or when every front says it has
+   * no request in flight to it: the connections left are then the fronts' idle keep-alive pool (from
+   * here an idle connection and one carrying a request look the same). No new request reaches the old
+   * release once the fronts switched.
    */
   private async awaitQuiet(old: Instance[], delayMs: number): Promise<void> {
     const deadline = this.switchedAt + delayMs;
     const ports = old.map((instance) => instance.port);
-    const open = () => openConnections(ports, this.deps.publicAddress);
-    let left = await open();
-    while (left > 0 && Date.now() < deadline && !this.deps.stopping.aborted) {
+    const quiet = async (): Promise<string | null> => {
+      const open = await openConnections(ports, this.deps.publicAddress);
+      if (open === 0) return 'has no open connections';
+      const fronts = await this.request<DrainStreams>(
+        'deployments.streams',
+        { deploymentId: this.deploymentId, leaseId: this.leaseId },
+        Math.max(100, deadline - Date.now()),
+      ).catch(() => null);
+      if (fronts?.streams === 0)
+        return `has no request in flight on ${fronts.fronts === 1 ? 'the front' : `any of the ${fronts.fronts} fronts`} (${open} idle connections)`;
+      return null;
+    };
+    let found = await quiet();
+    while (found === null && Date.now() < deadline && !this.deps.stopping.aborted) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(50, deadline - Date.now())));
-      left = await open();
+      found = await quiet();
     }
     this.sys(
-      left === 0
-        ? `the old release has no open connections ${Date.now() - this.switchedAt} ms after the switch`
-        : `${left} connections to the old release still open at the end of the ${delayMs / 1000} s drain delay`,
+      found !== null
+        ? `the old release ${found} ${Date.now() - this.switchedAt} ms after the switch`
+        : `requests to the old release may still be in flight at the end of the ${delayMs / 1000} s drain delay`,
     );
   }
 

@@ -9,6 +9,7 @@ import {
   decideReport,
   decideSuperseded,
   decideVerification,
+  drainTarget,
   foldDeployment,
   type Claim,
   type DeploymentState,
@@ -917,6 +918,25 @@ describe('verification', () => {
           data: { deploymentId: DEP, fronts: [], skipped: 'no front URL is configured' },
         },
       ]);
+  });
+});
+
+describe('drainTarget: what a drain asks the fronts about', () => {
+  const stateOf = (events: NewEvent[]) =>
+    foldDeployment(stored(events, { aggregate: { type: 'deployment', id: DEP }, at: t0 })) as LiveDeployment;
+
+  test('once verified: the switched address with the previous release port', () => {
+    expect(drainTarget(stateOf(deployToVerified))).toEqual({ address: '2001:db8::a', port: 20_001 });
+  });
+
+  test('nothing before the verification, after the drain, or without a release to replace', () => {
+    expect(drainTarget(stateOf(deployTo.switched))).toBeNull();
+    expect(drainTarget(stateOf([...deployToVerified, eventOf(reports.drained)]))).toBeNull();
+    const first: NewEvent = {
+      type: 'DeploymentRequested',
+      data: { ...(requestedDeploy.data as object), previous: null },
+    } as NewEvent;
+    expect(drainTarget(stateOf([first, ...deployToVerified.slice(1)]))).toBeNull();
   });
 });
 

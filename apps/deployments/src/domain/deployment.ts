@@ -232,6 +232,21 @@ export function nextPhase(state: LiveDeployment): DeploymentPhase {
 export const isVerified = (state: LiveDeployment) =>
   state.status === 'verified' || state.status === 'drained';
 
+/**
+ * The target the release being replaced was served at, while the deployment drains it: the switched
+ * route's address with the previous release's port (the agent serves its releases on one address).
+ * Null before the verification, or when no other release is being replaced.
+ */
+export function drainTarget(state: LiveDeployment): { address: string; port: number } | null {
+  if (state.status !== 'verified' || !state.previous || state.previous.releaseId === state.release?.releaseId)
+    return null;
+  const switched = state.reported.DeploymentSwitched;
+  if (!switched) return null;
+  const { target } = JSON.parse(switched) as { target?: { host?: unknown } };
+  if (typeof target?.host !== 'string') return null;
+  return { address: target.host, port: state.previous.port };
+}
+
 /** Who may act on a claimed deployment: its agent, with the lease it holds. The same answer if unknown. */
 export function checkLeaseHolder(
   state: DeploymentState,
