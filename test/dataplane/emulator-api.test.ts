@@ -494,7 +494,7 @@ describe('Data Plane API emulator: status codes', () => {
         client.api.POST(
           '/services/haproxy/configuration/frontends/{parent_name}/http_request_rules/{index}',
           {
-            params: { path: { ...path, index: 8 }, query },
+            params: { path: { ...path, index: 9 }, query },
             body: { type: 'deny' },
           },
         ),

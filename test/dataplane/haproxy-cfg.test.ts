@@ -43,6 +43,7 @@ describe('haproxy.cfg document', () => {
       'backend be_dyn_tcp',
       'backend be_no_route',
       'backend be_no_route_tcp',
+      'backend st_targets',
     ]);
   });
 
@@ -124,6 +125,12 @@ describe('objects of the subset', () => {
       },
       { type: 'set-dst', expr: 'var(txn.route),word(2,|)' },
       { type: 'set-dst-port', expr: 'var(txn.route),word(3,|)' },
+      {
+        type: 'track-sc',
+        track_sc_stick_counter: 0,
+        track_sc_key: 'var(txn.route),field(2,|,2)',
+        track_sc_table: 'st_targets',
+      },
       { type: 'set-header', hdr_name: 'X-Forwarded-Proto', hdr_format: 'https' },
       { type: 'set-header', hdr_name: 'X-Forwarded-For', hdr_format: '%[src]' },
     ]);
@@ -142,6 +149,13 @@ describe('objects of the subset', () => {
       { type: 'content', action: 'reject', cond: 'if', cond_test: '!{ var(txn.route) -m found }' },
       { type: 'content', action: 'set-dst', expr: 'var(txn.route),word(2,|)' },
       { type: 'content', action: 'set-dst-port', expr: 'var(txn.route),word(3,|)' },
+      {
+        type: 'content',
+        action: 'track-sc',
+        track_stick_counter: 0,
+        track_key: 'var(txn.route),field(2,|,2)',
+        track_table: 'st_targets',
+      },
     ]);
     const http = findSection(document, 'frontend', 'fe_http')!;
     const httpRules = childrenOf(http, 'http_request_rule').map((child) => child.object);
@@ -299,7 +313,7 @@ describe('edits keep every other line in place', () => {
       'bind',
       'acl',
       'http-request',
-      ...Array(7).fill('http-request'),
+      ...Array(8).fill('http-request'),
       'use_backend',
       'use_backend',
       'default_backend',
@@ -326,7 +340,7 @@ describe('edits keep every other line in place', () => {
       client_timeout: 60_000,
       default_backend: 'be_no_route_tcp',
     });
-    expect(childrenOf(sni, 'tcp_request_rule')).toHaveLength(5);
+    expect(childrenOf(sni, 'tcp_request_rule')).toHaveLength(6);
     replaceChildren(sni, 'tcp_request_rule', ['tcp-request inspect-delay 2s']);
     expect(childrenOf(sni, 'tcp_request_rule').map((child) => child.object)).toEqual([
       { type: 'inspect-delay', timeout: 2000 },

@@ -94,6 +94,7 @@ describe('withTransaction', () => {
       'be_dyn_tcp',
       'be_no_route',
       'be_no_route_tcp',
+      'st_targets',
     ]);
     expect(await a.getVersion()).toBe(3);
     expect(await a.listTransactions()).toEqual([]);
@@ -142,6 +143,7 @@ describe('withTransaction', () => {
       'be_dyn_tcp',
       'be_no_route',
       'be_no_route_tcp',
+      'st_targets',
     ]);
     expect(await a.listTransactions()).toEqual([]);
     expect(recordB.problems).toEqual([]);
