@@ -42,13 +42,13 @@ afterAll(async () => {
   await rig?.stop();
 });
 
-function load(): RunningProcess {
+function load(host = hostname): RunningProcess {
   return startProcess('wrk', [
     '-t1',
     '-c4',
     '-d300s',
     '-H',
-    `Host: ${hostname}`,
+    `Host: ${host}`,
     `https://127.0.0.1:${rig.e2e.haproxy.ports.https}/`,
   ]);
 }
@@ -67,14 +67,7 @@ describeRoot('under load through HAProxy', () => {
       drain: { delaySeconds: 20, stopTimeoutSeconds: 5 },
     });
     expect((await deployAndWait(rig.e2e, 'apps/hold/deployments')).view.status).toBe('succeeded');
-    const wrk = startProcess('wrk', [
-      '-t1',
-      '-c4',
-      '-d300s',
-      '-H',
-      `Host: ${holdHost}`,
-      `https://127.0.0.1:${rig.e2e.haproxy.ports.https}/`,
-    ]);
+    const wrk = load(holdHost);
     try {
       await sleep(300);
       await holdRepo.commit({ 'body.txt': 'hold v2\n' }, 'v2');

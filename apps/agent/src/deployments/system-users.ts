@@ -36,13 +36,18 @@ async function lookup(database: 'passwd' | 'group', id: number): Promise<string 
   }
 }
 
-/** The passwd and group entries with the app's id that are not ours (`cl-<uid>`), as "uid"/"gid" → name. */
-async function othersHolding(uid: number): Promise<{ what: 'uid' | 'gid'; name: string }[]> {
-  const ours = systemUserName(uid);
+/** Who holds the app's id in passwd and group (null: no one), read once. */
+async function holders(uid: number): Promise<{ user: string | null; group: string | null }> {
   const [user, group] = await Promise.all([lookup('passwd', uid), lookup('group', uid)]);
+  return { user, group };
+}
+
+/** Of those, the entries that are not ours (`cl-<uid>`). */
+function othersAmong(uid: number, held: { user: string | null; group: string | null }) {
+  const ours = systemUserName(uid);
   return [
-    { what: 'uid' as const, name: user },
-    { what: 'gid' as const, name: group },
+    { what: 'uid' as const, name: held.user },
+    { what: 'gid' as const, name: held.group },
   ].filter(
     (entry): entry is { what: 'uid' | 'gid'; name: string } => entry.name !== null && entry.name !== ours,
   );
@@ -50,7 +55,7 @@ async function othersHolding(uid: number): Promise<{ what: 'uid' | 'gid'; name: 
 
 /** Whether the uid (and the gid of the same number) is free for an app, or already one of ours. */
 export async function uidAvailable(uid: number): Promise<boolean> {
-  return (await othersHolding(uid)).length === 0;
+  return othersAmong(uid, await holders(uid)).length === 0;
 }
 
 // useradd and groupadd lock /etc/passwd and /etc/group and fail rather than wait: one at a time.
@@ -68,14 +73,14 @@ function serially(work: () => Promise<void>): Promise<void> {
 export function ensureSystemUser(input: { uid: number; appName: string; home: string }): Promise<void> {
   return serially(async () => {
     const name = systemUserName(input.uid);
-    const [other] = await othersHolding(input.uid);
+    const held = await holders(input.uid);
+    const [other] = othersAmong(input.uid, held);
     if (other)
       throw new Error(
         `${other.what} ${input.uid} of app ${input.appName} belongs to ${other.name}: move deployments.uidRange to ids no one uses`,
       );
-    if ((await lookup('group', input.uid)) === null)
-      await run('groupadd', ['--system', '--gid', String(input.uid), name]);
-    if ((await lookup('passwd', input.uid)) === null)
+    if (held.group === null) await run('groupadd', ['--system', '--gid', String(input.uid), name]);
+    if (held.user === null)
       await run('useradd', [
         '--system',
         '--uid',
