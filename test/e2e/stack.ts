@@ -245,7 +245,11 @@ export class E2eStack {
       },
       { timeoutMs, intervalMs: 50 },
     ).catch((error: unknown) => {
-      throw new Error(`${String(error)}\n${process?.output().slice(-4000) ?? ''}`);
+      // The broker's own log says why a JetStream request went unanswered, when it knows.
+      const broker = this.stack.nats.process.output().slice(-3000);
+      throw new Error(
+        `${String(error)}\n${process?.output().slice(-4000) ?? ''}\nnats-server:\n${broker || '(no output)'}`,
+      );
     });
   }
 
