@@ -12,6 +12,8 @@ export const apiConfigSchema = natsConfigSchema
     CL_SECRETS_DIR: env.string(),
     CL_API_HOST: env.string('127.0.0.1'),
     CL_API_PORT: env.int(8080),
+    /** The port clients reach databases on through the fronts (HAProxy's SNI listener), for connection strings. */
+    CL_FRONT_SNI_PORT: env.int(27017),
     /** Agents' access tokens live this long; agents refresh them before. */
     CL_ACCESS_TOKEN_TTL_S: env.int(15 * 60),
     /** A refresh token not used for this long expires (the agent must then enroll again). */

@@ -1,4 +1,5 @@
 import {
+  databaseHostname,
   DomainError,
   envEntries,
   parseOrThrow,
@@ -14,7 +15,11 @@ import {
  * From what a user sends to what the log keeps: the configuration with plain values only, and the secret
  * values apart (they go to the secret store, and the log names them by version).
  */
-export function configOf(input: CreateAppInput): { config: AppConfig; secretValues: Record<string, string> } {
+export function configOf(
+  input: CreateAppInput,
+  agentId: string,
+  domain: string,
+): { config: AppConfig; secretValues: Record<string, string> } {
   const { plain, secretValues } = splitEnv(input.env);
   const credentials = input.source.type === 'git' ? input.source.credentials : undefined;
   if (credentials && secretValues[credentials.secret] === undefined) {
@@ -26,7 +31,11 @@ export function configOf(input: CreateAppInput): { config: AppConfig; secretValu
   }
   return {
     config: {
-      hostname: input.hostname,
+      hostname:
+        input.hostname ??
+        (input.source.type === 'database'
+          ? databaseHostname(input.name, agentId, input.source.engine, domain)
+          : `${input.name}.apps.${domain}`),
       source: sourceOf(input.source),
       build: buildOf(input.build),
       healthCheck: input.healthCheck,
@@ -55,6 +64,21 @@ export function patchedConfig(current: AppConfig, patch: ConfigureAppInput): App
       'set secret values with PUT /api/v1/apps/{name}/secrets/{NAME}',
       `env[${index}].secret`,
     );
+  }
+  if (current.source.type === 'database' || patch.source?.type === 'database') {
+    if (patch.source && patch.source.type !== current.source.type)
+      throw new DomainError(
+        'invalid',
+        'an app and a database cannot become one another: create a new one',
+        'source.type',
+      );
+    for (const field of ['build', 'env'] as const)
+      if (patch[field] !== undefined)
+        throw new DomainError(
+          'invalid',
+          `a database takes no ${field}: the agent configures the engine itself`,
+          field,
+        );
   }
   const build = patch.build ? buildOf(patch.build) : current.build;
   const env = patch.env ? splitEnv(patch.env).plain : current.env;
@@ -93,6 +117,7 @@ function splitEnv(entries: readonly EnvEntry[]) {
 
 function sourceOf(source: SourceInput): AppConfig['source'] {
   if (source.type === 'upload') return { type: 'upload' };
+  if (source.type === 'database') return { type: 'database', engine: source.engine };
   return {
     type: 'git',
     url: source.url,

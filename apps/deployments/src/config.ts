@@ -48,6 +48,11 @@ export const deploymentsConfigSchema = eventStoreConfigSchema
      */
     CL_DEPLOY_VERIFY_URLS: list(''),
     /**
+     * The fronts' SNI listeners (`host:port`, comma-separated, e.g. `127.0.0.1:27017`) a new database is
+     * verified through: a TLS handshake by its name, checked against CL_DEPLOY_VERIFY_CA_FILE.
+     */
+    CL_DEPLOY_VERIFY_SNI_ADDRESSES: list(''),
+    /**
      * A drain ends early once no front has a request in flight to the old release: the fronts asked are
      * the proxy nodes that synced within this long (as routing's CL_PROXY_STALE_AFTER_MS).
      */

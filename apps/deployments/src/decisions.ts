@@ -219,6 +219,13 @@ export class DeploymentDecisions {
         'Content-Type',
       );
     }
+    if (app.config.source.type === 'database' && (upload !== undefined || ref !== undefined)) {
+      throw new DomainError(
+        'invalid',
+        `${app.appName} is a ${app.config.source.engine} database: deploy it with an empty body`,
+        upload !== undefined ? 'Content-Type' : 'ref',
+      );
+    }
     if (app.config.source.type === 'git' && upload !== undefined) {
       throw new DomainError(
         'invalid',

@@ -3,6 +3,7 @@ import {
   type Actor,
   type AppView,
   type CommandEnvelope,
+  type DatabaseCredentialsReply,
   type DeploymentView,
   type StoredEvent,
   type UploadRef,
@@ -19,6 +20,7 @@ import type {
   RollbackCommand,
 } from './decisions.js';
 import { appViewOf, deploymentViewOf } from './reads.js';
+import type { CredentialsRelay } from './credentials-relay.js';
 import type { SecretStore } from './secret-store.js';
 import type { Supervisor } from './supervisor.js';
 
@@ -33,8 +35,47 @@ export class DeploymentsCommands {
     private readonly secrets: SecretStore,
     private readonly supervisor: Supervisor,
     private readonly dataSource: DataSource,
+    private readonly credentials: CredentialsRelay,
     private readonly logger: Logger,
   ) {}
+
+  /**
+   * A database's credentials, from its agent, sealed to the key the API made for this request: they
+   * pass through here unread. Admins only (an agent reads its own on its VPS).
+   */
+  async databaseCredentials(
+    command: CommandEnvelope<{ appName: string; publicKey: string; rotate: boolean }>,
+  ): Promise<DatabaseCredentialsReply> {
+    const { appName, publicKey, rotate } = command.payload;
+    if (command.actor.kind !== 'admin')
+      throw new DomainError('forbidden', "only an admin may read a database's credentials", 'appName');
+    const app = await this.decisions.app(appName);
+    if (app.status !== 'live') throw new DomainError('not_found', `no app ${appName}`, 'appName');
+    const source = app.config.source;
+    if (source.type !== 'database')
+      throw new DomainError(
+        'invalid',
+        `${appName} is an app, not a database: it has no credentials`,
+        'appName',
+      );
+    if (!app.current)
+      throw new DomainError('conflict', `${appName} has not been deployed yet: deploy it first`, 'appName');
+    const answer = await this.credentials.ask(app.agentId, { appName, publicKey, rotate });
+    if ('error' in answer)
+      throw new DomainError('unavailable', `agent ${app.agentId}: ${answer.error}`, 'appName');
+    this.logger.info(rotate ? 'database password rotated' : 'database credentials read', {
+      appName,
+      agentId: app.agentId,
+      by: command.actor,
+    });
+    return {
+      requestId: answer.requestId,
+      agentId: app.agentId,
+      engine: source.engine,
+      hostname: app.config.hostname,
+      sealed: answer.sealed,
+    };
+  }
 
   async createApp(
     command: CommandEnvelope<CreateAppCommand>,

@@ -5,6 +5,7 @@ import {
   appName,
   configureAppInput,
   createAppInput,
+  databaseCredentialsPayload,
   deploymentCommands,
   deploymentRequestInput,
   DomainError,
@@ -50,6 +51,7 @@ const deploymentRef = z.strictObject({ deploymentId: uuid });
 export class DeploymentsController {
   private readonly createSchema: ReturnType<typeof createAppInput>;
   private readonly configureSchema: ReturnType<typeof configureAppInput>;
+  private readonly domain: string;
 
   constructor(
     @Inject(DeploymentsCommands) private readonly service: DeploymentsCommands,
@@ -57,6 +59,7 @@ export class DeploymentsController {
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(UploadCheck) private readonly uploads: UploadCheck,
   ) {
+    this.domain = policy.domain;
     this.createSchema = createAppInput(policy);
     this.configureSchema = configureAppInput(policy);
   }
@@ -68,7 +71,7 @@ export class DeploymentsController {
       const agentId = input.agentId ?? (command.actor.kind === 'agent' ? command.actor.id : undefined);
       if (agentId === undefined)
         throw new DomainError('invalid', 'name the agent the app runs on', 'agentId');
-      const { config, secretValues } = configOf(input);
+      const { config, secretValues } = configOf(input, agentId, this.domain);
       return this.service.createApp(
         { ...command, payload: { appName: input.name, agentId, config } },
         secretValues,
@@ -142,6 +145,13 @@ export class DeploymentsController {
   getApp(@Payload() raw: unknown) {
     return handleCommand(appRef, raw, this.logger, (command) =>
       this.service.getApp(command.actor, command.payload.appName),
+    );
+  }
+
+  @MessagePattern(deploymentCommands.databaseCredentials, Transport.NATS)
+  databaseCredentials(@Payload() raw: unknown) {
+    return handleCommand(databaseCredentialsPayload, raw, this.logger, (command) =>
+      this.service.databaseCredentials(command),
     );
   }
 

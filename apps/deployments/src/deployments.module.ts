@@ -36,6 +36,7 @@ import { SecretStore } from './secret-store.js';
 import { Supervisor } from './supervisor.js';
 import { UploadCheck } from './uploads.js';
 import { Verifier } from './verifier.js';
+import { CredentialsRelay } from './credentials-relay.js';
 
 const SUPERVISE_MS = Symbol('SUPERVISE_MS');
 /** The fronts answer from HAProxy's memory in milliseconds; a drain polls again soon anyway. */
@@ -55,6 +56,7 @@ class Lifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown {
     @Inject(SECRET_GC_MS) private readonly gcMs: number,
     @Inject(AgentRequestServer) private readonly requests: AgentRequestServer,
     @Inject(LogRelay) private readonly relay: LogRelay,
+    @Inject(CredentialsRelay) private readonly credentials: CredentialsRelay,
     @Inject(Supervisor) private readonly supervisor: Supervisor,
     @Inject(SUPERVISE_MS) private readonly intervalMs: number,
     @Inject(LOGGER) private readonly logger: Logger,
@@ -63,6 +65,7 @@ class Lifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown {
   async onApplicationBootstrap(): Promise<void> {
     await this.relay.provision();
     this.relay.start();
+    this.credentials.start();
     this.requests.start();
     void this.supervisor.tick();
     if (this.intervalMs > 0) this.timer = setInterval(() => void this.supervisor.tick(), this.intervalMs);
@@ -83,6 +86,7 @@ class Lifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown {
     await this.collecting;
     await this.requests.stop();
     await this.relay.stop();
+    await this.credentials.stop();
     await this.supervisor.stop();
   }
 }
@@ -156,7 +160,11 @@ export class DeploymentsModule {
             new Supervisor(
               decisions,
               leases,
-              new Verifier(config.CL_DEPLOY_VERIFY_URLS, config.CL_DEPLOY_VERIFY_CA_FILE),
+              new Verifier(
+                config.CL_DEPLOY_VERIFY_URLS,
+                config.CL_DEPLOY_VERIFY_CA_FILE,
+                config.CL_DEPLOY_VERIFY_SNI_ADDRESSES,
+              ),
               async () =>
                 (await nonTerminalDeployments(dataSource)).map((deployment) => deployment.deploymentId),
               logger.child({ component: 'supervisor' }),
@@ -170,8 +178,15 @@ export class DeploymentsModule {
             secrets: SecretStore,
             supervisor: Supervisor,
             dataSource: DataSource,
-          ) => new DeploymentsCommands(decisions, secrets, supervisor, dataSource, logger),
-          inject: [DeploymentDecisions, SecretStore, Supervisor, DataSource],
+            credentials: CredentialsRelay,
+          ) => new DeploymentsCommands(decisions, secrets, supervisor, dataSource, credentials, logger),
+          inject: [DeploymentDecisions, SecretStore, Supervisor, DataSource, CredentialsRelay],
+        },
+        {
+          provide: CredentialsRelay,
+          useFactory: (connection: NatsConnection) =>
+            new CredentialsRelay(connection, logger.child({ component: 'credentials' })),
+          inject: [NATS_CONNECTION],
         },
         {
           provide: AgentRequestServer,

@@ -34,6 +34,7 @@ export class DeploymentsReads {
         limits: app.config.limits,
         healthCheck: app.config.healthCheck,
         activeDeploymentId: app.activeDeploymentId,
+        database: app.config.source.type === 'database' ? { engine: app.config.source.engine } : null,
       })),
       inFlight: running.map((deployment) => ({
         deploymentId: deployment.deploymentId,

@@ -122,6 +122,7 @@ export class Supervisor {
     void this.verifier
       .verify(
         {
+          kind: state.config.source.type === 'database' ? 'tls-sni' : 'http',
           hostname: state.config.hostname,
           path: health.path,
           successes: health.successes,

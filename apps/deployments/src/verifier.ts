@@ -1,9 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
+import { connect as tlsConnect } from 'node:tls';
 import type { FrontProbe } from './domain/deployment.js';
 
 export interface VerifyTarget {
+  /** `http`: a GET through each front's HTTPS entry; `tls-sni`: a TLS handshake through its SNI listener. */
+  kind: 'http' | 'tls-sni';
   hostname: string;
   path: string;
   /** Responses in a row, on every front, that make the release verified. */
@@ -30,6 +33,8 @@ export class Verifier {
   constructor(
     private readonly urls: readonly string[],
     private readonly caFile: string,
+    /** The fronts' SNI listeners (`host:port`), where databases are reached. */
+    private readonly sniAddresses: readonly string[] = [],
   ) {}
 
   private caBundle(): Promise<Buffer | undefined> {
@@ -38,9 +43,16 @@ export class Verifier {
   }
 
   async verify(target: VerifyTarget, signal?: AbortSignal): Promise<Verification> {
-    if (this.urls.length === 0) return { passed: true, fronts: [], skipped: 'no CL_DEPLOY_VERIFY_URLS' };
+    const sni = target.kind === 'tls-sni';
+    const urls = sni ? this.sniAddresses.map((address) => `tls://${address}`) : this.urls;
+    if (urls.length === 0)
+      return {
+        passed: true,
+        fronts: [],
+        skipped: sni ? 'no CL_DEPLOY_VERIFY_SNI_ADDRESSES' : 'no CL_DEPLOY_VERIFY_URLS',
+      };
     const deadline = Date.now() + target.timeoutMs;
-    const fronts = await Promise.all(this.urls.map((url) => this.probeFront(url, target, deadline, signal)));
+    const fronts = await Promise.all(urls.map((url) => this.probeFront(url, target, deadline, signal)));
     const failed = fronts.filter((front) => !front.passed);
     const probes = fronts.map(({ passed: _passed, ...probe }) => probe);
     if (failed.length === 0) return { passed: true, fronts: probes, skipped: null };
@@ -48,7 +60,10 @@ export class Verifier {
       .map((front) => `${front.url}: ${front.error ?? `status ${front.status}`}`)
       .join('; ')
       .slice(0, 500);
-    return { passed: false, fronts: probes, reason: `the app did not answer through the front: ${reason}` };
+    const what = sni
+      ? 'the database did not present its certificate through the front'
+      : 'the app did not answer through the front';
+    return { passed: false, fronts: probes, reason: `${what}: ${reason}` };
   }
 
   private async probeFront(
@@ -64,13 +79,15 @@ export class Verifier {
     while (Date.now() < deadline && !signal?.aborted) {
       attempts++;
       try {
-        status = await this.get(
-          url,
-          target,
-          Math.min(REQUEST_TIMEOUT_MS, Math.max(1, deadline - Date.now())),
-        );
+        const timeoutMs = Math.min(REQUEST_TIMEOUT_MS, Math.max(1, deadline - Date.now()));
+        if (target.kind === 'tls-sni') {
+          await this.handshake(url, target.hostname, timeoutMs);
+          inARow++;
+        } else {
+          status = await this.get(url, target, timeoutMs);
+          inARow = status >= 200 && status < 400 ? inARow + 1 : 0;
+        }
         error = null;
-        inARow = status >= 200 && status < 400 ? inARow + 1 : 0;
       } catch (failure) {
         status = null;
         error = (failure as Error).message.slice(0, 300);
@@ -86,6 +103,37 @@ export class Verifier {
       attempts,
       passed: false,
     };
+  }
+
+  /**
+   * A client's TLS handshake through the front by SNI: the route leads to a server holding a certificate
+   * of the CA for exactly this name (the agent's, which only it can hold).
+   */
+  private async handshake(url: string, hostname: string, timeoutMs: number): Promise<void> {
+    const { hostname: host, port } = new URL(url);
+    const ca = await this.caBundle();
+    await new Promise<void>((resolve, reject) => {
+      const socket = tlsConnect({
+        host: host.replace(/^\[|\]$/g, ''),
+        port: Number(port),
+        servername: hostname,
+        ...(ca ? { ca } : {}),
+      });
+      const timer = setTimeout(() => socket.destroy(new Error(`no handshake in ${timeoutMs} ms`)), timeoutMs);
+      socket.once('secureConnect', () => {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve();
+      });
+      socket.once('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+      socket.once('close', () => {
+        clearTimeout(timer);
+        reject(new Error('the front closed the connection (no route for this name?)'));
+      });
+    });
   }
 
   private async get(base: string, target: VerifyTarget, timeoutMs: number): Promise<number> {

@@ -7,7 +7,7 @@ import { HTTP_ZONE } from './domain/names.js';
 
 const zoneList = z
   .string()
-  .default('mongodb')
+  .default('mongodb,redis')
   .transform((value) => value.split(',').map((zone) => zone.trim()))
   .pipe(
     z
@@ -25,7 +25,7 @@ export const routingConfigSchema = eventStoreConfigSchema
   .extend({
     /** The installation's domain: http routes are `<sub>.apps.<domain>`, TLS routes `<name>.<zone>.<domain>`. */
     CL_DOMAIN: hostname.default('cloudlunacy.localhost'),
-    /** Zones of tls-sni routes, comma-separated (`mongodb,redis`). */
+    /** Zones of tls-sni routes, comma-separated: databases' engines have theirs (`mongodb`, `redis`). */
     CL_ROUTING_SNI_ZONES: zoneList,
     /**
      * A host name claimed by a request whose route never appeared (it stopped between its two appends)

@@ -1,6 +1,7 @@
 import type { Permissions } from '@nats-io/jwt';
 import {
   AGENTS_STREAM,
+  allAgentCredentials,
   aggregateTypeSubjects,
   EVENTS_STREAM,
   PROXY_STREAMS_SUBJECT,
@@ -220,6 +221,8 @@ function lists(user: ServiceUser): Lists {
           'cmd.deployments.*',
           'agents.*.out.req.deployments.*',
           'agents.*.out.logs.*',
+          // Agents' sealed answers to admins' requests for database credentials (passed on unread).
+          allAgentCredentials,
           ...deployments.sub,
           ...agents.sub,
         ],

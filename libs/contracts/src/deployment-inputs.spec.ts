@@ -6,6 +6,7 @@ import {
   buildOverrides,
   configureAppInput,
   createAppInput,
+  databaseHostname,
   deploymentRequestInput,
   drainInput,
   envEntries,
@@ -234,7 +235,7 @@ describe('sourceInput', () => {
   });
 
   it.each([
-    [{ type: 'svn' }, 'type', 'type must be git or upload'],
+    [{ type: 'svn' }, 'type', 'type must be git, upload or database'],
     [
       { type: 'upload', uploadId: '8f0e0c52-52f1-4d0e-9f8e-3a1b6c2d4e5f' },
       'uploadId',
@@ -609,13 +610,44 @@ describe('apps', () => {
     [app({ hostname: 'web.apps.other.example' }), 'hostname', 'must be <name>.apps.cloudlunacy.localhost'],
     [app({ hostname: 'WEB.apps.cloudlunacy.localhost' }), 'hostname', 'one DNS label'],
     [app({ source: undefined }), 'source', 'is required'],
-    [app({ source: { type: 'svn' } }), 'source.type', 'type must be git or upload'],
+    [app({ source: { type: 'svn' } }), 'source.type', 'type must be git, upload or database'],
     [app({ releasesKept: 0 }), 'releasesKept', 'from 1 to 10'],
     [app({ runtime: 'docker' }), 'runtime', 'unknown field: runtime'],
   ])('refuses %#: %j at %s', (input, field, message) => {
     const issue = refused(create, input);
     expect(issue.field).toBe(field);
     expect(issue.message).toContain(message);
+  });
+
+  it('creates a database: its host name defaults later (it needs the agent), or is one in the agent namespace', () => {
+    const database = { name: 'cache', agentId: 'agent-1', source: { type: 'database', engine: 'redis' } };
+    expect(create.parse(database)).toMatchObject({
+      hostname: null,
+      source: { type: 'database', engine: 'redis' },
+    });
+    expect(databaseHostname('cache', 'agent-1', 'redis', domain)).toBe(
+      'cache.agent-1.redis.cloudlunacy.localhost',
+    );
+    expect(create.parse({ ...database, hostname: 'agent-1.redis.cloudlunacy.localhost' }).hostname).toBe(
+      'agent-1.redis.cloudlunacy.localhost',
+    );
+    const refusedAt = (input: object) => refused(create, input);
+    expect(refusedAt({ ...database, hostname: 'cache.agent-2.redis.cloudlunacy.localhost' })).toMatchObject({
+      field: 'hostname',
+      message: expect.stringContaining("the agent's own namespace"),
+    });
+    expect(refusedAt({ ...database, hostname: 'cache.apps.cloudlunacy.localhost' })).toMatchObject({
+      field: 'hostname',
+      message: expect.stringContaining('<agentId>.redis.cloudlunacy.localhost'),
+    });
+    expect(refusedAt({ ...database, build: { start: 'x' } })).toMatchObject({ field: 'build' });
+    expect(refusedAt({ ...database, env: [{ name: 'A', value: 'b' }] })).toMatchObject({ field: 'env' });
+    expect(refusedAt({ ...database, source: { type: 'database', engine: 'oracle' } })).toMatchObject({
+      field: 'source.engine',
+      message: expect.stringContaining('must be one of redis'),
+    });
+    // A web app's host name is still checked as before.
+    expect(refusedAt(app({ hostname: 'cache.agent-1.redis.cloudlunacy.localhost' })).field).toBe('hostname');
   });
 
   it('refuses a name that makes the default host name too long', () => {

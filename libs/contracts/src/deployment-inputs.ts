@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DATABASE_ENGINES, DATABASE_ZONES, type DatabaseEngine } from './events/app.js';
 import { dnsLabel, hasControlCharacter, hostname, ipAddress, uuid } from './fields.js';
 
 /**
@@ -370,7 +371,13 @@ export function sourceInput(policy: GitUrlPolicy) {
   });
   // Uploads are made per deployment (POST /apps/{name}/sources): the request names the upload.
   const upload = strict({ type: z.literal('upload') });
-  return z.discriminatedUnion('type', [git, upload], { error: typed('type must be git or upload') });
+  const database = strict({
+    type: z.literal('database'),
+    engine: z.enum(DATABASE_ENGINES, { error: typed(`must be one of ${DATABASE_ENGINES.join(', ')}`) }),
+  });
+  return z.discriminatedUnion('type', [git, upload, database], {
+    error: typed('type must be git, upload or database'),
+  });
 }
 
 const ENV_VALUE_MAX = 32 * KIB;
@@ -580,6 +587,36 @@ export function appHostname(domain: string) {
   });
 }
 
+/**
+ * A database's SNI name: `<db>.<agentId>.<zone>.<domain>` by default, or any name in the agent's own
+ * namespace of the engine's zone (routing checks the namespace again, and the CA signs only it).
+ */
+export function databaseHostname(
+  name: string,
+  agentId: string,
+  engine: DatabaseEngine,
+  domain: string,
+): string {
+  return `${name}.${agentId}.${DATABASE_ZONES[engine]}.${domain}`;
+}
+
+function checkDatabaseHostname(
+  name: string,
+  agentId: string | undefined,
+  engine: DatabaseEngine,
+  domain: string,
+): string | null {
+  const suffix = `.${DATABASE_ZONES[engine]}.${domain}`;
+  const labels = name.endsWith(suffix) ? name.slice(0, -suffix.length).split('.') : [];
+  const shape = `<agentId>${suffix} or <name>.<agentId>${suffix}`;
+  if (labels.length < 1 || labels.length > 2 || !labels.every((label) => dnsLabel.safeParse(label).success))
+    return `a ${engine} database's host name must be ${shape}`;
+  if (!hostname.safeParse(name).success) return 'must be a host name of at most 253 characters';
+  if (agentId !== undefined && labels[labels.length - 1] !== agentId)
+    return `must be in the agent's own namespace: ${agentId}${suffix} or <name>.${agentId}${suffix}`;
+  return null;
+}
+
 /** The settings an app has besides its identity, shared by create and configure. */
 function settingsFields(policy: GitUrlPolicy) {
   return {
@@ -611,7 +648,8 @@ export function createAppInput(policy: GitUrlPolicy & { domain: string }) {
   return strict({
     name: appName,
     agentId: dnsLabel.optional(),
-    hostname: appHost.optional(),
+    // Checked below: an app's is <name>.apps.<domain>, a database's an SNI name of its engine's zone.
+    hostname: text().optional(),
     source: settings.source,
     env: settings.env.default([]),
     healthCheck: settings.healthCheck.prefault({}),
@@ -621,6 +659,37 @@ export function createAppInput(policy: GitUrlPolicy & { domain: string }) {
     releasesKept: settings.releasesKept,
   })
     .superRefine((app, context) => {
+      if (app.source?.type === 'database') {
+        const engine = app.source.engine;
+        for (const field of ['build', 'env'] as const) {
+          const given = field === 'env' ? app.env.length > 0 : app.build !== undefined;
+          if (given)
+            context.addIssue({
+              code: 'custom',
+              path: [field],
+              message: `a ${engine} database takes no ${field}: the agent configures the engine itself`,
+            });
+        }
+        if (app.hostname !== undefined) {
+          const problem = checkDatabaseHostname(app.hostname, app.agentId, engine, policy.domain);
+          if (problem) context.addIssue({ code: 'custom', path: ['hostname'], message: problem });
+        } else if (dnsLabel.safeParse(app.name).success && app.agentId !== undefined) {
+          if (!hostname.safeParse(databaseHostname(app.name, app.agentId, engine, policy.domain)).success)
+            context.addIssue({
+              code: 'custom',
+              path: ['name'],
+              message:
+                'makes a database host name over 253 characters: choose a shorter name or give hostname',
+            });
+        }
+        return;
+      }
+      if (app.hostname !== undefined) {
+        const checked = appHost.safeParse(app.hostname);
+        if (!checked.success)
+          for (const issue of checked.error.issues)
+            context.addIssue({ code: 'custom', path: ['hostname'], message: issue.message });
+      }
       checkSettingsEnv(app, context);
       // Only a valid name can make a host name too long; an invalid one has its own issue already.
       if (app.hostname === undefined && dnsLabel.safeParse(app.name).success) {
@@ -633,7 +702,12 @@ export function createAppInput(policy: GitUrlPolicy & { domain: string }) {
         }
       }
     })
-    .transform((app) => ({ ...app, hostname: app.hostname ?? `${app.name}.${APPS_ZONE}.${policy.domain}` }));
+    .transform((app) => ({
+      ...app,
+      // A database's default name needs its agent, which the service knows when the body does not say.
+      hostname:
+        app.hostname ?? (app.source.type === 'database' ? null : `${app.name}.${APPS_ZONE}.${policy.domain}`),
+    }));
 }
 
 const fixed = z.never({ error: 'cannot be changed after creation' }).optional();

@@ -4,6 +4,7 @@ import { dnsLabel, ipAddress, label, port, uuid } from './fields.js';
 import { commitId, releaseRef } from './events/app.js';
 import { sha256Hex } from './events/certificate.js';
 import { DEPLOYMENT_PHASES, resolvedManifest } from './events/deployment.js';
+import { sealedBox } from './sealed.js';
 import { agentSubjects } from './subjects.js';
 
 /**
@@ -23,6 +24,8 @@ export const deploymentCommands = {
   getDeployment: commandSubject(DEPLOYMENTS_SERVICE, 'get-deployment'),
   /** The upload a deployment deploys, for its agent's download (`GET /deployments/{id}/source`). */
   getSource: commandSubject(DEPLOYMENTS_SERVICE, 'get-deployment-source'),
+  /** A database's credentials, fetched live from its agent (and made anew with `rotate`). */
+  databaseCredentials: commandSubject(DEPLOYMENTS_SERVICE, 'database-credentials'),
 } as const;
 
 /** The header of `GET /api/v1/deployments/{id}/source` that carries the upload's SHA-256 (hex). */
@@ -66,7 +69,55 @@ export const allAgentDeploymentRequests = agentSubjects.allOutbound('req.deploym
 export const DEPLOYMENT_TOPICS = {
   assigned: 'deployments.assigned',
   changed: 'deployments.changed',
+  /** An admin asks for a database's credentials; the agent answers on `out.deployments.credentials`. */
+  credentials: 'deployments.credentials',
 } as const;
+
+/**
+ * Database credentials are made on the agent and never stored on the front: the API makes a key for one
+ * request, the deployments service passes the request to the agent (AGENTS stream: no secret in it) and
+ * the agent's answer back (a box sealed to that key, bound to the request id), and only the API opens it.
+ */
+export const agentCredentialsSubject = (agentId: string) =>
+  agentSubjects.outbound(agentId, DEPLOYMENT_TOPICS.credentials);
+export const allAgentCredentials = agentSubjects.allOutbound(DEPLOYMENT_TOPICS.credentials);
+export const credentialsBoxInfo = (requestId: string) => `cloudlunacy-database-credentials-v1:${requestId}`;
+/** How long an agent may take to answer (it ignores a request older than this: it was given up). */
+export const CREDENTIALS_ANSWER_MS = 10_000;
+
+const sealingKey = z.string().min(40).max(200);
+export const databaseCredentialsPayload = z.strictObject({
+  appName: dnsLabel,
+  publicKey: sealingKey,
+  rotate: z.boolean(),
+});
+export const credentialsRequestMessage = z.strictObject({
+  requestId: uuid,
+  appName: dnsLabel,
+  publicKey: sealingKey,
+  rotate: z.boolean(),
+  expiresAt: z.string().max(40),
+});
+export type CredentialsRequestMessage = z.output<typeof credentialsRequestMessage>;
+export const credentialsAnswer = z.union([
+  z.strictObject({ requestId: uuid, sealed: sealedBox }),
+  z.strictObject({ requestId: uuid, error: label(300) }),
+]);
+export type CredentialsAnswer = z.output<typeof credentialsAnswer>;
+/** What the sealed box holds. */
+export interface DatabaseSecret {
+  user: string;
+  password: string;
+  rotatedAt: string;
+}
+/** The deployments service's answer to `database-credentials`: the agent's box and where to connect. */
+export interface DatabaseCredentialsReply {
+  requestId: string;
+  agentId: string;
+  engine: string;
+  hostname: string;
+  sealed: z.output<typeof sealedBox>;
+}
 
 /** An agent publishes its deployments' output here; the relay checks, redacts and stores it in LOGS. */
 export const agentLogSubject = (agentId: string, deploymentId: string) =>

@@ -17,6 +17,14 @@ const hex = (lengths: readonly number[]) =>
     });
 export const commitId = hex([40, 64]);
 
+/**
+ * The database engines an agent can run, each with the zone its SNI names live in
+ * (`<db>.<agentId>.<zone>.<domain>`). MongoDB comes with the container runtime.
+ */
+export const DATABASE_ENGINES = ['redis'] as const;
+export type DatabaseEngine = (typeof DATABASE_ENGINES)[number];
+export const DATABASE_ZONES: Record<DatabaseEngine, string> = { redis: 'redis' };
+
 const command = label(1000);
 const envVariableName = z.string().regex(/^[A-Z_][A-Z0-9_]{0,127}$/, 'must be an environment variable name');
 
@@ -34,6 +42,8 @@ export const storedSource = z.discriminatedUnion('type', [
       .nullable(),
   }),
   z.strictObject({ type: z.literal('upload') }),
+  /** A managed database: the agent runs the engine it has, with TLS, auth and data of its own. */
+  z.strictObject({ type: z.literal('database'), engine: z.enum(DATABASE_ENGINES) }),
 ]);
 
 /** An upload made for one deployment: the bytes live in the object store, named by the id. */
