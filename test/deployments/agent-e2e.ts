@@ -30,11 +30,16 @@ export async function startDeploymentRig(
     uidBase: number;
     portBase: number;
     env?: Record<string, string>;
+    /** Extra environment for every service of the stack (the certificates service's validity, …). */
+    stackEnv?: Record<string, string>;
     /** More of the agent's deployments config. */
     deployments?: Record<string, unknown>;
   },
 ): Promise<DeploymentRig> {
-  const e2e = await E2eStack.start({ deployments: { env: options.env ?? {} } });
+  const e2e = await E2eStack.start({
+    deployments: { env: options.env ?? {} },
+    ...(options.stackEnv ? { env: options.stackEnv } : {}),
+  });
   try {
     const agent = await e2e.startAgent(agentId, address, {
       deployments: {

@@ -125,7 +125,7 @@ export class E2eStack {
           CL_DOMAIN: DOMAIN,
           CL_PKI_DIR: pkiDir,
           CL_PKI_CA_KEY_FILE: caKeyFile,
-          CL_ROUTING_SNI_ZONES: 'mongodb',
+          CL_ROUTING_SNI_ZONES: 'mongodb,redis',
           CL_PROJECTOR_BATCH_SIZE: '500',
           ...deploymentsEnv,
           ...this.options.stack?.env,
@@ -138,6 +138,8 @@ export class E2eStack {
       await mkdir(DEPLOY_REPOS, { recursive: true, mode: 0o755 });
       this.stack = await startStack({
         CL_DEPLOY_VERIFY_URLS: `https://127.0.0.1:${this.haproxy.ports.https}`,
+        CL_DEPLOY_VERIFY_SNI_ADDRESSES: `127.0.0.1:${this.haproxy.ports.tlsSni}`,
+        CL_FRONT_SNI_PORT: String(this.haproxy.ports.tlsSni),
         CL_DEPLOY_VERIFY_CA_FILE: this.caFile,
         CL_DEPLOY_FILE_ROOTS: DEPLOY_REPOS,
         CL_DEPLOY_LEASE_TTL_MS: '4000',

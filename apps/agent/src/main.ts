@@ -24,6 +24,7 @@ try {
     config,
     `cloudlunacy-agent/${AGENT_VERSION}`,
     logger.child({ component: 'deployments' }),
+    config.certificates.enabled ? certificates : undefined,
   ).register(handlers);
   const agent: Agent = new Agent(config, handlers, logger, undefined, [certificates, deployments]);
   stopOnSignals(logger, () => agent.stop());

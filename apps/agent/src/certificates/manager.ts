@@ -27,7 +27,7 @@ import {
 } from '../handlers.js';
 import { runHook } from './hook.js';
 import { TlsProbe } from './probe.js';
-import { CertificateStore, type InstalledPair, type PendingRequest } from './store.js';
+import { CertificateStore, type InstalledPair, type LivePaths, type PendingRequest } from './store.js';
 
 const sameNames = (a: readonly string[], b: readonly string[]) =>
   a.length === b.length && [...a].sort().join('\n') === [...b].sort().join('\n');
@@ -49,6 +49,8 @@ export class CertificateManager implements AgentExtension {
   private failures = 0;
   private stopping = false;
   private readonly probe?: TlsProbe;
+  private readonly nameSources: (() => string[])[] = [];
+  private readonly installListeners: (() => Promise<void>)[] = [];
 
   constructor(
     private readonly config: AgentCertificatesConfig,
@@ -71,6 +73,32 @@ export class CertificateManager implements AgentExtension {
   connected(context: AgentContext): void {
     this.context = context;
     this.schedule(0);
+  }
+
+  /** More names the certificate should carry, once this agent holds their routes (its databases'). */
+  addNames(source: () => string[]): void {
+    this.nameSources.push(source);
+  }
+
+  /** Called after each install, before the confirmation (a local server loads the new pair). */
+  onInstalled(listener: () => Promise<void>): void {
+    this.installListeners.push(listener);
+  }
+
+  /** The files of the pair in use, or null when there is none yet (or certificates are off). */
+  async livePaths(): Promise<LivePaths | null> {
+    if (!this.config.enabled) return null;
+    return (await this.store.current()) ? this.store.live : null;
+  }
+
+  /** The names of the pair in use (none without one). */
+  async currentNames(): Promise<string[]> {
+    return (await this.store.current())?.info.names ?? [];
+  }
+
+  /** Checks now (a name was routed to this agent): resolves when the certificate is what it should be. */
+  refresh(): Promise<void> {
+    return this.exclusive(() => this.check());
   }
 
   async stop(): Promise<void> {
@@ -159,7 +187,10 @@ export class CertificateManager implements AgentExtension {
   private async wantedNames(current: InstalledPair | undefined): Promise<string[]> {
     const prefix = `${this.agentId()}.mongodb.`;
     const known = current?.info.names.find((name) => name.startsWith(prefix));
-    if (known && this.config.names.length === 0) return [known];
+    const extra = this.nameSources
+      .flatMap((source) => source())
+      .filter((name) => !this.config.names.includes(name));
+    if (known && this.config.names.length === 0 && extra.length === 0) return [known];
     const names = await this.request<CertificateNamesResult>('names', {});
     const held = new Set(names.hostnames);
     const missing = this.config.names.filter((name) => !held.has(name));
@@ -168,7 +199,11 @@ export class CertificateManager implements AgentExtension {
         names: missing,
       });
     }
-    return [names.databaseHostname, ...this.config.names.filter((name) => held.has(name))];
+    // A database's name before its first switch is not routed yet: it joins when it is.
+    const wanted = [...this.config.names, ...extra].filter(
+      (name) => held.has(name) && name !== names.databaseHostname,
+    );
+    return [names.databaseHostname, ...new Set(wanted)];
   }
 
   /** A new key pair (kept in pending.json until its certificate is installed), then the request. */
@@ -243,6 +278,10 @@ export class CertificateManager implements AgentExtension {
       ...(hook?.detail ? { detail: hook.detail } : {}),
     };
     await this.store.saveState({ ...(await this.store.state()), lastHook });
+    for (const listener of this.installListeners)
+      await listener().catch((error: unknown) =>
+        this.logger.warn('a local server could not load the new certificate', { error: describe(error) }),
+      );
     this.logger.info('certificate installed', {
       serial: certificate.serial,
       names: certificate.names,

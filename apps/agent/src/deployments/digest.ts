@@ -53,7 +53,7 @@ function openNoFollow(path: string, directory = false) {
   );
 }
 
-async function sha256File(path: string): Promise<{ hash: string; size: number }> {
+export async function sha256File(path: string): Promise<{ hash: string; size: number }> {
   const handle = await openNoFollow(path);
   try {
     const hash = createHash('sha256');

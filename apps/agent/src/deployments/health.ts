@@ -13,6 +13,11 @@ export interface HealthGate {
   graceMs: number;
   /** The whole gate, grace included. */
   timeoutMs: number;
+  /**
+   * A probe of another protocol (a database's: TLS, auth and PING), which resolves when it passed,
+   * instead of the HTTP GET; `what` says what it asks, for the failure's reason.
+   */
+  check?: { what: string; run: () => Promise<void> };
 }
 
 export type GateResult =
@@ -82,9 +87,15 @@ export async function passHealthGate(
     if (options.signal?.aborted) return { passed: false, probes, durationMs: elapsed(), reason: 'cancelled' };
     probes++;
     try {
-      const status = await probe(gate);
-      last = `status ${status}`;
-      inARow = status >= 200 && status < 400 ? inARow + 1 : 0;
+      if (gate.check) {
+        await gate.check.run();
+        last = 'passed';
+        inARow++;
+      } else {
+        const status = await probe(gate);
+        last = `status ${status}`;
+        inARow = status >= 200 && status < 400 ? inARow + 1 : 0;
+      }
     } catch (error) {
       last = (error as Error).message;
       inARow = 0;
@@ -96,6 +107,6 @@ export async function passHealthGate(
     passed: false,
     probes,
     durationMs: elapsed(),
-    reason: `GET ${gate.path} did not answer 200–399 ${gate.successes} times in a row in ${Math.round(gate.timeoutMs / 1000)} s (last: ${last})`,
+    reason: `${gate.check ? `${gate.check.what} did not pass` : `GET ${gate.path} did not answer 200–399`} ${gate.successes} times in a row in ${Math.round(gate.timeoutMs / 1000)} s (last: ${last})`,
   };
 }

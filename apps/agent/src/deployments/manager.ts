@@ -1,15 +1,21 @@
 import {
+  credentialsBoxInfo,
+  credentialsRequestMessage,
   DEPLOYMENT_TOPICS,
   deploymentAssignedMessage,
   deploymentChangedMessage,
   Redactor,
   type AppConfig,
+  type DatabaseEngine,
   type RouteCommandResult,
   type RouteView,
 } from '#contracts';
+import { seal } from '#pki-client';
 import type { Logger } from '#platform';
 import type { AgentConfig } from '../config.js';
 import type { AgentContext, AgentExtension, HandlerRegistry } from '../handlers.js';
+import type { LivePaths } from '../certificates/store.js';
+import { databaseFiles, Databases } from './database.js';
 import { passHealthGate } from './health.js';
 import { killReleaseGroup, processStartTime } from './isolation.js';
 import { FileTail, LogShipper } from './log-shipper.js';
@@ -17,7 +23,19 @@ import { allocatePort } from './ports.js';
 import { ProcessRuntime, releaseKey } from './process-runtime.js';
 import type { AppPlace, Instance } from './runtime.js';
 import { DeploymentState } from './state.js';
-import { APP_PATH, DeploymentWorker, receiveSecrets, Slots } from './worker.js';
+import { APP_PATH, databaseCheck, DeploymentWorker, receiveSecrets, Slots } from './worker.js';
+
+/** What deployments need of the agent's certificate (the CertificateManager): databases serve it. */
+export interface AgentCertificates {
+  livePaths(): Promise<LivePaths | null>;
+  addNames(source: () => string[]): void;
+  onInstalled(listener: () => Promise<void>): void;
+  refresh(): Promise<void>;
+  currentNames(): Promise<string[]>;
+}
+
+/** How long a database's switch waits for the agent's certificate to carry its new name. */
+const NAME_WAIT_MS = 15_000;
 
 /** What `deployments.assigned` answers: the agent's whole desired state. */
 export interface AssignedState {
@@ -37,6 +55,8 @@ export interface AssignedApp {
   limits: AppConfig['limits'];
   healthCheck: AppConfig['healthCheck'];
   activeDeploymentId: string | null;
+  /** A managed database (its engine), or null for an app. */
+  database: { engine: DatabaseEngine } | null;
 }
 
 /** Restarts of a serving release that keeps dying wait 1 s, 2 s, 4 s … up to a minute. */
@@ -91,14 +111,51 @@ export class DeploymentManager implements AgentExtension {
   private portLock: Promise<unknown> = Promise.resolve();
   private unreachableLogged = false;
 
+  private readonly databases: Databases;
+
   constructor(
     private readonly config: AgentConfig,
     private readonly agentVersion: string,
     private readonly logger: Logger,
+    private readonly certificates?: AgentCertificates,
   ) {
     this.state = new DeploymentState(config.stateDir);
     this.runtime = new ProcessRuntime(config.deployments, this.state, logger);
     this.slots = new Slots(config.deployments.maxConcurrentBuilds);
+    this.databases = new Databases(
+      this.state,
+      certificates ? () => certificates.livePaths() : undefined,
+      config.deployments.isolation === 'uid',
+    );
+    // Each database's name joins the certificate once its route is this agent's; a new pair is loaded
+    // by every database that runs.
+    certificates?.addNames(() => [
+      ...(this.assigned?.apps.filter((app) => app.database).map((app) => app.hostname) ?? []),
+      // A first deployment's database is not among the assigned apps the agent knows yet.
+      ...[...this.workers.values()].flatMap((worker) => worker.databaseHostname ?? []),
+    ]);
+    certificates?.onInstalled(() => this.reloadDatabaseTls());
+  }
+
+  /** Every running database loads the agent's new certificate (no restart, clients stay connected). */
+  private async reloadDatabaseTls(): Promise<void> {
+    const databases = new Map<string, DatabaseEngine>();
+    for (const app of this.assigned?.apps ?? [])
+      if (app.database) databases.set(app.appName, app.database.engine);
+    // A first deployment's database is not among the assigned apps the agent knows yet.
+    for (const worker of this.workers.values())
+      if (worker.databaseEngine) databases.set(worker.appName, worker.databaseEngine);
+    for (const [appName, engine] of databases) {
+      const app = { appName, database: { engine } };
+      const record = await this.state.record(app.appName);
+      let running = false;
+      for (const instance of record.instances)
+        if ((await this.runtime.inspect(instance)).state === 'running') running = true;
+      if (!running) continue;
+      const place = await this.runtime.prepareApp(app.appName);
+      await this.databases.reloadTls(place, app.database.engine);
+      this.logger.info('a database loaded the new certificate', { app: app.appName });
+    }
   }
 
   private get settings() {
@@ -122,7 +179,74 @@ export class DeploymentManager implements AgentExtension {
       worker?.poke(parsed.data);
       if (!worker) this.reconcileSoon();
     });
+    handlers.register(DEPLOYMENT_TOPICS.credentials, (message, context) =>
+      this.answerCredentials(message.json, context),
+    );
     return this;
+  }
+
+  /** Rotations done, by request id: a redelivered request answers with the password it made. */
+  private readonly rotations = new Set<string>();
+
+  /**
+   * An admin asks for a database's credentials (and a new password with `rotate`): the answer is sealed
+   * to the key of that one request, so only the API process that asked can read it.
+   */
+  private async answerCredentials(json: unknown, context: AgentContext): Promise<void> {
+    const parsed = credentialsRequestMessage.safeParse(json);
+    if (!parsed.success) return;
+    const request = parsed.data;
+    // Read late (the agent was offline): nobody waits for it any more, and a rotation nobody sees is harm.
+    if (!(Date.parse(request.expiresAt) > Date.now())) {
+      this.logger.info('a credentials request came after it expired; not answered', { app: request.appName });
+      return;
+    }
+    const answer = (body: Record<string, unknown>) =>
+      context.publish(DEPLOYMENT_TOPICS.credentials, { requestId: request.requestId, ...body });
+    if (!(await this.ready)) {
+      answer({ error: 'deployments are off on this agent' });
+      return;
+    }
+    let assigned = this.assigned;
+    if (!assigned?.apps.some((app) => app.appName === request.appName))
+      assigned = await this.request<AssignedState>('deployments.assigned', {}, 5_000).catch(() => assigned);
+    const app = assigned?.apps.find((candidate) => candidate.appName === request.appName);
+    if (!app?.database) {
+      answer({ error: `this agent runs no database ${request.appName}` });
+      return;
+    }
+    try {
+      const place = await this.runtime.prepareApp(app.appName);
+      let credentials = await this.databases.credentials(app.appName);
+      if (request.rotate && !this.rotations.has(request.requestId)) {
+        const record = await this.state.record(app.appName);
+        const states = await Promise.all(record.instances.map((instance) => this.runtime.inspect(instance)));
+        credentials = await this.databases.rotate(
+          place,
+          app.database.engine,
+          states.some((state) => state.state === 'running'),
+        );
+        this.rotations.add(request.requestId);
+        this.logger.info('database password rotated', { app: app.appName });
+      }
+      const secret = {
+        user: credentials.user,
+        password: credentials.password,
+        rotatedAt: credentials.rotatedAt,
+      };
+      answer({
+        sealed: seal(request.publicKey, JSON.stringify(secret), credentialsBoxInfo(request.requestId)),
+      });
+    } catch (error) {
+      this.logger.warn('database credentials could not be answered', { app: app.appName, error });
+      answer({
+        error:
+          `could not ${request.rotate ? 'rotate' : 'read'} the credentials: ${(error as Error).message}`.slice(
+            0,
+            300,
+          ),
+      });
+    }
   }
 
   connected(context: AgentContext): void {
@@ -359,6 +483,20 @@ export class DeploymentManager implements AgentExtension {
         this.serving.set(instance.releaseId, { instance, tails, shipper });
         this.supervision.delete(appName);
       },
+      databases: this.databases,
+      routedNamesChanged: async (hostname) => {
+        const certificates = this.certificates;
+        if (!certificates) return;
+        // The front may not count the name as this agent's at once (its projection follows the log):
+        // ask again until the certificate carries it.
+        const deadline = Date.now() + NAME_WAIT_MS;
+        while (!(await certificates.currentNames()).includes(hostname)) {
+          if (Date.now() > deadline) throw new Error(`the certificate does not carry ${hostname} yet`);
+          await certificates.refresh();
+          if (!(await certificates.currentNames()).includes(hostname))
+            await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+      },
     });
     this.workers.set(deploymentId, worker);
     this.handled.add(deploymentId);
@@ -557,15 +695,18 @@ export class DeploymentManager implements AgentExtension {
       });
       return null;
     }
+    if (app.database) await this.databases.prepare(place, app.database.engine);
     let env = await this.state.loadEnv(current.releaseId);
     if (!env) {
       this.logger.warn('no saved environment for the current release; its secrets are asked for again', {
         app: app.appName,
       });
-      const secrets = await receiveSecrets(this.context!, current.releaseId, {
-        appName: app.appName,
-        releaseId: current.releaseId,
-      });
+      const secrets = app.database
+        ? {}
+        : await receiveSecrets(this.context!, current.releaseId, {
+            appName: app.appName,
+            releaseId: current.releaseId,
+          });
       env = {
         HOME: place.home,
         TMPDIR: place.tmp,
@@ -613,6 +754,14 @@ export class DeploymentManager implements AgentExtension {
         successes: app.healthCheck.successes,
         graceMs: app.healthCheck.graceSeconds * 1000,
         timeoutMs: app.healthCheck.timeoutSeconds * 1000,
+        ...(app.database
+          ? {
+              check: databaseCheck(this.databases, app.appName, databaseFiles(place), {
+                host: this.publicAddress!,
+                port,
+              }),
+            }
+          : {}),
       },
       { exited: this.runtime.exited(instance, this.stopping.signal), signal: this.stopping.signal },
     );

@@ -27,6 +27,16 @@ export interface InflightEntry {
   command: { pid: number; startTime: number } | null;
 }
 
+/** The users of a database the agent runs: the one clients get, and the agent's own (admin, local only). */
+export interface DatabaseCredentials {
+  user: string;
+  password: string;
+  adminUser: string;
+  adminPassword: string;
+  /** When the client password was last made (created or rotated). */
+  rotatedAt: string;
+}
+
 const emptyRecord = (): AppRecord => ({ artifacts: [], instances: [] });
 
 export class DeploymentState {
@@ -142,6 +152,20 @@ export class DeploymentState {
       join(this.root, 'env', `${this.id(releaseId)}.json`),
       null,
     );
+  }
+
+  /** A database's passwords, made on this VPS and kept nowhere else: 0600 in the 0700 directory. */
+  credentials(appName: string): Promise<DatabaseCredentials | null> {
+    return this.readJson<DatabaseCredentials | null>(
+      join(this.root, 'databases', `${this.app(appName)}.json`),
+      null,
+    );
+  }
+
+  async saveCredentials(appName: string, credentials: DatabaseCredentials): Promise<void> {
+    const dir = join(this.root, 'databases');
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(join(dir, `${this.app(appName)}.json`), JSON.stringify(credentials));
   }
 
   async removeEnv(releaseId: string): Promise<void> {

@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { access, chown, constants, mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import {
   Redactor,
   type AppConfig,
@@ -18,7 +20,16 @@ import { generateSealingKeyPair, open } from '#pki-client';
 import type { Logger } from '#platform';
 import type { AgentDeploymentsConfig } from '../config.js';
 import { AgentRequestError, type AgentContext } from '../handlers.js';
-import { digestTree } from './digest.js';
+import {
+  ENGINE_PROGRAMS,
+  pingRedis,
+  REDIS_START,
+  redisConfig,
+  databaseFiles,
+  type Databases,
+  type DatabaseFiles,
+} from './database.js';
+import { digestTree, sha256File } from './digest.js';
 import { passHealthGate } from './health.js';
 import { FileTail, LogShipper } from './log-shipper.js';
 import { MANIFEST_FILE, parseManifest, resolveManifest, type ResolvedManifest } from './manifest.js';
@@ -141,6 +152,41 @@ export interface WorkerDeps {
   stopping: AbortSignal;
   /** Hands a started instance's output over to the manager (it keeps shipping while the release serves). */
   keepShipping: (instance: Instance, tails: FileTail[], shipper: LogShipper) => void;
+  databases: Databases;
+  /** A database's route exists now: the agent's certificate gets its name (and the database the pair). */
+  routedNamesChanged: (hostname: string) => Promise<void>;
+}
+
+/** The first `program` on `path` that is an executable file, or null. */
+export async function findProgram(program: string, path = APP_PATH): Promise<string | null> {
+  for (const dir of path.split(':')) {
+    const candidate = join(dir, program);
+    if (
+      await access(candidate, constants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
+      return candidate;
+  }
+  return null;
+}
+
+/**
+ * A database's health: what a client does (TLS against the CA, its password, a command), on the
+ * address the front uses.
+ */
+export function databaseCheck(
+  databases: Databases,
+  appName: string,
+  files: Pick<DatabaseFiles, 'ca'>,
+  address: { host: string; port: number },
+): { what: string; run: () => Promise<void> } {
+  return {
+    what: `a TLS connection with the password and PING on ${address.host}:${address.port}`,
+    run: async () =>
+      pingRedis(address, await databases.credentials(appName), await readFile(files.ca, 'utf8')),
+  };
 }
 
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled', 'abandoned']);
@@ -341,8 +387,21 @@ export class DeploymentWorker {
     this.sys(`claimed by agent ${this.deps.context.agentId}: ${claimed.kind} of ${this.appName}`);
     this.place = await runtime.prepareApp(this.appName);
     const secrets = await this.fetchSecrets();
-    this.redactor = new Redactor(secrets);
-    if (claimed.kind === 'deploy') {
+    const database = this.database;
+    if (database) {
+      // Its passwords are made here and never leave the agent but for an admin who asks.
+      const credentials = await this.deps.databases.credentials(this.appName);
+      this.redactor = new Redactor({
+        ...secrets,
+        DATABASE_PASSWORD: credentials.password,
+        DATABASE_ADMIN_PASSWORD: credentials.adminPassword,
+      });
+    } else this.redactor = new Redactor(secrets);
+    if (claimed.kind === 'deploy' && database) {
+      await this.fetchEngine();
+      this.checkpoint();
+      await this.buildDatabase();
+    } else if (claimed.kind === 'deploy') {
       await this.fetch(secrets);
       this.checkpoint();
       await this.build();
@@ -359,6 +418,141 @@ export class DeploymentWorker {
     await this.awaitVerification();
     await this.drain();
   }
+
+  /** The name a database this worker deploys answers to (its certificate must carry it), or null. */
+  get databaseHostname(): string | null {
+    return this.database ? this.claimed!.config.hostname : null;
+  }
+
+  get databaseEngine() {
+    return this.database?.engine ?? null;
+  }
+
+  /** The app's database engine, when it is a database. */
+  private get database() {
+    const source = this.claimed?.config.source;
+    return source?.type === 'database' ? source : null;
+  }
+
+  /** A database's "fetch": the engine installed on this VPS, named by its program's digest. */
+  private async fetchEngine(): Promise<void> {
+    const { engine } = this.database!;
+    const program = ENGINE_PROGRAMS[engine];
+    const timer = this.phaseTimer('fetched', this.claimed!.limits.fetch);
+    try {
+      const path = await findProgram(program);
+      if (!path)
+        throw new PhaseFailure(
+          'fetched',
+          `${program} is not installed on this VPS (looked in ${APP_PATH}): install it (Debian: apt-get install ${program})`,
+        );
+      // Debian's redis-server is a link to the one binary of redis-check-*: the digest is of the binary.
+      const { hash, size } = await sha256File(await realpath(path));
+      const version = await promisify(execFile)(path, ['--version'], {
+        timeout: 10_000,
+        signal: timer.signal,
+      })
+        .then(({ stdout }) => stdout.trim().slice(0, 200))
+        .catch(() => 'an unknown version');
+      this.sys(`using ${path}: ${version}`);
+      await this.report({ phase: 'fetched', commit: null, sourceDigest: hash, bytes: size });
+    } catch (error) {
+      throw this.phaseError('fetched', error, timer);
+    } finally {
+      timer.clear();
+    }
+  }
+
+  /** A database's "build": its configuration, sealed as a release so that a rollback starts the same. */
+  private async buildDatabase(): Promise<void> {
+    const claimed = this.claimed!;
+    const place = this.place!;
+    const started = Date.now();
+    const { databases } = this.deps;
+    let files: DatabaseFiles;
+    const timer = this.phaseTimer('built', claimed.limits.build);
+    try {
+      if (!(await this.deps.databases.hasCertificate())) {
+        this.sys("waiting for this agent's certificate from the CloudLunacy CA (a database serves TLS only)");
+        await databases.awaitCertificate(timer.signal);
+      }
+      files = await databases.prepare(place, this.database!.engine);
+    } catch (error) {
+      throw this.stopReason
+        ? new Error(this.stopReason)
+        : new PhaseFailure(
+            'built',
+            timer.timedOut
+              ? `this agent got no certificate within ${timer.seconds} s: see its log (certificates)`
+              : (error as Error).message,
+          );
+    } finally {
+      timer.clear();
+    }
+    const workspace = await this.deps.runtime.newWorkspace(place, this.deploymentId, claimed.number!);
+    this.workspace = workspace;
+    await this.deps.state.updateInflight(this.deploymentId, { workspace });
+    const conf = join(workspace, 'redis.conf');
+    await writeFile(conf, redisConfig(files), { mode: 0o640 });
+    // The app seals its own release (read-only as its user), so the file is its.
+    if (this.deps.config.isolation === 'uid') await chown(conf, place.uid, place.gid);
+    const manifest: ResolvedManifest = {
+      origin: 'database',
+      root: '.',
+      install: null,
+      build: [],
+      start: REDIS_START,
+      portEnv: 'PORT',
+      healthPath: '/',
+    };
+    this.artifact = await this.deps.runtime.commit(place, workspace, {
+      releaseId: this.deploymentId,
+      number: claimed.number!,
+      manifest,
+      commit: null,
+      builtAt: new Date().toISOString(),
+    });
+    this.workspace = null;
+    await this.deps.state.updateRecord(this.appName, (record) => {
+      record.artifacts = [
+        ...record.artifacts.filter((a) => a.releaseId !== this.deploymentId),
+        this.artifact!,
+      ];
+    });
+    await this.deps.state.updateInflight(this.deploymentId, { workspace: null });
+    this.sys(`configured release ${claimed.number}: TLS only, passwords on, data in ${files.data}`);
+    await this.report({
+      phase: 'built',
+      release: { releaseId: this.deploymentId, number: claimed.number! },
+      artifactDigest: this.artifact.artifactDigest,
+      manifest,
+      durationMs: Date.now() - started,
+    });
+  }
+
+  /**
+   * One release of a database at a time: its data directory is not shared, so the serving release
+   * stops (and writes its data) before the new one starts. Clients reconnect after the switch; a failed
+   * release gives the data back to the previous one, which the reconcile starts again.
+   */
+  private async stopPreviousDatabase(): Promise<void> {
+    const previous = this.claimed!.previous;
+    const record = await this.deps.state.record(this.appName);
+    const old = record.instances.filter((instance) => instance.releaseId !== this.artifact!.releaseId);
+    for (const instance of old) {
+      const result = await this.deps.runtime.stop(this.place!, instance, {
+        timeoutMs: this.claimed!.config.drain.stopTimeoutSeconds * 1000,
+      });
+      if (result !== 'none') this.stoppedBeforeStart = result;
+      await this.deps.state.removeInstance(this.appName, instance);
+    }
+    if (old.length > 0)
+      this.sys(
+        `release ${previous?.number ?? old[0]!.number} stopped so that the new one can open the data (${this.stoppedBeforeStart === 'kill' ? 'killed after the stop timeout' : 'it saved and exited'})`,
+      );
+  }
+
+  private stoppedBeforeStart: 'exit' | 'kill' | 'none' = 'none';
 
   private async fetchSecrets(): Promise<Record<string, string>> {
     if (this.claimed!.config.secrets.length === 0) return {};
@@ -386,6 +580,7 @@ export class DeploymentWorker {
     const claimed = this.claimed!;
     const place = this.place!;
     const source = claimed.config.source;
+    if (source.type === 'database') throw new PhaseFailure('fetched', 'a database has no source to fetch');
     const number = claimed.number!;
     this.workspace = await this.deps.runtime.newWorkspace(place, this.deploymentId, number);
     await this.deps.state.updateInflight(this.deploymentId, { workspace: this.workspace });
@@ -634,13 +829,21 @@ export class DeploymentWorker {
     const place = this.place!;
     const artifact = this.artifact!;
     const port = await this.deps.reservePort();
+    if (this.database) {
+      try {
+        await this.deps.databases.prepare(place, this.database.engine);
+      } catch (error) {
+        throw new PhaseFailure('started', (error as Error).message);
+      }
+      await this.stopPreviousDatabase();
+    }
     // The repository's credential is the fetch's, not the app's.
     const source = claimed.config.source;
     const credential = source.type === 'git' ? source.credentials?.secret : undefined;
     const appSecrets = Object.fromEntries(Object.entries(secrets).filter(([name]) => name !== credential));
     const env = {
       ...this.baseEnv(place, claimed.config.env),
-      ...appSecrets,
+      ...(this.database ? {} : appSecrets),
       [artifact.manifest.portEnv]: String(port),
       HOST: this.deps.publicAddress,
       CLOUDLUNACY_RELEASE: String(artifact.number),
@@ -684,6 +887,14 @@ export class DeploymentWorker {
         successes: health.successes,
         graceMs: health.graceSeconds * 1000,
         timeoutMs: Math.min(health.timeoutSeconds, claimed.limits.health) * 1000,
+        ...(this.database
+          ? {
+              check: databaseCheck(this.deps.databases, this.appName, databaseFiles(this.place!), {
+                host: this.deps.publicAddress,
+                port: instance.port,
+              }),
+            }
+          : {}),
       },
       { exited: this.deps.runtime.exited(instance, watch.signal), signal: this.signal },
     ).finally(() => watch.abort());
@@ -729,7 +940,7 @@ export class DeploymentWorker {
       ? await this.request<RouteCommandResult>('routes.update', { routeId, target })
       : await this.request<RouteCommandResult>(
           'routes.request',
-          { kind: 'http', hostname: claimed.config.hostname, target },
+          { kind: this.database ? 'tls-sni' : 'http', hostname: claimed.config.hostname, target },
           15_000,
           `app-route:${this.appName}`,
         );
@@ -767,6 +978,16 @@ export class DeploymentWorker {
       routeRevision: route.revision,
       target: { host: this.deps.publicAddress, port: instance.port },
     });
+    if (this.database) {
+      // The front verifies the name the database answers to: the agent's certificate must carry it.
+      await this.deps
+        .routedNamesChanged(claimed.config.hostname)
+        .catch((error: unknown) =>
+          this.sys(
+            `the certificate could not take ${claimed.config.hostname} yet: ${(error as Error).message}`,
+          ),
+        );
+    }
     this.sys(`traffic switched (route revision ${route.revision}); waiting for the front to verify`);
   }
 
@@ -819,7 +1040,11 @@ export class DeploymentWorker {
     const previous = claimed.previous;
     let stoppedBy: 'exit' | 'kill' | 'none' = 'none';
     let previousReleaseId: string | null = null;
-    if (previous && previous.releaseId !== this.artifact!.releaseId) {
+    if (this.database) {
+      previousReleaseId =
+        previous && previous.releaseId !== this.artifact!.releaseId ? previous.releaseId : null;
+      stoppedBy = this.stoppedBeforeStart;
+    } else if (previous && previous.releaseId !== this.artifact!.releaseId) {
       previousReleaseId = previous.releaseId;
       const record = await this.deps.state.record(this.appName);
       const old = record.instances.filter((i) => i.releaseId === previous.releaseId);

@@ -1,0 +1,306 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, chown, lstat, mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createClient } from 'redis';
+import type { DatabaseEngine } from '#contracts';
+import { writeFileAtomic } from '#pki-client';
+import type { LivePaths } from '../certificates/store.js';
+import type { AppPlace } from './runtime.js';
+import type { DatabaseCredentials, DeploymentState } from './state.js';
+
+/**
+ * Managed databases (docs/deployments.md, "Databases"): the agent runs the engine installed on the VPS
+ * as a release of the app, with
+ * - TLS only, with the certificate this agent holds from the CloudLunacy CA (copied for the database's
+ *   own user, reloaded in place after each renewal);
+ * - authentication always: the client user's password is made here and kept in the agent's state; the
+ *   database's files hold only its SHA-256; the agent's own admin user is reached on a unix socket only;
+ * - the data in the app's `shared/data`, which every release of the app uses in turn;
+ * - bound to the VPS's public address only (where the front reaches it).
+ */
+
+/** Where one database's files are (the agent writes `dir`, root-owned; the database writes `data`). */
+export interface DatabaseFiles {
+  /** `<app>/db`: root:<app> 0750, so the database reads its key and ACL but changes neither. */
+  dir: string;
+  key: string;
+  /** The agent's certificate and the CA's (leaf first). */
+  cert: string;
+  ca: string;
+  /** The users, with password hashes only. */
+  acl: string;
+  data: string;
+  /** The admin's way in (the app's tmp, 0700): never on the network. */
+  socket: string;
+}
+
+export function databaseFiles(place: AppPlace): DatabaseFiles {
+  const dir = join(place.dir, 'db');
+  return {
+    dir,
+    key: join(dir, 'key.pem'),
+    cert: join(dir, 'cert.pem'),
+    ca: join(dir, 'ca.pem'),
+    acl: join(dir, 'users.conf'),
+    data: join(place.shared, 'data'),
+    socket: join(place.tmp, 'redis.sock'),
+  };
+}
+
+/** The engines' programs, looked for on the release PATH. */
+export const ENGINE_PROGRAMS: Record<DatabaseEngine, string> = { redis: 'redis-server' };
+
+/** The release's start command: port and address come from the environment each start gets. */
+export const REDIS_START = 'exec redis-server ./redis.conf --port 0 --tls-port "$PORT" --bind "$HOST"';
+/** The agent's own user of each database (admin commands on the unix socket only). */
+export const DATABASE_ADMIN_USER = 'cloudlunacy';
+
+/** The static settings of a Redis release (its `redis.conf`, sealed in the release like a build). */
+export function redisConfig(files: DatabaseFiles): string {
+  return [
+    '# Written by the CloudLunacy agent. The port and the address come on the command line.',
+    'port 0',
+    `tls-cert-file ${files.cert}`,
+    `tls-key-file ${files.key}`,
+    `tls-ca-cert-file ${files.ca}`,
+    'tls-auth-clients no',
+    'tls-protocols "TLSv1.2 TLSv1.3"',
+    `unixsocket ${files.socket}`,
+    'unixsocketperm 700',
+    `dir ${files.data}`,
+    'appendonly yes',
+    'appendfsync everysec',
+    'daemonize no',
+    // Bound to one address, with passwords: protected mode would only refuse the front.
+    'protected-mode no',
+    'logfile ""',
+    `include ${files.acl}`,
+    '',
+  ].join('\n');
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/**
+ * The users: `default` (what clients get) may do everything but administration (CONFIG, SHUTDOWN,
+ * REPLICAOF, DEBUG, …, so a client cannot point the database at other files), the agent's user all of it.
+ */
+export function redisAcl(credentials: DatabaseCredentials): string {
+  return [
+    `user ${credentials.user} on #${sha256(credentials.password)} ~* &* +@all -@admin`,
+    `user ${credentials.adminUser} on #${sha256(credentials.adminPassword)} ~* &* +@all`,
+    '',
+  ].join('\n');
+}
+
+/** 32 random bytes, base64url: nothing to quote in a URL, a config file or a shell. */
+export const newPassword = () => randomBytes(32).toString('base64url');
+
+export function newCredentials(now = new Date()): DatabaseCredentials {
+  return {
+    user: 'default',
+    password: newPassword(),
+    adminUser: DATABASE_ADMIN_USER,
+    adminPassword: newPassword(),
+    rotatedAt: now.toISOString(),
+  };
+}
+
+const NO_CERTIFICATES =
+  'certificates are off on this agent (certificates.enabled): a database serves TLS only, with the certificate of the CloudLunacy CA';
+
+type RedisTarget =
+  | { tls: { host: string; port: number; ca: string }; user: string; password: string }
+  | { socket: string; user: string; password: string };
+
+/** One short connection (no reconnects, no offline queue) for one piece of work. */
+async function withRedis<T>(
+  target: RedisTarget,
+  work: (send: (args: string[]) => Promise<unknown>) => Promise<T>,
+  timeoutMs = 3_000,
+): Promise<T> {
+  const socket =
+    'socket' in target
+      ? { path: target.socket, connectTimeout: timeoutMs, reconnectStrategy: false as const }
+      : {
+          tls: true as const,
+          host: target.tls.host,
+          port: target.tls.port,
+          ca: target.tls.ca,
+          // The health gate runs before the route (and the certificate's new name) exists: the chain
+          // is checked, the name by the front's verification.
+          checkServerIdentity: () => undefined,
+          connectTimeout: timeoutMs,
+          reconnectStrategy: false as const,
+        };
+  const client = createClient({
+    socket,
+    username: target.user,
+    password: target.password,
+    disableOfflineQueue: true,
+  });
+  let lastError: unknown;
+  client.on('error', (error: unknown) => (lastError = error));
+  try {
+    await client.connect();
+  } catch (error) {
+    throw lastError instanceof Error ? lastError : error;
+  }
+  try {
+    return await work((args) => client.sendCommand(args));
+  } finally {
+    client.destroy();
+  }
+}
+
+/** The client user's view: TLS against the CA, AUTH, PING → PONG. */
+export async function pingRedis(
+  address: { host: string; port: number },
+  credentials: Pick<DatabaseCredentials, 'user' | 'password'>,
+  caPem: string,
+): Promise<void> {
+  const answer = await withRedis(
+    { tls: { ...address, ca: caPem }, user: credentials.user, password: credentials.password },
+    (send) => send(['PING']),
+  );
+  if (answer !== 'PONG') throw new Error(`PING answered ${JSON.stringify(answer)}`);
+}
+
+/**
+ * The agent's part of each database: credentials, the files the database reads, reloading its TLS after
+ * a renewal, rotating its client password.
+ */
+export class Databases {
+  constructor(
+    private readonly state: DeploymentState,
+    /** The agent's certificate files; undefined when certificates are off (no database can run). */
+    private readonly certificates: (() => Promise<LivePaths | null>) | undefined,
+    private readonly uidIsolated: boolean,
+  ) {}
+
+  /** The database's credentials, made the first time. */
+  async credentials(appName: string): Promise<DatabaseCredentials> {
+    const known = await this.state.credentials(appName);
+    if (known) return known;
+    const made = newCredentials();
+    await this.state.saveCredentials(appName, made);
+    return made;
+  }
+
+  /**
+   * Resolves once the agent holds a certificate (a database deployed right after enrollment waits for
+   * the first one); throws at once when certificates are off, or when `signal` aborts.
+   */
+  async hasCertificate(): Promise<boolean> {
+    return this.certificates ? (await this.certificates()) !== null : false;
+  }
+
+  async awaitCertificate(signal: AbortSignal): Promise<void> {
+    if (!this.certificates) throw new Error(NO_CERTIFICATES);
+    while (!(await this.certificates())) {
+      signal.throwIfAborted();
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+
+  /** Everything a release of the database needs before it starts: its files, the TLS pair, its data. */
+  async prepare(place: AppPlace, engine: DatabaseEngine): Promise<DatabaseFiles> {
+    const files = databaseFiles(place);
+    await this.ownedDir(files.dir, 0, place.gid, 0o750);
+    await this.installTls(place);
+    await this.writeUsers(place, engine, await this.credentials(place.appName));
+    await this.ownedDir(files.data, place.uid, place.gid, 0o700);
+    return files;
+  }
+
+  /** Copies the agent's current pair where the database's user can read it (and nobody else's can). */
+  async installTls(place: AppPlace): Promise<void> {
+    const live = this.certificates ? await this.certificates() : null;
+    if (!live)
+      throw new Error(
+        this.certificates ? 'this agent holds no certificate from the CloudLunacy CA yet' : NO_CERTIFICATES,
+      );
+    const files = databaseFiles(place);
+    for (const [from, to] of [
+      [live.key, files.key],
+      [live.fullchain, files.cert],
+      [live.chain, files.ca],
+    ] as const)
+      await this.readableByApp(place, to, await readFile(from));
+  }
+
+  async writeUsers(place: AppPlace, engine: DatabaseEngine, credentials: DatabaseCredentials): Promise<void> {
+    switch (engine) {
+      case 'redis':
+        await this.readableByApp(place, databaseFiles(place).acl, redisAcl(credentials));
+    }
+  }
+
+  /** After a renewal: the running database loads the new pair; clients connected stay connected. */
+  async reloadTls(place: AppPlace, engine: DatabaseEngine): Promise<void> {
+    await this.installTls(place);
+    const files = databaseFiles(place);
+    switch (engine) {
+      case 'redis':
+        await this.admin(place, (send) =>
+          send([
+            'CONFIG',
+            'SET',
+            'tls-cert-file',
+            files.cert,
+            'tls-key-file',
+            files.key,
+            'tls-ca-cert-file',
+            files.ca,
+          ]),
+        );
+    }
+  }
+
+  /**
+   * A new client password: the running database takes it at once (connections already authenticated
+   * stay), and its files for the next start. The old password stops working.
+   */
+  async rotate(place: AppPlace, engine: DatabaseEngine, running: boolean): Promise<DatabaseCredentials> {
+    const current = await this.credentials(place.appName);
+    const next = { ...current, password: newPassword(), rotatedAt: new Date().toISOString() };
+    if (running) {
+      switch (engine) {
+        case 'redis':
+          await this.admin(place, (send) =>
+            send(['ACL', 'SETUSER', next.user, 'resetpass', `#${sha256(next.password)}`]),
+          );
+      }
+    }
+    await this.writeUsers(place, engine, next);
+    await this.state.saveCredentials(place.appName, next);
+    return next;
+  }
+
+  private async admin<T>(place: AppPlace, work: (send: (args: string[]) => Promise<unknown>) => Promise<T>) {
+    const credentials = await this.credentials(place.appName);
+    return withRedis(
+      {
+        socket: databaseFiles(place).socket,
+        user: credentials.adminUser,
+        password: credentials.adminPassword,
+      },
+      work,
+    );
+  }
+
+  /** A root-owned file the app's group reads (0640), replaced atomically. */
+  private async readableByApp(place: AppPlace, path: string, data: string | Uint8Array): Promise<void> {
+    await writeFileAtomic(path, data, { mode: 0o640 });
+    if (this.uidIsolated) await chown(path, 0, place.gid);
+    await chmod(path, this.uidIsolated ? 0o640 : 0o600);
+  }
+
+  private async ownedDir(path: string, uid: number, gid: number, mode: number): Promise<void> {
+    await mkdir(path, { recursive: true, mode });
+    const found = await lstat(path);
+    if (!found.isDirectory()) throw new Error(`${path} is not a directory`);
+    if (this.uidIsolated) await chown(path, uid, gid);
+    await chmod(path, this.uidIsolated ? mode : 0o700);
+  }
+}
