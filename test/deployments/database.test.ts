@@ -7,11 +7,13 @@
  * redeploy, a rotated password replaces the old one, and a renewed certificate is loaded in place.
  */
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import { DOMAIN } from '../e2e/stack.js';
 import { waitFor } from '../harness/processes.js';
+import { repoRoot } from '../harness/apps.js';
 import {
   deployAndWait,
   deploymentLogs,
@@ -111,6 +113,19 @@ function presentedSerial(): Promise<string> {
   });
 }
 
+/** The CLI as an admin would run it against this stack (`--json`). */
+async function cliJson<T>(args: string[]): Promise<T> {
+  const { stdout } = await run(
+    process.execPath,
+    [join(repoRoot, 'dist/apps/cli/src/main.js'), ...args, '--json'],
+    {
+      env: { PATH: process.env.PATH ?? '', CL_API_URL: rig.e2e.stack.baseUrl, CL_ADMIN_TOKEN: rig.e2e.admin },
+      timeout: 130_000,
+    },
+  );
+  return JSON.parse(stdout) as T;
+}
+
 let caPem = '';
 let password = '';
 
@@ -194,6 +209,40 @@ describeRoot('a Redis database', () => {
     password = rotated.password;
   }, 60_000);
 
+  test("backed up on its VPS with the CLI, then restored: the data is the backup's again", async () => {
+    expect((await redisCli(['SET', 'greeting', 'backed-up'], { password })).out).toBe('OK');
+    const backup = await cliJson<{ backupId: string; status: string; bytes: number; sha256: string }>([
+      'databases',
+      'backup',
+      'cache',
+    ]);
+    expect(backup).toMatchObject({ status: 'done', sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(backup.bytes).toBeGreaterThan(0);
+    // The file stays on the VPS, readable by root only, out of the database's reach.
+    const file = join(rig.agentDir, 'apps', 'cache', 'backups', `${backup.backupId}.rdb`);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await stat(join(rig.agentDir, 'apps', 'cache', 'backups'))).uid).toBe(0);
+    const listed = await cliJson<{ backups: { backupId: string }[] }>(['databases', 'backups', 'cache']);
+    expect(listed.backups.map((entry) => entry.backupId)).toContain(backup.backupId);
+
+    expect((await redisCli(['SET', 'greeting', 'changed-since'], { password })).out).toBe('OK');
+    const restored = await cliJson<{ backupId: string }>(['databases', 'restore', 'cache', backup.backupId]);
+    expect(restored.backupId).toBe(backup.backupId);
+    const answer = await waitFor(
+      'the database to serve the restored data',
+      async () => {
+        const reply = await redisCli(['GET', 'greeting'], { password });
+        return reply.code === 0 && reply.out !== '' ? reply.out : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 200 },
+    );
+    expect(answer).toBe('backed-up');
+    // A backup id that is not one is refused by the API before anything runs.
+    const bad = await rig.e2e.request('POST', 'apps/cache/backups/..%2Fetc/restore');
+    expect(bad.status).toBe(400);
+    expect(bad.body).toMatchObject({ field: 'backupId' });
+  }, 120_000);
+
   test('a renewed certificate is loaded in place: a connected client stays, new clients connect', async () => {
     const before = await presentedSerial();
     // A client that stays connected across the renewal.
@@ -224,6 +273,6 @@ describeRoot('a Redis database', () => {
     expect(after).not.toBe(before);
     expect(await ask('PING\r\n')).toBe('+PONG\r\n');
     held.destroy();
-    expect(await redisCli(['GET', 'greeting'], { password })).toEqual({ code: 0, out: 'kept' });
+    expect(await redisCli(['GET', 'greeting'], { password })).toEqual({ code: 0, out: 'backed-up' });
   }, 120_000);
 });

@@ -12,7 +12,7 @@ import { AdminController } from './admin.controller.js';
 import { AgentsController, API_CONFIG } from './agents.controller.js';
 import { Authenticator, AuthGuard } from './auth.js';
 import { CapabilitiesController } from './capabilities.controller.js';
-import { DatabaseCredentialsController } from './database-credentials.controller.js';
+import { DatabasesController } from './databases.controller.js';
 import { CertificatesController } from './certificates.controller.js';
 import type { ApiConfig } from './config.js';
 import { dashboardHandler, loadDashboard, securityHeaders } from './dashboard.js';
@@ -53,7 +53,7 @@ export class ApiModule {
         AgentsController,
         RoutesController,
         AppsController,
-        DatabaseCredentialsController,
+        DatabasesController,
         DeploymentLogsController,
         DeploymentSourceController,
         EventsController,

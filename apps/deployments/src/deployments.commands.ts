@@ -1,9 +1,12 @@
 import {
+  DATABASE_ANSWER_MS,
+  DATABASE_RESTORE_MS,
   DomainError,
   type Actor,
   type AppView,
   type CommandEnvelope,
-  type DatabaseCredentialsReply,
+  type DatabaseCommandReply,
+  type DatabaseOperation,
   type DeploymentView,
   type StoredEvent,
   type UploadRef,
@@ -20,7 +23,7 @@ import type {
   RollbackCommand,
 } from './decisions.js';
 import { appViewOf, deploymentViewOf } from './reads.js';
-import type { CredentialsRelay } from './credentials-relay.js';
+import type { DatabaseRelay } from './database-relay.js';
 import type { SecretStore } from './secret-store.js';
 import type { Supervisor } from './supervisor.js';
 
@@ -35,45 +38,48 @@ export class DeploymentsCommands {
     private readonly secrets: SecretStore,
     private readonly supervisor: Supervisor,
     private readonly dataSource: DataSource,
-    private readonly credentials: CredentialsRelay,
+    private readonly databases: DatabaseRelay,
     private readonly logger: Logger,
   ) {}
 
   /**
-   * A database's credentials, from its agent, sealed to the key the API made for this request: they
-   * pass through here unread. Admins only (an agent reads its own on its VPS).
+   * A database's operation, run by its agent: its credentials (sealed to the key the API made for this
+   * request: they pass through here unread), a backup, the list of its backups, a restore. Admins only.
    */
-  async databaseCredentials(
-    command: CommandEnvelope<{ appName: string; publicKey: string; rotate: boolean }>,
-  ): Promise<DatabaseCredentialsReply> {
-    const { appName, publicKey, rotate } = command.payload;
+  async database(
+    command: CommandEnvelope<{ appName: string; operation: DatabaseOperation }>,
+  ): Promise<DatabaseCommandReply> {
+    const { appName, operation } = command.payload;
     if (command.actor.kind !== 'admin')
-      throw new DomainError('forbidden', "only an admin may read a database's credentials", 'appName');
+      throw new DomainError('forbidden', 'only an admin may ask for this of a database', 'appName');
     const app = await this.decisions.app(appName);
     if (app.status !== 'live') throw new DomainError('not_found', `no app ${appName}`, 'appName');
     const source = app.config.source;
     if (source.type !== 'database')
-      throw new DomainError(
-        'invalid',
-        `${appName} is an app, not a database: it has no credentials`,
-        'appName',
-      );
+      throw new DomainError('invalid', `${appName} is an app, not a database`, 'appName');
     if (!app.current)
       throw new DomainError('conflict', `${appName} has not been deployed yet: deploy it first`, 'appName');
-    const answer = await this.credentials.ask(app.agentId, { appName, publicKey, rotate });
+    const answer = await this.databases.ask(
+      app.agentId,
+      { appName, operation },
+      operation.kind === 'restore' ? DATABASE_RESTORE_MS : DATABASE_ANSWER_MS,
+    );
     if ('error' in answer)
       throw new DomainError('unavailable', `agent ${app.agentId}: ${answer.error}`, 'appName');
-    this.logger.info(rotate ? 'database password rotated' : 'database credentials read', {
-      appName,
-      agentId: app.agentId,
-      by: command.actor,
-    });
+    const what =
+      operation.kind === 'credentials'
+        ? operation.rotate
+          ? 'password rotated'
+          : 'credentials read'
+        : operation.kind;
+    if (operation.kind !== 'backups')
+      this.logger.info(`database ${what}`, { appName, agentId: app.agentId, by: command.actor });
     return {
       requestId: answer.requestId,
       agentId: app.agentId,
       engine: source.engine,
       hostname: app.config.hostname,
-      sealed: answer.sealed,
+      answer,
     };
   }
 

@@ -5,7 +5,7 @@ import {
   appName,
   configureAppInput,
   createAppInput,
-  databaseCredentialsPayload,
+  databaseCommandPayload,
   deploymentCommands,
   deploymentRequestInput,
   DomainError,
@@ -148,10 +148,10 @@ export class DeploymentsController {
     );
   }
 
-  @MessagePattern(deploymentCommands.databaseCredentials, Transport.NATS)
-  databaseCredentials(@Payload() raw: unknown) {
-    return handleCommand(databaseCredentialsPayload, raw, this.logger, (command) =>
-      this.service.databaseCredentials(command),
+  @MessagePattern(deploymentCommands.database, Transport.NATS)
+  database(@Payload() raw: unknown) {
+    return handleCommand(databaseCommandPayload, raw, this.logger, (command) =>
+      this.service.database(command),
     );
   }
 

@@ -36,7 +36,7 @@ import { SecretStore } from './secret-store.js';
 import { Supervisor } from './supervisor.js';
 import { UploadCheck } from './uploads.js';
 import { Verifier } from './verifier.js';
-import { CredentialsRelay } from './credentials-relay.js';
+import { DatabaseRelay } from './database-relay.js';
 
 const SUPERVISE_MS = Symbol('SUPERVISE_MS');
 /** The fronts answer from HAProxy's memory in milliseconds; a drain polls again soon anyway. */
@@ -56,7 +56,7 @@ class Lifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown {
     @Inject(SECRET_GC_MS) private readonly gcMs: number,
     @Inject(AgentRequestServer) private readonly requests: AgentRequestServer,
     @Inject(LogRelay) private readonly relay: LogRelay,
-    @Inject(CredentialsRelay) private readonly credentials: CredentialsRelay,
+    @Inject(DatabaseRelay) private readonly databases: DatabaseRelay,
     @Inject(Supervisor) private readonly supervisor: Supervisor,
     @Inject(SUPERVISE_MS) private readonly intervalMs: number,
     @Inject(LOGGER) private readonly logger: Logger,
@@ -65,7 +65,7 @@ class Lifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown {
   async onApplicationBootstrap(): Promise<void> {
     await this.relay.provision();
     this.relay.start();
-    this.credentials.start();
+    this.databases.start();
     this.requests.start();
     void this.supervisor.tick();
     if (this.intervalMs > 0) this.timer = setInterval(() => void this.supervisor.tick(), this.intervalMs);
@@ -86,7 +86,7 @@ class Lifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown {
     await this.collecting;
     await this.requests.stop();
     await this.relay.stop();
-    await this.credentials.stop();
+    await this.databases.stop();
     await this.supervisor.stop();
   }
 }
@@ -178,14 +178,14 @@ export class DeploymentsModule {
             secrets: SecretStore,
             supervisor: Supervisor,
             dataSource: DataSource,
-            credentials: CredentialsRelay,
-          ) => new DeploymentsCommands(decisions, secrets, supervisor, dataSource, credentials, logger),
-          inject: [DeploymentDecisions, SecretStore, Supervisor, DataSource, CredentialsRelay],
+            databases: DatabaseRelay,
+          ) => new DeploymentsCommands(decisions, secrets, supervisor, dataSource, databases, logger),
+          inject: [DeploymentDecisions, SecretStore, Supervisor, DataSource, DatabaseRelay],
         },
         {
-          provide: CredentialsRelay,
+          provide: DatabaseRelay,
           useFactory: (connection: NatsConnection) =>
-            new CredentialsRelay(connection, logger.child({ component: 'credentials' })),
+            new DatabaseRelay(connection, logger.child({ component: 'databases' })),
           inject: [NATS_CONNECTION],
         },
         {

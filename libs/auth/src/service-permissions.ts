@@ -1,7 +1,7 @@
 import type { Permissions } from '@nats-io/jwt';
 import {
   AGENTS_STREAM,
-  allAgentCredentials,
+  allAgentDatabaseAnswers,
   aggregateTypeSubjects,
   EVENTS_STREAM,
   PROXY_STREAMS_SUBJECT,
@@ -221,8 +221,8 @@ function lists(user: ServiceUser): Lists {
           'cmd.deployments.*',
           'agents.*.out.req.deployments.*',
           'agents.*.out.logs.*',
-          // Agents' sealed answers to admins' requests for database credentials (passed on unread).
-          allAgentCredentials,
+          // Agents' answers to admins' requests about their databases (credentials sealed, passed on unread).
+          allAgentDatabaseAnswers,
           ...deployments.sub,
           ...agents.sub,
         ],

@@ -24,8 +24,8 @@ export const deploymentCommands = {
   getDeployment: commandSubject(DEPLOYMENTS_SERVICE, 'get-deployment'),
   /** The upload a deployment deploys, for its agent's download (`GET /deployments/{id}/source`). */
   getSource: commandSubject(DEPLOYMENTS_SERVICE, 'get-deployment-source'),
-  /** A database's credentials, fetched live from its agent (and made anew with `rotate`). */
-  databaseCredentials: commandSubject(DEPLOYMENTS_SERVICE, 'database-credentials'),
+  /** A database's operation on its agent: credentials (and rotation), backups, restore. */
+  database: commandSubject(DEPLOYMENTS_SERVICE, 'database'),
 } as const;
 
 /** The header of `GET /api/v1/deployments/{id}/source` that carries the upload's SHA-256 (hex). */
@@ -69,54 +69,81 @@ export const allAgentDeploymentRequests = agentSubjects.allOutbound('req.deploym
 export const DEPLOYMENT_TOPICS = {
   assigned: 'deployments.assigned',
   changed: 'deployments.changed',
-  /** An admin asks for a database's credentials; the agent answers on `out.deployments.credentials`. */
-  credentials: 'deployments.credentials',
+  /** An admin's request about a database; the agent answers on `out.deployments.database`. */
+  database: 'deployments.database',
 } as const;
 
 /**
- * Database credentials are made on the agent and never stored on the front: the API makes a key for one
- * request, the deployments service passes the request to the agent (AGENTS stream: no secret in it) and
- * the agent's answer back (a box sealed to that key, bound to the request id), and only the API opens it.
+ * Databases' own operations run on their agent, live (docs/deployments.md, "Databases"): an admin's
+ * request goes through the deployments service into the AGENTS stream (no secret in it), the agent
+ * answers on `out.deployments.database`. Credentials are made on the agent and never stored on the front:
+ * the API makes a key for one request, the agent seals the answer to it (bound to the request id), the
+ * service and the broker pass it on unread, and only the API opens it.
  */
-export const agentCredentialsSubject = (agentId: string) =>
-  agentSubjects.outbound(agentId, DEPLOYMENT_TOPICS.credentials);
-export const allAgentCredentials = agentSubjects.allOutbound(DEPLOYMENT_TOPICS.credentials);
+export const agentDatabaseSubject = (agentId: string) =>
+  agentSubjects.outbound(agentId, DEPLOYMENT_TOPICS.database);
+export const allAgentDatabaseAnswers = agentSubjects.allOutbound(DEPLOYMENT_TOPICS.database);
 export const credentialsBoxInfo = (requestId: string) => `cloudlunacy-database-credentials-v1:${requestId}`;
 /** How long an agent may take to answer (it ignores a request older than this: it was given up). */
-export const CREDENTIALS_ANSWER_MS = 10_000;
+export const DATABASE_ANSWER_MS = 10_000;
+/** A restore answers when the database serves the restored data again. */
+export const DATABASE_RESTORE_MS = 120_000;
 
-const sealingKey = z.string().min(40).max(200);
-export const databaseCredentialsPayload = z.strictObject({
-  appName: dnsLabel,
-  publicKey: sealingKey,
-  rotate: z.boolean(),
-});
-export const credentialsRequestMessage = z.strictObject({
+/** `<UTC time>-<8 hex>`: made by the agent, sortable, safe as a file name. */
+export const backupId = z
+  .string({ error: 'must be a backup id' })
+  .regex(/^\d{8}T\d{6}Z-[0-9a-f]{8}$/, 'must be a backup id such as 20261208T012345Z-1a2b3c4d');
+export const databaseOperation = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('credentials'),
+    publicKey: z.string().min(40).max(200),
+    rotate: z.boolean(),
+  }),
+  z.strictObject({ kind: z.literal('backup') }),
+  z.strictObject({ kind: z.literal('backups') }),
+  z.strictObject({ kind: z.literal('restore'), backupId }),
+]);
+export type DatabaseOperation = z.output<typeof databaseOperation>;
+export const databaseCommandPayload = z.strictObject({ appName: dnsLabel, operation: databaseOperation });
+export const databaseRequestMessage = z.strictObject({
   requestId: uuid,
   appName: dnsLabel,
-  publicKey: sealingKey,
-  rotate: z.boolean(),
   expiresAt: z.string().max(40),
+  operation: databaseOperation,
 });
-export type CredentialsRequestMessage = z.output<typeof credentialsRequestMessage>;
-export const credentialsAnswer = z.union([
+export type DatabaseRequestMessage = z.output<typeof databaseRequestMessage>;
+
+/** A backup on the VPS (it stays there): running until the file is complete and digested. */
+export const backupView = z.strictObject({
+  backupId,
+  status: z.enum(['running', 'done', 'failed']),
+  startedAt: z.string().max(40),
+  finishedAt: z.string().max(40).nullable(),
+  bytes: z.number().int().min(0),
+  sha256: sha256Hex.nullable(),
+  error: label(300).nullable(),
+});
+export type BackupView = z.output<typeof backupView>;
+export const databaseAnswer = z.union([
   z.strictObject({ requestId: uuid, sealed: sealedBox }),
+  z.strictObject({ requestId: uuid, backup: backupView }),
+  z.strictObject({ requestId: uuid, backups: z.array(backupView).max(1000) }),
   z.strictObject({ requestId: uuid, error: label(300) }),
 ]);
-export type CredentialsAnswer = z.output<typeof credentialsAnswer>;
-/** What the sealed box holds. */
+export type DatabaseAnswer = z.output<typeof databaseAnswer>;
+/** What a credentials answer's sealed box holds. */
 export interface DatabaseSecret {
   user: string;
   password: string;
   rotatedAt: string;
 }
-/** The deployments service's answer to `database-credentials`: the agent's box and where to connect. */
-export interface DatabaseCredentialsReply {
+/** The deployments service's answer to `database`: the agent's answer and where the database is. */
+export interface DatabaseCommandReply {
   requestId: string;
   agentId: string;
   engine: string;
   hostname: string;
-  sealed: z.output<typeof sealedBox>;
+  answer: DatabaseAnswer;
 }
 
 /** An agent publishes its deployments' output here; the relay checks, redacts and stores it in LOGS. */

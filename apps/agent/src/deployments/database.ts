@@ -1,8 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, chown, lstat, mkdir, readFile } from 'node:fs/promises';
+import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { chmod, chown, lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { createClient } from 'redis';
-import type { DatabaseEngine } from '#contracts';
+import { backupId as backupIdSchema, type BackupView, type DatabaseEngine } from '#contracts';
 import { writeFileAtomic } from '#pki-client';
 import type { LivePaths } from '../certificates/store.js';
 import type { AppPlace } from './runtime.js';
@@ -275,6 +277,166 @@ export class Databases {
     await this.writeUsers(place, engine, next);
     await this.state.saveCredentials(place.appName, next);
     return next;
+  }
+
+  private readonly running = new Map<string, BackupView>();
+
+  /**
+   * Starts a backup (one at a time per database; asked again while one runs, the answer is that one):
+   * the engine writes a snapshot, which is copied to `<app>/backups/<id>.rdb` (root-only) and digested.
+   * The file stays on the VPS.
+   */
+  async startBackup(place: AppPlace, engine: DatabaseEngine): Promise<BackupView> {
+    const already = this.running.get(place.appName);
+    if (already) return already;
+    const now = new Date();
+    const view: BackupView = {
+      backupId: `${now
+        .toISOString()
+        .replace(/[-:]/g, '')
+        .replace(/\.\d+Z$/, 'Z')}-${randomBytes(4).toString('hex')}`,
+      status: 'running',
+      startedAt: now.toISOString(),
+      finishedAt: null,
+      bytes: 0,
+      sha256: null,
+      error: null,
+    };
+    this.running.set(place.appName, view);
+    void this.backup(place, engine, view).finally(() => this.running.delete(place.appName));
+    return { ...view };
+  }
+
+  private async backup(place: AppPlace, engine: DatabaseEngine, view: BackupView): Promise<void> {
+    const dir = await this.backupsDir(place);
+    const file = join(dir, `${view.backupId}.rdb`);
+    try {
+      switch (engine) {
+        case 'redis':
+          await this.admin(place, async (send) => {
+            await send(['BGSAVE', 'SCHEDULE']);
+            for (;;) {
+              const info = String(await send(['INFO', 'persistence']));
+              const field = (name: string) => new RegExp(`^${name}:(\\S+)`, 'm').exec(info)?.[1];
+              if (field('rdb_bgsave_in_progress') === '0' && field('aof_rewrite_scheduled') !== '1') {
+                if (field('rdb_last_bgsave_status') !== 'ok')
+                  throw new Error('the database could not write its snapshot (see its log)');
+                return;
+              }
+              view.bytes = await this.snapshotBytesSoFar(place);
+              await new Promise((resolve) => setTimeout(resolve, 100));
+            }
+          });
+      }
+      const hash = createHash('sha256');
+      let bytes = 0;
+      // The database's user owns its data directory: a link there must not make root copy another file.
+      const snapshot = await open(
+        join(databaseFiles(place).data, 'dump.rdb'),
+        constants.O_RDONLY | constants.O_NOFOLLOW,
+      );
+      if (!(await snapshot.stat()).isFile()) {
+        await snapshot.close();
+        throw new Error('the snapshot is not a regular file');
+      }
+      await pipeline(
+        snapshot.createReadStream(),
+        async function* (chunks: AsyncIterable<Buffer>) {
+          for await (const chunk of chunks) {
+            hash.update(chunk);
+            bytes += chunk.length;
+            view.bytes = bytes;
+            yield chunk;
+          }
+        },
+        createWriteStream(`${file}.tmp`, { mode: 0o600 }),
+      );
+      await rename(`${file}.tmp`, file);
+      Object.assign(view, {
+        status: 'done',
+        bytes,
+        sha256: hash.digest('hex'),
+        finishedAt: new Date().toISOString(),
+      });
+    } catch (error) {
+      await rm(`${file}.tmp`, { force: true });
+      Object.assign(view, {
+        status: 'failed',
+        finishedAt: new Date().toISOString(),
+        error: ((error as Error).message ?? String(error)).slice(0, 300),
+      });
+    }
+    await writeFileAtomic(join(dir, `${view.backupId}.json`), JSON.stringify(view));
+  }
+
+  /** The size of the snapshot being written (the engine's temporary file), for the progress. */
+  private async snapshotBytesSoFar(place: AppPlace): Promise<number> {
+    const data = databaseFiles(place).data;
+    const names = await readdir(data).catch(() => [] as string[]);
+    let bytes = 0;
+    for (const name of names.filter((candidate) => /^temp-.*\.rdb$/.test(candidate)))
+      bytes += await stat(join(data, name)).then(
+        (found) => found.size,
+        () => 0,
+      );
+    return bytes;
+  }
+
+  /** The backups on the VPS, newest first, with one still running. */
+  async listBackups(place: AppPlace): Promise<BackupView[]> {
+    const dir = await this.backupsDir(place);
+    const views: BackupView[] = [];
+    for (const name of await readdir(dir)) {
+      if (!name.endsWith('.json')) continue;
+      const view = JSON.parse(await readFile(join(dir, name), 'utf8')) as BackupView;
+      if (backupIdSchema.safeParse(view.backupId).success) views.push(view);
+    }
+    const running = this.running.get(place.appName);
+    if (running) views.push({ ...running });
+    return views.sort((a, b) => b.backupId.localeCompare(a.backupId));
+  }
+
+  /** A finished backup whose file is still what was written (size and digest). */
+  async checkBackup(place: AppPlace, id: string): Promise<BackupView> {
+    const view = (await this.listBackups(place)).find((candidate) => candidate.backupId === id);
+    if (!view) throw new Error(`no backup ${id} on this VPS`);
+    if (view.status !== 'done')
+      throw new Error(`backup ${id} is ${view.status}: only a finished backup restores`);
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(join(await this.backupsDir(place), `${id}.rdb`)))
+      hash.update(chunk as Buffer);
+    if (hash.digest('hex') !== view.sha256) throw new Error(`backup ${id} changed on disk since it was made`);
+    return view;
+  }
+
+  /**
+   * With the database stopped: its data becomes the backup's. What it held is set aside in
+   * `<app>/backups/replaced-<time>` (root-only), never deleted here.
+   */
+  async restoreFiles(place: AppPlace, engine: DatabaseEngine, id: string): Promise<void> {
+    const files = databaseFiles(place);
+    const dir = await this.backupsDir(place);
+    const aside = join(dir, `replaced-${new Date().toISOString().replace(/[-:.]/g, '')}`);
+    await mkdir(aside, { mode: 0o700 });
+    for (const name of await readdir(files.data)) await rename(join(files.data, name), join(aside, name));
+    switch (engine) {
+      case 'redis': {
+        // Redis 7 loads an AOF directory whose base is an RDB file: the backup, with a manifest naming it.
+        const aof = join(files.data, 'appendonlydir');
+        await this.ownedDir(aof, place.uid, place.gid, 0o700);
+        const base = join(aof, 'appendonly.aof.1.base.rdb');
+        await pipeline(createReadStream(join(dir, `${id}.rdb`)), createWriteStream(base, { mode: 0o600 }));
+        const manifest = join(aof, 'appendonly.aof.manifest');
+        await writeFileAtomic(manifest, 'file appendonly.aof.1.base.rdb seq 1 type b\n', { mode: 0o600 });
+        if (this.uidIsolated) for (const path of [base, manifest]) await chown(path, place.uid, place.gid);
+      }
+    }
+  }
+
+  private async backupsDir(place: AppPlace): Promise<string> {
+    const dir = join(place.dir, 'backups');
+    await this.ownedDir(dir, 0, 0, 0o700);
+    return dir;
   }
 
   private async admin<T>(place: AppPlace, work: (send: (args: string[]) => Promise<unknown>) => Promise<T>) {

@@ -1,6 +1,6 @@
 import {
   credentialsBoxInfo,
-  credentialsRequestMessage,
+  databaseRequestMessage,
   DEPLOYMENT_TOPICS,
   deploymentAssignedMessage,
   deploymentChangedMessage,
@@ -179,8 +179,8 @@ export class DeploymentManager implements AgentExtension {
       worker?.poke(parsed.data);
       if (!worker) this.reconcileSoon();
     });
-    handlers.register(DEPLOYMENT_TOPICS.credentials, (message, context) =>
-      this.answerCredentials(message.json, context),
+    handlers.register(DEPLOYMENT_TOPICS.database, (message, context) =>
+      this.answerDatabase(message.json, context),
     );
     return this;
   }
@@ -189,21 +189,22 @@ export class DeploymentManager implements AgentExtension {
   private readonly rotations = new Set<string>();
 
   /**
-   * An admin asks for a database's credentials (and a new password with `rotate`): the answer is sealed
-   * to the key of that one request, so only the API process that asked can read it.
+   * An admin's request about one of this agent's databases: its credentials (a new password with
+   * `rotate`), sealed to the key of that one request so that only the API process that asked can read
+   * them; a backup; the list of backups; a restore.
    */
-  private async answerCredentials(json: unknown, context: AgentContext): Promise<void> {
-    const parsed = credentialsRequestMessage.safeParse(json);
+  private async answerDatabase(json: unknown, context: AgentContext): Promise<void> {
+    const parsed = databaseRequestMessage.safeParse(json);
     if (!parsed.success) return;
     const request = parsed.data;
     // Read late (the agent was offline): nobody waits for it any more, and a rotation nobody sees is harm.
     if (!(Date.parse(request.expiresAt) > Date.now())) {
-      this.logger.info('a credentials request came after it expired; not answered', { app: request.appName });
+      this.logger.info('a database request came after it expired; not answered', { app: request.appName });
       return;
     }
     const answer = (body: Record<string, unknown>) =>
-      context.publish(DEPLOYMENT_TOPICS.credentials, { requestId: request.requestId, ...body });
-    if (!(await this.ready)) {
+      context.publish(DEPLOYMENT_TOPICS.database, { requestId: request.requestId, ...body });
+    if (!(await (this.ready ?? Promise.resolve(false)))) {
       answer({ error: 'deployments are off on this agent' });
       return;
     }
@@ -215,37 +216,88 @@ export class DeploymentManager implements AgentExtension {
       answer({ error: `this agent runs no database ${request.appName}` });
       return;
     }
+    const operation = request.operation;
     try {
       const place = await this.runtime.prepareApp(app.appName);
-      let credentials = await this.databases.credentials(app.appName);
-      if (request.rotate && !this.rotations.has(request.requestId)) {
-        const record = await this.state.record(app.appName);
-        const states = await Promise.all(record.instances.map((instance) => this.runtime.inspect(instance)));
-        credentials = await this.databases.rotate(
-          place,
-          app.database.engine,
-          states.some((state) => state.state === 'running'),
-        );
-        this.rotations.add(request.requestId);
-        this.logger.info('database password rotated', { app: app.appName });
+      const engine = app.database.engine;
+      switch (operation.kind) {
+        case 'credentials': {
+          let credentials = await this.databases.credentials(app.appName);
+          if (operation.rotate && !this.rotations.has(request.requestId)) {
+            credentials = await this.databases.rotate(place, engine, await this.runs(app.appName));
+            this.rotations.add(request.requestId);
+            this.logger.info('database password rotated', { app: app.appName });
+          }
+          const secret = {
+            user: credentials.user,
+            password: credentials.password,
+            rotatedAt: credentials.rotatedAt,
+          };
+          answer({
+            sealed: seal(operation.publicKey, JSON.stringify(secret), credentialsBoxInfo(request.requestId)),
+          });
+          return;
+        }
+        case 'backup': {
+          if (!(await this.runs(app.appName)))
+            throw new Error('the database is not running: nothing to back up');
+          const backup = await this.databases.startBackup(place, engine);
+          this.logger.info('database backup started', { app: app.appName, backupId: backup.backupId });
+          answer({ backup });
+          return;
+        }
+        case 'backups':
+          answer({ backups: await this.databases.listBackups(place) });
+          return;
+        case 'restore':
+          // Not in the handler: the message is acknowledged now, and the answer comes when it is done.
+          void this.restoreDatabase(app, place, operation.backupId).then(
+            (backup) => answer({ backup }),
+            (error: unknown) => {
+              this.logger.warn('a database restore failed', { app: app.appName, error });
+              answer({ error: `restore: ${(error as Error).message}`.slice(0, 300) });
+            },
+          );
+          return;
       }
-      const secret = {
-        user: credentials.user,
-        password: credentials.password,
-        rotatedAt: credentials.rotatedAt,
-      };
-      answer({
-        sealed: seal(request.publicKey, JSON.stringify(secret), credentialsBoxInfo(request.requestId)),
-      });
     } catch (error) {
-      this.logger.warn('database credentials could not be answered', { app: app.appName, error });
-      answer({
-        error:
-          `could not ${request.rotate ? 'rotate' : 'read'} the credentials: ${(error as Error).message}`.slice(
-            0,
-            300,
-          ),
+      this.logger.warn('a database request failed', { app: app.appName, operation: operation.kind, error });
+      answer({ error: `${operation.kind}: ${(error as Error).message}`.slice(0, 300) });
+    }
+  }
+
+  private async runs(appName: string): Promise<boolean> {
+    const record = await this.state.record(appName);
+    for (const instance of record.instances)
+      if ((await this.runtime.inspect(instance)).state === 'running') return true;
+    return false;
+  }
+
+  /**
+   * Stops the database, gives it the backup's data and starts its current release again (health gate
+   * included); the supervisor leaves it alone meanwhile.
+   */
+  private async restoreDatabase(app: AssignedApp, place: AppPlace, backupId: string) {
+    if (this.hasWorker(app.appName) || this.busy.has(app.appName))
+      throw new Error('the database is being deployed or restarted: try again when that ended');
+    if (!app.current) throw new Error('the database has no current release');
+    this.busy.add(app.appName);
+    try {
+      const backup = await this.databases.checkBackup(place, backupId);
+      for (const instance of (await this.state.record(app.appName)).instances)
+        await this.stopInstance(place, instance, app);
+      await this.databases.restoreFiles(place, app.database!.engine, backupId);
+      this.logger.info('database data replaced by a backup; starting it again', {
+        app: app.appName,
+        backupId,
       });
+      const port = await this.restart(app, place);
+      if (port === null)
+        throw new Error('the database did not pass its health check with the restored data: see its log');
+      if (port !== app.current.port) this.reconcileSoon();
+      return backup;
+    } finally {
+      this.busy.delete(app.appName);
     }
   }
 

@@ -2,6 +2,7 @@ import type { CliCommand } from '../command.js';
 import { adminCommands } from './admin.js';
 import { appsCommands, deploymentsCommands } from './apps.js';
 import { certsCommands } from './certs.js';
+import { databaseCommands } from './databases.js';
 import { dbCommands } from './db.js';
 import { deadLetterCommands } from './dead-letters.js';
 import { demoCommands } from './demo.js';
@@ -20,5 +21,6 @@ export const commands: readonly CliCommand[] = [
   ...certsCommands,
   ...appsCommands,
   ...deploymentsCommands,
+  ...databaseCommands,
   ...demoCommands,
 ];

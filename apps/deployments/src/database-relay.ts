@@ -1,28 +1,27 @@
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
-  allAgentCredentials,
-  CREDENTIALS_ANSWER_MS,
-  credentialsAnswer,
+  allAgentDatabaseAnswers,
+  databaseAnswer,
   DEPLOYMENT_TOPICS,
   DomainError,
-  type CredentialsAnswer,
-  type CredentialsRequestMessage,
+  type DatabaseAnswer,
+  type DatabaseRequestMessage,
 } from '#contracts';
 import { AgentInbox } from '#messaging';
 import type { Logger } from '#platform';
 
 interface Pending {
   agentId: string;
-  resolve: (answer: CredentialsAnswer) => void;
+  resolve: (answer: DatabaseAnswer) => void;
 }
 
 /**
- * Passes an admin's request for a database's credentials to its agent and the agent's sealed answer
- * back. Every replica of the service hears every answer (no queue group) and keeps the one it waits
- * for; an answer from another agent than the database's, or for no request, is dropped.
+ * Passes an admin's request about a database to its agent and the agent's answer back. Every replica of
+ * the service hears every answer (no queue group) and keeps the one it waits for; an answer from another
+ * agent than the database's, or for no request, is dropped. Sealed answers pass through unread.
  */
-export class CredentialsRelay {
+export class DatabaseRelay {
   private readonly inbox: AgentInbox;
   private readonly pending = new Map<string, Pending>();
   private subscription?: Subscription;
@@ -30,13 +29,12 @@ export class CredentialsRelay {
   constructor(
     private readonly connection: NatsConnection,
     private readonly logger: Logger,
-    private readonly answerMs = CREDENTIALS_ANSWER_MS,
   ) {
     this.inbox = new AgentInbox(connection, logger);
   }
 
   start(): void {
-    this.subscription = this.connection.subscribe(allAgentCredentials, {
+    this.subscription = this.connection.subscribe(allAgentDatabaseAnswers, {
       callback: (error, message) => {
         if (error) return;
         const agentId = message.subject.split('.')[1]!;
@@ -46,9 +44,9 @@ export class CredentialsRelay {
         } catch {
           json = undefined;
         }
-        const parsed = credentialsAnswer.safeParse(json);
+        const parsed = databaseAnswer.safeParse(json);
         if (!parsed.success) {
-          this.logger.warn('an agent sent a malformed credentials answer; dropped', { agentId });
+          this.logger.warn('an agent sent a malformed database answer; dropped', { agentId });
           return;
         }
         const waiting = this.pending.get(parsed.data.requestId);
@@ -61,41 +59,37 @@ export class CredentialsRelay {
 
   async stop(): Promise<void> {
     this.subscription?.unsubscribe();
-    for (const [requestId] of this.pending) this.pending.delete(requestId);
+    this.pending.clear();
   }
 
-  /** Asks the agent; resolves with its answer or throws `unavailable` when it does not answer in time. */
+  /** Asks the agent; resolves with its answer, or throws `timeout` when it does not answer in time. */
   async ask(
     agentId: string,
-    request: Omit<CredentialsRequestMessage, 'requestId' | 'expiresAt'>,
-  ): Promise<CredentialsAnswer> {
+    request: Omit<DatabaseRequestMessage, 'requestId' | 'expiresAt'>,
+    answerMs: number,
+  ): Promise<DatabaseAnswer> {
     const requestId = randomUUID();
-    const answered = new Promise<CredentialsAnswer>((resolve) =>
+    const answered = new Promise<DatabaseAnswer>((resolve) =>
       this.pending.set(requestId, { agentId, resolve }),
     );
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<null>((resolve) => {
-      timer = setTimeout(() => resolve(null), this.answerMs);
+      timer = setTimeout(() => resolve(null), answerMs);
     });
     try {
-      const message: CredentialsRequestMessage = {
+      const message: DatabaseRequestMessage = {
         ...request,
         requestId,
-        expiresAt: new Date(Date.now() + this.answerMs).toISOString(),
+        expiresAt: new Date(Date.now() + answerMs).toISOString(),
       };
-      const sent = await this.inbox.send(
-        agentId,
-        DEPLOYMENT_TOPICS.credentials,
-        message,
-        `cred:${requestId}`,
-      );
+      const sent = await this.inbox.send(agentId, DEPLOYMENT_TOPICS.database, message, `db:${requestId}`);
       if (!sent)
         throw new DomainError('unavailable', 'the request could not be stored for the agent: try again');
       const answer = await Promise.race([answered, timedOut]);
       if (answer === null)
         throw new DomainError(
-          'unavailable',
-          `agent ${agentId} did not answer in ${this.answerMs / 1000} s: is it online? (the credentials live on it only)`,
+          'timeout',
+          `agent ${agentId} did not answer in ${answerMs / 1000} s: is it online? (a database's credentials and backups live on its VPS)`,
         );
       return answer;
     } finally {
