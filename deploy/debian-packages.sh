@@ -13,9 +13,11 @@ if [ "${1:-}" = "--check" ]; then check_only=true; shift; fi
 # command:package, by group.
 stack=(nats-server:nats-server haproxy:haproxy openssl:openssl envsubst:gettext-base)
 demo=(redis-server:redis-server redis-cli:redis-tools curl:curl)
-# The tests drive Chromium (dashboard), wrk (hitless reloads), psql (the database), git (fixtures) and
-# sshd (git over ssh, on a loopback port of the test's own; the package's service is not started here).
-test=("${stack[@]}" "${demo[@]}" chromium:chromium wrk:wrk psql:postgresql-client git:git sshd:openssh-server)
+# The tests drive Chromium (dashboard), wrk (hitless reloads), psql (the database), git (fixtures),
+# sshd (git over ssh, on a loopback port of the test's own; the package's service is not started here)
+# podman and crun: the container runtime's tests (its Docker-compatible API, deploy/podman/).
+test=("${stack[@]}" "${demo[@]}" chromium:chromium wrk:wrk psql:postgresql-client git:git sshd:openssh-server
+  podman:podman crun:crun)
 
 wanted=()
 for group in "$@"; do

@@ -41,6 +41,13 @@ if [ -z "${CL_DEPLOY_VERIFY_URLS:-}" ]; then
   CL_DEPLOY_VERIFY_URLS=$(for ((n = 0; n < FRONTS; n++)); do printf 'https://127.0.0.1:%s,' $((CL_HTTPS_PORT + n)); done)
   export CL_DEPLOY_VERIFY_URLS=${CL_DEPLOY_VERIFY_URLS%,}
 fi
+# And every front's SNI listener, where a new database is verified by a TLS handshake with its name.
+if [ -z "${CL_DEPLOY_VERIFY_SNI_ADDRESSES:-}" ]; then
+  CL_DEPLOY_VERIFY_SNI_ADDRESSES=$(for ((n = 0; n < FRONTS; n++)); do printf '127.0.0.1:%s,' $((CL_TLS_SNI_PORT + n)); done)
+  export CL_DEPLOY_VERIFY_SNI_ADDRESSES=${CL_DEPLOY_VERIFY_SNI_ADDRESSES%,}
+fi
+# Databases' connection strings name the front's SNI port.
+export CL_FRONT_SNI_PORT=${CL_FRONT_SNI_PORT:-$CL_TLS_SNI_PORT}
 
 say() { printf '\033[1m[stack]\033[0m %s\n' "$*"; }
 fail() { printf '\033[31m[stack] %s\033[0m\n' "$*" >&2; exit 1; }
