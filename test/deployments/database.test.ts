@@ -166,6 +166,10 @@ describeRoot('a Redis database', () => {
     expect(elsewhere.out).not.toMatch(/PONG/);
     // Clients get no administration: the database cannot be pointed at other files.
     expect((await redisCli(['CONFIG', 'SET', 'dir', '/tmp'], { password })).out).toMatch(/NOPERM/);
+    // Nor open connections out of the VPS, nor load crafted payloads.
+    expect((await redisCli(['MIGRATE', '127.0.0.1', '1', 'k', '0', '1000'], { password })).out).toMatch(
+      /NOPERM/,
+    );
 
     // The certificate the client sees through the front carries the database's name (checked by tls).
     expect(await presentedSerial()).toMatch(/^[0-9A-F]+$/);

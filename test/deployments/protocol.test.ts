@@ -1,8 +1,14 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { deploymentCommands, DomainError, type AppView, type DeploymentView } from '#contracts';
-import { generateSealingKeyPair, open } from '#pki-client';
+import {
+  credentialsBoxInfo,
+  deploymentCommands,
+  DomainError,
+  type AppView,
+  type DeploymentView,
+} from '#contracts';
+import { generateSealingKeyPair, open, seal } from '#pki-client';
 import type { AgentsStack, EnrolledAgent } from '../harness/stack.js';
 import { waitFor } from '../harness/processes.js';
 import { AgentProtocol, hex, rawEventLog, REPOS, startDeploymentsStack } from './helpers.js';
@@ -471,4 +477,124 @@ describe('secret rotation', () => {
     expect(values).toEqual({ API_TOKEN: next });
     expect(await rawEventLog(stack)).not.toContain(next);
   });
+});
+
+describe("a database's requests go to its agent only, and answers come from it only", () => {
+  const JS_API = { apiPrefix: '$CL.JS.API' };
+
+  /** The next message on alpha's own consumer with this topic (others are acknowledged and skipped). */
+  async function nextInbound(
+    topic: string,
+  ): Promise<{ requestId: string; operation: { publicKey?: string } }> {
+    const consumer = await jetstream(alphaNats, JS_API).consumers.get('AGENTS', 'agent-alpha');
+    for (;;) {
+      const message = await consumer.next({ expires: 5_000 });
+      if (!message) throw new Error(`no ${topic} message for alpha`);
+      message.ack();
+      if (message.subject === `agents.alpha.in.${topic}`) return message.json();
+    }
+  }
+
+  test('admins only, and only once deployed', async () => {
+    await stack.command<AppView>(deploymentCommands.createApp, {
+      name: 'kv',
+      agentId: 'alpha',
+      source: { type: 'database', engine: 'redis' },
+    });
+    const early = await refusedCommand(deploymentCommands.database, {
+      appName: 'kv',
+      operation: { kind: 'backups' },
+    });
+    expect([early.code, early.field]).toEqual(['conflict', 'appName']);
+    const byAgent = await refusedCommand(
+      deploymentCommands.database,
+      { appName: 'kv', operation: { kind: 'backups' } },
+      { kind: 'agent', id: 'alpha' },
+    );
+    expect(byAgent.code).toBe('forbidden');
+    const notADatabase = await refusedCommand(deploymentCommands.database, {
+      appName: 'web',
+      operation: { kind: 'backups' },
+    });
+    expect(notADatabase.code).toBe('invalid');
+  });
+
+  test('the sealed credentials pass through unread; a forged answer from another agent is dropped', async () => {
+    const requested = await deploy('kv').catch(() =>
+      stack.command<DeploymentView>(deploymentCommands.request, { appName: 'kv', request: {} }),
+    );
+    const claimed = await agent.claim(requested.deploymentId);
+    const { leaseId } = claimed;
+    const report = (body: Record<string, unknown>) => agent.report(requested.deploymentId, leaseId, body);
+    await report({ phase: 'fetched', commit: null, sourceDigest: hex(32), bytes: 1234 });
+    await report({
+      phase: 'built',
+      release: { releaseId: requested.deploymentId, number: claimed.number },
+      artifactDigest: hex(32),
+      manifest: {
+        origin: 'database',
+        root: '.',
+        install: null,
+        build: [],
+        start: 'exec redis-server ./redis.conf',
+        portEnv: 'PORT',
+        healthPath: '/',
+      },
+      durationMs: 5,
+    });
+    await report({ phase: 'started', releaseId: requested.deploymentId, port: 21_999 });
+    await report({ phase: 'healthy', releaseId: requested.deploymentId, probes: 1, durationMs: 5 });
+    await report({
+      phase: 'switched',
+      routeId: randomUUID(),
+      routeRevision: 1,
+      target: { host: ALPHA_ADDRESS, port: 21_999 },
+    });
+    await waitFor(
+      'the front to verify',
+      async () => (await agent.renew(requested.deploymentId, leaseId)).verification === 'passed',
+    );
+    expect((await report({ phase: 'drained', previousReleaseId: null, stoppedBy: 'none' })).status).toBe(
+      'succeeded',
+    );
+
+    const keys = generateSealingKeyPair();
+    const asked = stack.command<{ requestId: string; agentId: string; answer: { sealed: never } }>(
+      deploymentCommands.database,
+      { appName: 'kv', operation: { kind: 'credentials', publicKey: keys.publicKey, rotate: false } },
+    );
+    const request = await nextInbound('deployments.database');
+    expect(request.operation.publicKey).toBe(keys.publicKey);
+    // Bravo knows the request id (it cannot, but suppose): its answer, sealed to the right key, is dropped.
+    const forged = { user: 'default', password: 'forged-by-bravo', rotatedAt: new Date().toISOString() };
+    bravoNats.publish(
+      'agents.bravo.out.deployments.database',
+      JSON.stringify({
+        requestId: request.requestId,
+        sealed: seal(keys.publicKey, JSON.stringify(forged), credentialsBoxInfo(request.requestId)),
+      }),
+    );
+    // Alpha's malformed answer is dropped too, and its real one taken.
+    alphaNats.publish(
+      'agents.alpha.out.deployments.database',
+      JSON.stringify({ requestId: request.requestId }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const real = { user: 'default', password: 'made-on-alpha', rotatedAt: new Date().toISOString() };
+    alphaNats.publish(
+      'agents.alpha.out.deployments.database',
+      JSON.stringify({
+        requestId: request.requestId,
+        sealed: seal(keys.publicKey, JSON.stringify(real), credentialsBoxInfo(request.requestId)),
+      }),
+    );
+    const reply = await asked;
+    expect(reply.agentId).toBe('alpha');
+    const opened = JSON.parse(
+      open(reply.answer.sealed, keys.privateKey, credentialsBoxInfo(reply.requestId)).toString('utf8'),
+    );
+    expect(opened.password).toBe('made-on-alpha');
+    // Nothing of it is in the log.
+    expect(await rawEventLog(stack)).not.toContain('made-on-alpha');
+  }, 60_000);
 });

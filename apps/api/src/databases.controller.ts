@@ -3,6 +3,7 @@ import type { Response } from 'express';
 import {
   appName,
   credentialsBoxInfo,
+  databaseSecret,
   deploymentCommands,
   DomainError,
   parseOrThrow,
@@ -138,9 +139,11 @@ export class DatabasesController {
     if (!('sealed' in reply.answer)) throw unexpected(reply);
     let secret: DatabaseSecret;
     try {
-      secret = JSON.parse(
-        open(reply.answer.sealed, keys.privateKey, credentialsBoxInfo(reply.requestId)).toString('utf8'),
-      ) as DatabaseSecret;
+      secret = databaseSecret.parse(
+        JSON.parse(
+          open(reply.answer.sealed, keys.privateKey, credentialsBoxInfo(reply.requestId)).toString('utf8'),
+        ),
+      );
     } catch {
       throw new DomainError(
         'unavailable',

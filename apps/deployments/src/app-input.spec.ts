@@ -35,3 +35,17 @@ describe('a database app', () => {
     expect(configOf(web, 'agent-1', domain).config.hostname).toBe('web.apps.cloudlunacy.localhost');
   });
 });
+
+describe("a database's host name given without its agent", () => {
+  it('is checked against the agent it runs on once that is known', () => {
+    const input = create.parse({
+      name: 'cache',
+      hostname: 'cache.agent-2.redis.cloudlunacy.localhost',
+      source: { type: 'database', engine: 'redis' },
+    });
+    expect(() => configOf(input, 'agent-1', domain)).toThrow(/own namespace/);
+    expect(configOf(input, 'agent-2', domain).config.hostname).toBe(
+      'cache.agent-2.redis.cloudlunacy.localhost',
+    );
+  });
+});

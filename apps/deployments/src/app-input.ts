@@ -1,4 +1,5 @@
 import {
+  DATABASE_ZONES,
   databaseHostname,
   DomainError,
   envEntries,
@@ -22,6 +23,16 @@ export function configOf(
 ): { config: AppConfig; secretValues: Record<string, string> } {
   const { plain, secretValues } = splitEnv(input.env);
   const credentials = input.source.type === 'git' ? input.source.credentials : undefined;
+  // The agent may have come from the requester rather than the body: its namespace is checked again.
+  if (input.source.type === 'database' && input.hostname !== null) {
+    const suffix = `.${DATABASE_ZONES[input.source.engine]}.${domain}`;
+    if (input.hostname !== `${agentId}${suffix}` && !input.hostname.endsWith(`.${agentId}${suffix}`))
+      throw new DomainError(
+        'invalid',
+        `must be in the agent's own namespace: ${agentId}${suffix} or <name>.${agentId}${suffix}`,
+        'hostname',
+      );
+  }
   if (credentials && secretValues[credentials.secret] === undefined) {
     throw new DomainError(
       'invalid',

@@ -131,12 +131,13 @@ export const databaseAnswer = z.union([
   z.strictObject({ requestId: uuid, error: label(300) }),
 ]);
 export type DatabaseAnswer = z.output<typeof databaseAnswer>;
-/** What a credentials answer's sealed box holds. */
-export interface DatabaseSecret {
-  user: string;
-  password: string;
-  rotatedAt: string;
-}
+/** What a credentials answer's sealed box holds (checked when opened: the agent wrote it). */
+export const databaseSecret = z.strictObject({
+  user: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  password: z.string().regex(/^[A-Za-z0-9_-]{16,200}$/),
+  rotatedAt: z.string().max(40),
+});
+export type DatabaseSecret = z.output<typeof databaseSecret>;
 /** The deployments service's answer to `database`: the agent's answer and where the database is. */
 export interface DatabaseCommandReply {
   requestId: string;

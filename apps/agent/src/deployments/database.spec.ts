@@ -14,13 +14,13 @@ const place = {
 describe('a Redis release', () => {
   const files = databaseFiles(place);
 
-  it('serves TLS only with the copied pair, keeps its data in shared/, and its admin on a local socket', () => {
+  it('serves TLS only with the copied pair, keeps its data and its admin socket in the root-owned app directory', () => {
     const conf = redisConfig(files);
     expect(conf).toMatch(/^port 0$/m);
     expect(conf).toContain(`tls-cert-file ${place.dir}/db/cert.pem`);
     expect(conf).toContain(`tls-key-file ${place.dir}/db/key.pem`);
-    expect(conf).toContain(`dir ${place.shared}/data`);
-    expect(conf).toContain(`unixsocket ${place.tmp}/redis.sock`);
+    expect(conf).toContain(`dir ${place.dir}/data`);
+    expect(conf).toContain(`unixsocket ${place.dir}/run/redis.sock`);
     expect(conf).toMatch(/^unixsocketperm 700$/m);
     expect(conf).toContain(`include ${place.dir}/db/users.conf`);
     // No address or port of its own: the start command gives those.
@@ -35,7 +35,7 @@ describe('a Redis release', () => {
     expect(acl).not.toContain(credentials.password);
     expect(acl).not.toContain(credentials.adminPassword);
     const hash = createHash('sha256').update(credentials.password).digest('hex');
-    expect(acl).toContain(`user default on #${hash} ~* &* +@all -@admin`);
+    expect(acl).toContain(`user default on #${hash} ~* &* +@all -@admin -migrate -restore`);
     expect(acl).toMatch(new RegExp(`^user ${DATABASE_ADMIN_USER} on #[0-9a-f]{64} ~\\* &\\* \\+@all$`, 'm'));
   });
 });

@@ -31,8 +31,13 @@ export interface DatabaseFiles {
   ca: string;
   /** The users, with password hashes only. */
   acl: string;
+  /**
+   * `<app>/data`, the database's (0700): in the root-owned app directory, so the database can never
+   * replace the directory itself with a link for the agent (root) to follow.
+   */
   data: string;
-  /** The admin's way in (the app's tmp, 0700): never on the network. */
+  /** `<app>/run`, the database's, holding the admin's way in (a unix socket): never on the network. */
+  run: string;
   socket: string;
 }
 
@@ -44,8 +49,9 @@ export function databaseFiles(place: AppPlace): DatabaseFiles {
     cert: join(dir, 'cert.pem'),
     ca: join(dir, 'ca.pem'),
     acl: join(dir, 'users.conf'),
-    data: join(place.shared, 'data'),
-    socket: join(place.tmp, 'redis.sock'),
+    data: join(place.dir, 'data'),
+    run: join(place.dir, 'run'),
+    socket: join(place.dir, 'run', 'redis.sock'),
   };
 }
 
@@ -75,6 +81,8 @@ export function redisConfig(files: DatabaseFiles): string {
     'daemonize no',
     // Bound to one address, with passwords: protected mode would only refuse the front.
     'protected-mode no',
+    // Payloads a client could craft are checked in full before they are loaded.
+    'sanitize-dump-payload yes',
     'logfile ""',
     `include ${files.acl}`,
     '',
@@ -85,11 +93,12 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 
 /**
  * The users: `default` (what clients get) may do everything but administration (CONFIG, SHUTDOWN,
- * REPLICAOF, DEBUG, …, so a client cannot point the database at other files), the agent's user all of it.
+ * REPLICAOF, DEBUG, …, so a client cannot point the database at other files), MIGRATE (connections out
+ * of the VPS) and RESTORE (crafted payloads); the agent's user all of it.
  */
 export function redisAcl(credentials: DatabaseCredentials): string {
   return [
-    `user ${credentials.user} on #${sha256(credentials.password)} ~* &* +@all -@admin`,
+    `user ${credentials.user} on #${sha256(credentials.password)} ~* &* +@all -@admin -migrate -restore`,
     `user ${credentials.adminUser} on #${sha256(credentials.adminPassword)} ~* &* +@all`,
     '',
   ].join('\n');
@@ -212,6 +221,7 @@ export class Databases {
     await this.installTls(place);
     await this.writeUsers(place, engine, await this.credentials(place.appName));
     await this.ownedDir(files.data, place.uid, place.gid, 0o700);
+    await this.ownedDir(files.run, place.uid, place.gid, 0o700);
     return files;
   }
 
@@ -314,11 +324,17 @@ export class Databases {
       switch (engine) {
         case 'redis':
           await this.admin(place, async (send) => {
+            const persistence = async () => {
+              const info = String(await send(['INFO', 'persistence']));
+              return (name: string) => new RegExp(`^${name}:(\\S+)`, 'm').exec(info)?.[1];
+            };
+            // A save of its own: done when the count of saves moved past what it was before (a save
+            // scheduled behind an AOF rewrite counts only once it ran).
+            const before = Number((await persistence())('rdb_saves'));
             await send(['BGSAVE', 'SCHEDULE']);
             for (;;) {
-              const info = String(await send(['INFO', 'persistence']));
-              const field = (name: string) => new RegExp(`^${name}:(\\S+)`, 'm').exec(info)?.[1];
-              if (field('rdb_bgsave_in_progress') === '0' && field('aof_rewrite_scheduled') !== '1') {
+              const field = await persistence();
+              if (Number(field('rdb_saves')) > before && field('rdb_bgsave_in_progress') === '0') {
                 if (field('rdb_last_bgsave_status') !== 'ok')
                   throw new Error('the database could not write its snapshot (see its log)');
                 return;
@@ -413,24 +429,43 @@ export class Databases {
    * With the database stopped: its data becomes the backup's. What it held is set aside in
    * `<app>/backups/replaced-<time>` (root-only), never deleted here.
    */
-  async restoreFiles(place: AppPlace, engine: DatabaseEngine, id: string): Promise<void> {
+  async restoreFiles(place: AppPlace, engine: DatabaseEngine, id: string): Promise<string> {
     const files = databaseFiles(place);
     const dir = await this.backupsDir(place);
-    const aside = join(dir, `replaced-${new Date().toISOString().replace(/[-:.]/g, '')}`);
-    await mkdir(aside, { mode: 0o700 });
-    for (const name of await readdir(files.data)) await rename(join(files.data, name), join(aside, name));
+    // Made by root where only root writes (the app directory), then given to the database, then swapped
+    // in by renames inside root-owned directories: nothing the database wrote is followed.
+    const fresh = `${files.data}.restoring`;
+    await rm(fresh, { recursive: true, force: true });
+    await mkdir(fresh, { mode: 0o700 });
     switch (engine) {
       case 'redis': {
         // Redis 7 loads an AOF directory whose base is an RDB file: the backup, with a manifest naming it.
-        const aof = join(files.data, 'appendonlydir');
-        await this.ownedDir(aof, place.uid, place.gid, 0o700);
+        const aof = join(fresh, 'appendonlydir');
+        await mkdir(aof, { mode: 0o700 });
         const base = join(aof, 'appendonly.aof.1.base.rdb');
-        await pipeline(createReadStream(join(dir, `${id}.rdb`)), createWriteStream(base, { mode: 0o600 }));
+        await pipeline(
+          createReadStream(join(dir, `${id}.rdb`)),
+          createWriteStream(base, { mode: 0o600, flags: 'wx' }),
+        );
         const manifest = join(aof, 'appendonly.aof.manifest');
         await writeFileAtomic(manifest, 'file appendonly.aof.1.base.rdb seq 1 type b\n', { mode: 0o600 });
-        if (this.uidIsolated) for (const path of [base, manifest]) await chown(path, place.uid, place.gid);
+        if (this.uidIsolated)
+          for (const path of [fresh, aof, base, manifest]) await chown(path, place.uid, place.gid);
       }
     }
+    const aside = join(dir, `replaced-${new Date().toISOString().replace(/[-:.]/g, '')}`);
+    await rename(files.data, aside);
+    await rename(fresh, files.data);
+    return aside;
+  }
+
+  /** The admin socket, if it is one the database made (a link there must not lead root elsewhere). */
+  private async adminSocket(place: AppPlace): Promise<string> {
+    const path = databaseFiles(place).socket;
+    const found = await lstat(path);
+    if (!found.isSocket() || (this.uidIsolated && found.uid !== place.uid))
+      throw new Error(`${path} is not the database's socket`);
+    return path;
   }
 
   private async backupsDir(place: AppPlace): Promise<string> {
@@ -443,7 +478,7 @@ export class Databases {
     const credentials = await this.credentials(place.appName);
     return withRedis(
       {
-        socket: databaseFiles(place).socket,
+        socket: await this.adminSocket(place),
         user: credentials.adminUser,
         password: credentials.adminPassword,
       },

@@ -152,9 +152,14 @@ export class DeploymentManager implements AgentExtension {
       for (const instance of record.instances)
         if ((await this.runtime.inspect(instance)).state === 'running') running = true;
       if (!running) continue;
-      const place = await this.runtime.prepareApp(app.appName);
-      await this.databases.reloadTls(place, app.database.engine);
-      this.logger.info('a database loaded the new certificate', { app: app.appName });
+      try {
+        const place = await this.runtime.prepareApp(app.appName);
+        await this.databases.reloadTls(place, app.database.engine);
+        this.logger.info('a database loaded the new certificate', { app: app.appName });
+      } catch (error) {
+        // The others still load it; this one gets it at its next start (prepare copies the pair).
+        this.logger.warn('a database could not load the new certificate', { app: app.appName, error });
+      }
     }
   }
 
@@ -224,7 +229,18 @@ export class DeploymentManager implements AgentExtension {
         case 'credentials': {
           let credentials = await this.databases.credentials(app.appName);
           if (operation.rotate && !this.rotations.has(request.requestId)) {
-            credentials = await this.databases.rotate(place, engine, await this.runs(app.appName));
+            // Not while a deployment, a restart or a restore has the database: its ACL and the
+            // stored password would part ways.
+            if (this.hasWorker(app.appName) || this.busy.has(app.appName))
+              throw new Error(
+                'the database is being deployed, restarted or restored: try again when that ended',
+              );
+            this.busy.add(app.appName);
+            try {
+              credentials = await this.databases.rotate(place, engine, await this.runs(app.appName));
+            } finally {
+              this.busy.delete(app.appName);
+            }
             this.rotations.add(request.requestId);
             this.logger.info('database password rotated', { app: app.appName });
           }
@@ -286,14 +302,17 @@ export class DeploymentManager implements AgentExtension {
       const backup = await this.databases.checkBackup(place, backupId);
       for (const instance of (await this.state.record(app.appName)).instances)
         await this.stopInstance(place, instance, app);
-      await this.databases.restoreFiles(place, app.database!.engine, backupId);
+      const aside = await this.databases.restoreFiles(place, app.database!.engine, backupId);
       this.logger.info('database data replaced by a backup; starting it again', {
         app: app.appName,
         backupId,
+        previousData: aside,
       });
       const port = await this.restart(app, place);
       if (port === null)
-        throw new Error('the database did not pass its health check with the restored data: see its log');
+        throw new Error(
+          `the database did not pass its health check with the restored data (see its log); the data it had is in ${aside} on the VPS`,
+        );
       if (port !== app.current.port) this.reconcileSoon();
       return backup;
     } finally {

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { access, chown, constants, mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { access, constants, mkdir, open as openFile, readFile, realpath, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -454,6 +454,12 @@ export class DeploymentWorker {
       })
         .then(({ stdout }) => stdout.trim().slice(0, 200))
         .catch(() => 'an unknown version');
+      const major = Number(/v=(\d+)\./.exec(version)?.[1] ?? 0);
+      if (major < 7)
+        throw new PhaseFailure(
+          'fetched',
+          `${program} is ${version}: a managed ${engine} needs version 7 or later (ACL selectors, multi-part AOF for restores)`,
+        );
       this.sys(`using ${path}: ${version}`);
       await this.report({ phase: 'fetched', commit: null, sourceDigest: hash, bytes: size });
     } catch (error) {
@@ -492,10 +498,15 @@ export class DeploymentWorker {
     const workspace = await this.deps.runtime.newWorkspace(place, this.deploymentId, claimed.number!);
     this.workspace = workspace;
     await this.deps.state.updateInflight(this.deploymentId, { workspace });
-    const conf = join(workspace, 'redis.conf');
-    await writeFile(conf, redisConfig(files), { mode: 0o640 });
-    // The app seals its own release (read-only as its user), so the file is its.
-    if (this.deps.config.isolation === 'uid') await chown(conf, place.uid, place.gid);
+    // A new file (never one the app put there, nor a link it made), then the app's: it seals its own
+    // release (read-only as its user).
+    const conf = await openFile(join(workspace, 'redis.conf'), 'wx', 0o640);
+    try {
+      await conf.writeFile(redisConfig(files));
+      if (this.deps.config.isolation === 'uid') await conf.chown(place.uid, place.gid);
+    } finally {
+      await conf.close();
+    }
     const manifest: ResolvedManifest = {
       origin: 'database',
       root: '.',
