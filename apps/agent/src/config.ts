@@ -77,6 +77,17 @@ const deploymentsFields = z.strictObject({
   logBatchMs: z.number().int().min(20).max(10_000).default(200),
   /** Open files and processes per app (rlimits; nproc counts per uid, so per app). */
   nofile: z.number().int().min(64).max(1_048_576).default(4096),
+  /**
+   * The container runtime: the Docker Engine API's unix socket (Podman's serves: deploy/podman/).
+   * Without it, apps with `runtime: container` fail at their build, saying so.
+   */
+  container: z
+    .strictObject({
+      socket: z.string().startsWith('/'),
+      /** CPUs per release (fractions allowed); 0: no limit. */
+      cpus: z.number().min(0).max(256).default(1),
+    })
+    .optional(),
 });
 export const deploymentsConfigSchema = deploymentsFields.default(() => deploymentsFields.parse({}));
 export type AgentDeploymentsConfig = z.output<typeof deploymentsConfigSchema>;

@@ -18,13 +18,14 @@ export function print(values: Values, result: unknown, human: () => string[]): v
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled', 'abandoned']);
 
 export function appLines(app: AppView): string[] {
-  const source = app.config.source as { type: string; url?: string; ref?: string | null };
+  const source = app.config.source as { type: string; url?: string; ref?: string | null; engine?: string };
   const env = Object.entries(app.config.env ?? {});
   return [
     `app ${clean(app.appName)}`,
     `  agent       ${clean(app.agentId)}`,
     `  host        ${clean(app.hostname)}`,
-    `  source      ${clean(source.type)} ${clean(source.url ?? '')}${source.ref ? ` @ ${clean(source.ref)}` : ''}`,
+    `  source      ${clean(source.type)} ${clean(source.url ?? source.engine ?? '')}${source.ref ? ` @ ${clean(source.ref)}` : ''}`,
+    `  runtime     ${clean(app.config.runtime ?? 'process')}`,
     `  health      ${clean(app.config.healthCheck.path)}`,
     `  keep        ${app.config.releasesKept} releases`,
     `  current     ${app.current ? `release ${app.current.number} (${clean(app.current.commit ?? 'no commit')}) on port ${app.current.port}` : '-'}`,

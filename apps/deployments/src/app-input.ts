@@ -57,7 +57,7 @@ export function configOf(
       drain: input.drain,
       limits: input.limits,
       releasesKept: input.releasesKept,
-      runtime: 'process',
+      runtime: input.runtime,
     },
     secretValues,
   };

@@ -592,6 +592,7 @@ describe('apps', () => {
       drain: { delaySeconds: 1, stopTimeoutSeconds: 10 },
       limits: { memoryMb: 512, processes: 256 },
       releasesKept: 3,
+      runtime: 'process',
     });
     expect(
       create.parse(app({ agentId: 'agent-1', hostname: 'www.apps.cloudlunacy.localhost' })),
@@ -612,7 +613,7 @@ describe('apps', () => {
     [app({ source: undefined }), 'source', 'is required'],
     [app({ source: { type: 'svn' } }), 'source.type', 'type must be git, upload or database'],
     [app({ releasesKept: 0 }), 'releasesKept', 'from 1 to 10'],
-    [app({ runtime: 'docker' }), 'runtime', 'unknown field: runtime'],
+    [app({ runtime: 'docker' }), 'runtime', 'must be process or container'],
   ])('refuses %#: %j at %s', (input, field, message) => {
     const issue = refused(create, input);
     expect(issue.field).toBe(field);
@@ -641,6 +642,8 @@ describe('apps', () => {
       message: expect.stringContaining('<agentId>.redis.cloudlunacy.localhost'),
     });
     expect(refusedAt({ ...database, build: { start: 'x' } })).toMatchObject({ field: 'build' });
+    expect(refusedAt({ ...database, runtime: 'container' })).toMatchObject({ field: 'runtime' });
+    expect(create.parse(app({ runtime: 'container' })).runtime).toBe('container');
     expect(refusedAt({ ...database, env: [{ name: 'A', value: 'b' }] })).toMatchObject({ field: 'env' });
     expect(refusedAt({ ...database, source: { type: 'database', engine: 'oracle' } })).toMatchObject({
       field: 'source.engine',

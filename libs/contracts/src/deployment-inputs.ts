@@ -657,8 +657,19 @@ export function createAppInput(policy: GitUrlPolicy & { domain: string }) {
     drain: settings.drain.prefault({}),
     limits: settings.limits.prefault({}),
     releasesKept: settings.releasesKept,
+    /** `container`: the agent builds the Dockerfile at the source root and runs the image. */
+    runtime: z
+      .enum(['process', 'container'], { error: typed('must be process or container') })
+      .default('process'),
   })
     .superRefine((app, context) => {
+      if (app.source?.type === 'database' && app.runtime === 'container') {
+        context.addIssue({
+          code: 'custom',
+          path: ['runtime'],
+          message: 'databases run on the process runtime for now (the engine installed on the VPS)',
+        });
+      }
       if (app.source?.type === 'database') {
         const engine = app.source.engine;
         for (const field of ['build', 'env'] as const) {

@@ -1,3 +1,4 @@
+import { createWriteStream } from 'node:fs';
 import Docker from 'dockerode';
 import { pack } from 'tar-fs';
 
@@ -242,6 +243,36 @@ export class ContainerEngine {
       at += 8 + size;
     }
     return { stdout, stderr };
+  }
+
+  /**
+   * Follows a container's output into two files (appended, as a process release writes its own), from
+   * `since` (unix seconds) on, until `stop` or the container ends.
+   */
+  async followLogs(
+    id: string,
+    since: number,
+    files: { stdoutPath: string; stderrPath: string },
+  ): Promise<{ stop(): void; ended: Promise<void> }> {
+    const stream = (await this.docker
+      .getContainer(id)
+      .logs({ stdout: true, stderr: true, follow: true, since })) as unknown as NodeJS.ReadableStream & {
+      destroy(): void;
+    };
+    const stdout = createWriteStream(files.stdoutPath, { flags: 'a', mode: 0o600 });
+    const stderr = createWriteStream(files.stderrPath, { flags: 'a', mode: 0o600 });
+    this.docker.modem.demuxStream(stream, stdout, stderr);
+    const ended = new Promise<void>((resolve) => {
+      const done = () => {
+        stdout.end();
+        stderr.end();
+        resolve();
+      };
+      stream.once('end', done);
+      stream.once('close', done);
+      stream.once('error', done);
+    });
+    return { stop: () => stream.destroy(), ended };
   }
 
   /** The agent's own containers of an app (by label), running or not. */

@@ -20,6 +20,8 @@ import { passHealthGate } from './health.js';
 import { killReleaseGroup, processStartTime } from './isolation.js';
 import { FileTail, LogShipper } from './log-shipper.js';
 import { allocatePort } from './ports.js';
+import { ContainerEngine } from './container-engine.js';
+import { ContainerRuntime, Runtimes } from './container-runtime.js';
 import { ProcessRuntime, releaseKey } from './process-runtime.js';
 import type { AppPlace, Instance } from './runtime.js';
 import { DeploymentState } from './state.js';
@@ -88,7 +90,7 @@ interface Supervision {
 export class DeploymentManager implements AgentExtension {
   private context?: AgentContext;
   private readonly state: DeploymentState;
-  private readonly runtime: ProcessRuntime;
+  private readonly runtime: Runtimes;
   private readonly stopping = new AbortController();
   private readonly workers = new Map<string, DeploymentWorker>();
   private readonly running = new Map<string, Promise<void>>();
@@ -120,7 +122,20 @@ export class DeploymentManager implements AgentExtension {
     private readonly certificates?: AgentCertificates,
   ) {
     this.state = new DeploymentState(config.stateDir);
-    this.runtime = new ProcessRuntime(config.deployments, this.state, logger);
+    const processes = new ProcessRuntime(config.deployments, this.state, logger);
+    const container = config.deployments.container;
+    this.runtime = new Runtimes(
+      processes,
+      container
+        ? new ContainerRuntime(
+            new ContainerEngine(container.socket),
+            processes,
+            config.deployments,
+            this.state,
+            logger.child({ runtime: 'container' }),
+          )
+        : null,
+    );
     this.slots = new Slots(config.deployments.maxConcurrentBuilds);
     this.databases = new Databases(
       this.state,
@@ -353,6 +368,17 @@ export class DeploymentManager implements AgentExtension {
       const capabilities = await this.runtime.probe();
       const log = capabilities.isolation === 'none' ? this.logger.warn : this.logger.info;
       log.call(this.logger, 'deployments ready', { runtime: capabilities.kind, ...capabilities });
+      if (this.runtime.containers) {
+        // Process releases run without it: an engine that is down fails container apps only.
+        await this.runtime.containers.probe().then(
+          (engine) => this.logger.info('container runtime ready', { ...engine }),
+          (error: unknown) =>
+            this.logger.warn('the container engine does not answer: container apps fail until it does', {
+              socket: this.settings.container?.socket,
+              error,
+            }),
+        );
+      }
       await this.recover();
       await this.adopt();
       this.prepared = true;
@@ -400,7 +426,8 @@ export class DeploymentManager implements AgentExtension {
       const record = await this.state.record(appName);
       const alive: Instance[] = [];
       for (const instance of record.instances) {
-        if ((await this.runtime.inspect(instance)).state === 'running') alive.push(instance);
+        const state = await this.runtime.inspect(instance).catch(() => ({ state: 'absent' }) as const);
+        if (state.state === 'running') alive.push(instance);
       }
       await this.state.updateRecord(appName, (r) => {
         r.instances = r.instances.filter((i) =>
@@ -408,6 +435,7 @@ export class DeploymentManager implements AgentExtension {
         );
       });
       for (const instance of alive) {
+        await this.runtime.adopt(instance);
         const env = (await this.state.loadEnv(instance.releaseId)) ?? {};
         await this.follow(instance, this.redactorFor(env), true);
         this.logger.info('adopted a running release', {

@@ -39,6 +39,8 @@ export interface Artifact {
   manifest: ResolvedManifest;
   commit: string | null;
   builtAt: string;
+  /** Absent: a process release (as every record before containers). */
+  runtime?: RuntimeKind;
 }
 
 /** A running (or once running) release. */
@@ -54,6 +56,8 @@ export interface Instance {
   startedAt: string;
   stdoutPath: string;
   stderrPath: string;
+  /** A container release's container (its `pid` is the container's first process, seen from the host). */
+  containerId?: string;
 }
 
 export type InstanceState =

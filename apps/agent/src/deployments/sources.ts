@@ -43,7 +43,7 @@ export async function fileSourcePath(url: string, fileRoots: readonly string[]):
 }
 
 export interface GitFetch {
-  runtime: ProcessRuntime;
+  runtime: Pick<ProcessRuntime, 'run' | 'removeTree'>;
   place: AppPlace;
   workspace: string;
   source: Extract<AppConfig['source'], { type: 'git' }>;

@@ -34,7 +34,8 @@ import { passHealthGate } from './health.js';
 import { FileTail, LogShipper } from './log-shipper.js';
 import { MANIFEST_FILE, parseManifest, resolveManifest, type ResolvedManifest } from './manifest.js';
 import { listenerOwner, openConnections } from './ports.js';
-import { releaseKey, type ProcessRuntime } from './process-runtime.js';
+import type { Runtimes } from './container-runtime.js';
+import { releaseKey } from './process-runtime.js';
 import type { AppPlace, Artifact, Instance } from './runtime.js';
 import { buildRootPath, fetchGit, readSourceFile } from './sources.js';
 import { downloadUpload, extractUpload } from './upload.js';
@@ -140,7 +141,7 @@ export interface WorkerDeps {
   agentVersion: string;
   config: AgentDeploymentsConfig;
   context: AgentContext;
-  runtime: ProcessRuntime;
+  runtime: Runtimes;
   state: DeploymentState;
   logger: Logger;
   publicAddress: string;
@@ -717,8 +718,94 @@ export class DeploymentWorker {
     return new PhaseFailure(phase, (error as Error).message, exitCode);
   }
 
+  /**
+   * A container app's build: the engine builds the Dockerfile at the build root into the release's
+   * image, its output in the build log; the workspace goes, the image is the artifact.
+   */
+  private async buildImage(): Promise<void> {
+    const claimed = this.claimed!;
+    const place = this.place!;
+    const workspace = this.workspace!;
+    const started = Date.now();
+    const seconds = claimed.config.build.timeoutSeconds ?? claimed.limits.build;
+    const timer = this.phaseTimer('built', seconds);
+    try {
+      const containers = this.deps.runtime.containers;
+      if (!containers)
+        throw new PhaseFailure(
+          'built',
+          'this agent has no container engine: set deployments.container.socket in its config (deploy/podman/service.sh runs one), or deploy the app with runtime "process"',
+        );
+      const root = claimed.config.build.root ?? '.';
+      let context: string;
+      try {
+        context = await buildRootPath(workspace, root);
+      } catch (error) {
+        throw new PhaseFailure('built', (error as Error).message);
+      }
+      const dockerfile = root === '.' ? 'Dockerfile' : `${root}/Dockerfile`;
+      if ((await readSourceFile(workspace, dockerfile)) === null)
+        throw new PhaseFailure(
+          'built',
+          `the container runtime builds ${dockerfile} of the source, and there is none: add one, or deploy the app with runtime "process"`,
+        );
+      this.sys(`building the image from ${dockerfile}`);
+      const manifest: ResolvedManifest = {
+        origin: 'dockerfile',
+        root: '.',
+        install: null,
+        build: [],
+        start: "the image's command",
+        portEnv: claimed.config.build.portEnv ?? 'PORT',
+        healthPath: claimed.config.healthCheck.path,
+      };
+      this.artifact = await containers
+        .build(
+          place,
+          workspace,
+          {
+            releaseId: this.deploymentId,
+            number: claimed.number!,
+            manifest,
+            commit: this.commit,
+            builtAt: new Date().toISOString(),
+          },
+          {
+            context,
+            dockerfile: 'Dockerfile',
+            memoryMb: claimed.config.limits.memoryMb,
+            onLine: (line) =>
+              this.ship([{ t: new Date().toISOString(), s: 'build', x: this.redactor.redact(line) }]),
+            signal: timer.signal,
+          },
+        )
+        .catch((error: unknown) => {
+          throw this.phaseError('built', error, timer);
+        });
+      this.workspace = null;
+      await this.deps.state.updateRecord(this.appName, (record) => {
+        record.artifacts = [
+          ...record.artifacts.filter((a) => a.releaseId !== this.deploymentId),
+          this.artifact!,
+        ];
+      });
+      await this.deps.state.updateInflight(this.deploymentId, { workspace: null });
+      this.sys(`built release ${claimed.number}: image ${this.artifact.location.slice(0, 19)}`);
+      await this.report({
+        phase: 'built',
+        release: { releaseId: this.deploymentId, number: claimed.number! },
+        artifactDigest: this.artifact.artifactDigest,
+        manifest,
+        durationMs: Date.now() - started,
+      });
+    } finally {
+      timer.clear();
+    }
+  }
+
   private async build(): Promise<void> {
     const claimed = this.claimed!;
+    if (claimed.config.runtime === 'container') return this.buildImage();
     const place = this.place!;
     const workspace = this.workspace!;
     const started = Date.now();

@@ -116,7 +116,7 @@ export const appsCommands: CliCommand[] = [
     summary:
       'create an app from a git source, or one deployed from uploads (secret values from stdin lines or --secret-file)',
     usage:
-      '<name> --agent <id> (--git <url> [--ref <ref>] | --upload) [--host <h>] [--env K=V]... [--secret NAME]... [--secret-file NAME=path]... [--health-path /p] [--keep N] [--json]',
+      '<name> --agent <id> (--git <url> [--ref <ref>] | --upload) [--host <h>] [--env K=V]... [--secret NAME]... [--secret-file NAME=path]... [--health-path /p] [--keep N] [--runtime process|container] [--json]',
     positionals: true,
     options: {
       ...apiOptions,
@@ -130,6 +130,7 @@ export const appsCommands: CliCommand[] = [
       'secret-file': { type: 'string', multiple: true },
       'health-path': { type: 'string' },
       keep: { type: 'string' },
+      runtime: { type: 'string' },
     },
     async run({ values, positionals }) {
       const name = positional(positionals, 0, '<name>');
@@ -171,6 +172,8 @@ export const appsCommands: CliCommand[] = [
         ],
         ...(values['health-path'] !== undefined ? { healthCheck: { path: values['health-path'] } } : {}),
         ...(keep !== undefined ? { releasesKept: Number(keep) } : {}),
+        // The service checks it (process or container) and names the field when it is neither.
+        ...(values.runtime !== undefined ? { runtime: values.runtime } : {}),
       };
       const names = body.env.map((entry) => entry.name);
       try {

@@ -1,7 +1,7 @@
-import type { BackupView } from '#contracts';
+import type { AppView, BackupView } from '#contracts';
 import { ApiClient, apiOptions, clean } from '../api-client.js';
 import { UsageError, type CliCommand } from '../command.js';
-import { print } from '../deployment-output.js';
+import { appLines, print } from '../deployment-output.js';
 import { drawProgress, endProgress } from '../progress.js';
 
 function database(positionals: string[], count: number): string {
@@ -43,6 +43,34 @@ function credentialLines(credentials: Credentials): string[] {
  * fetched live and never stored on the front; a new password; backups, which stay on the VPS; restores.
  */
 export const databaseCommands: CliCommand[] = [
+  {
+    path: ['databases', 'create'],
+    summary: 'create a managed database on an agent (deploy it with cli deployments create <name>)',
+    usage: '<name> --agent <id> --engine redis [--host <name>.<agent>.<zone>.<domain>] [--json]',
+    positionals: true,
+    options: {
+      ...apiOptions,
+      agent: { type: 'string' },
+      engine: { type: 'string' },
+      host: { type: 'string' },
+    },
+    async run({ values, positionals }) {
+      const name = positionals[0];
+      if (name === undefined || name === '') throw new UsageError('missing <name>');
+      if (positionals.length > 1) throw new UsageError(`unexpected argument: ${positionals[1]}`);
+      if (typeof values.agent !== 'string') throw new UsageError('--agent <id> is required');
+      if (typeof values.engine !== 'string') throw new UsageError('--engine is required (redis)');
+      const { body } = await ApiClient.fromArgs(values).request<AppView>('POST', 'apps', {
+        body: {
+          name,
+          agentId: values.agent,
+          source: { type: 'database', engine: values.engine },
+          ...(typeof values.host === 'string' ? { hostname: values.host } : {}),
+        },
+      });
+      print(values, body, () => appLines(body));
+    },
+  },
   {
     path: ['databases', 'credentials'],
     summary:

@@ -95,7 +95,8 @@ export const appConfig = z.strictObject({
   drain: storedDrain,
   limits: storedLimits,
   releasesKept: z.number().int().min(1).max(10),
-  runtime: z.enum(['process']),
+  /** How the agent runs its releases: supervised processes, or containers (a Dockerfile in the source). */
+  runtime: z.enum(['process', 'container']),
 });
 export type AppConfig = z.output<typeof appConfig>;
 

@@ -1,0 +1,116 @@
+/**
+ * A deployment with the container runtime for real (issue 17): the agent fetches the app's repository,
+ * the engine (Podman's Docker-compatible API, from deploy/podman/service.sh) builds its Dockerfile, the
+ * release runs as a container as the app's uid within its limits, passes the health gate, the route
+ * switches and the front verifies it through HAProxy; the next release replaces it without a failed
+ * request in between, and a rollback starts the kept image again without building. Skipped, saying why,
+ * where podman cannot run.
+ */
+import { readFile } from 'node:fs/promises';
+import { ContainerEngine } from '../../apps/agent/src/deployments/container-engine.js';
+import { DOMAIN } from '../e2e/stack.js';
+import { podmanUnusable, startPodmanService, type PodmanService } from '../harness/podman.js';
+import type { TestRepo } from '../harness/git.js';
+import {
+  bodyThroughFront,
+  createApp,
+  deployAndWait,
+  deploymentLogs,
+  helloRepo,
+  isRoot,
+  procStatusUid,
+  startDeploymentRig,
+  type DeploymentRig,
+} from './agent-e2e.js';
+
+const unusable = isRoot ? await podmanUnusable() : 'it needs root';
+if (unusable) console.log(`container-deploy.test: skipped, podman cannot run here: ${unusable}`);
+const describePodman = unusable ? describe.skip : describe;
+
+const BASE = 'localhost/cloudlunacy-test/node:1';
+const DOCKERFILE = `FROM ${BASE}\nWORKDIR /app\nCOPY . /app\nCMD ["node", "server.js"]\n`;
+const UID_BASE = 62_850;
+
+let podman: PodmanService;
+let engine: ContainerEngine;
+let rig: DeploymentRig;
+let repo: TestRepo;
+
+beforeAll(async () => {
+  if (unusable) return;
+  podman = await startPodmanService();
+  await podman.imageFromHost(BASE, ['node']);
+  engine = new ContainerEngine(podman.socket);
+  rig = await startDeploymentRig('boxed-a', '127.0.0.10', {
+    uidBase: UID_BASE,
+    portBase: 21_700,
+    deployments: { container: { socket: podman.socket, cpus: 1 } },
+  });
+  repo = await helloRepo('boxed');
+  await repo.commit({ Dockerfile: DOCKERFILE, 'body.txt': 'boxed v1\n' }, 'v1 in a container');
+}, 180_000);
+afterAll(async () => {
+  await rig?.stop();
+  await podman?.stop();
+}, 120_000);
+
+async function failureOf(view: { deploymentId: string }): Promise<string> {
+  return (await deploymentLogs(rig.e2e, view.deploymentId)).join('\n');
+}
+
+describePodman('an app with the container runtime', () => {
+  const hostname = `boxed.apps.${DOMAIN}`;
+
+  test('builds its Dockerfile, runs as its own uid in a container, and serves through the front', async () => {
+    await createApp(rig.e2e, 'boxed-a', 'boxed', repo, { runtime: 'container' });
+    const { status, view } = await deployAndWait(rig.e2e, 'apps/boxed/deployments');
+    if (status !== 200)
+      throw new Error(`deployment: ${JSON.stringify(view.failure)}\n${await failureOf(view)}`);
+    expect(await bodyThroughFront(rig.e2e, hostname)).toEqual({ status: 200, body: 'boxed v1' });
+    const logs = (await deploymentLogs(rig.e2e, view.deploymentId)).join('\n');
+    expect(logs).toContain('building the image from Dockerfile');
+    expect(logs).toMatch(/COPY \. \/app/);
+    // Its output reaches the deployment's log as a process release's does.
+    expect(logs).toMatch(/hello listening on 127\.0\.0\.10:/);
+
+    const containers = await engine.containersOf('boxed');
+    expect(containers).toHaveLength(1);
+    const state = await engine.state(containers[0]!.id);
+    expect(state.state).toBe('running');
+    const pid = state.state === 'running' ? state.pid : 0;
+    const uid = await procStatusUid(pid);
+    expect(uid).toBeGreaterThanOrEqual(UID_BASE);
+    expect(uid).toBeLessThan(UID_BASE + 100);
+    // No capabilities, whatever the image asks.
+    expect((await readFile(`/proc/${pid}/status`, 'utf8')).match(/^CapEff:\s+(\w+)/m)?.[1]).toBe(
+      '0000000000000000',
+    );
+  }, 180_000);
+
+  test('the next release replaces it through the same switch and drain; a rollback starts the kept image', async () => {
+    const before = (await engine.containersOf('boxed')).map((container) => container.id);
+    await repo.commit({ 'body.txt': 'boxed v2\n' }, 'v2');
+    const second = await deployAndWait(rig.e2e, 'apps/boxed/deployments');
+    if (second.status !== 200) throw new Error(await failureOf(second.view));
+    expect(await bodyThroughFront(rig.e2e, hostname)).toEqual({ status: 200, body: 'boxed v2' });
+    const after = (await engine.containersOf('boxed')).map((container) => container.id);
+    expect(after).toHaveLength(1);
+    expect(after).not.toContain(before[0]);
+
+    const rollback = await deployAndWait(rig.e2e, 'apps/boxed/rollback', { release: 1 });
+    if (rollback.status !== 200) throw new Error(await failureOf(rollback.view));
+    expect(await bodyThroughFront(rig.e2e, hostname)).toEqual({ status: 200, body: 'boxed v1' });
+    const logs = (await deploymentLogs(rig.e2e, rollback.view.deploymentId)).join('\n');
+    expect(logs).toContain('starting kept release 1 again (no fetch, no build)');
+    expect(logs).not.toContain('building the image');
+  }, 180_000);
+
+  test('a source without a Dockerfile fails at built, saying what to do', async () => {
+    const plain = await helloRepo('boxed-plain');
+    await createApp(rig.e2e, 'boxed-a', 'plain', plain, { runtime: 'container' });
+    const { status, view } = await deployAndWait(rig.e2e, 'apps/plain/deployments');
+    expect(status).toBe(502);
+    expect(view.failure).toMatchObject({ phase: 'built' });
+    expect(view.failure!.reason).toMatch(/builds Dockerfile of the source, and there is none/);
+  }, 120_000);
+});
