@@ -6,10 +6,13 @@
  * request in between, and a rollback starts the kept image again without building. Skipped, saying why,
  * where podman cannot run.
  */
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { ContainerEngine } from '../../apps/agent/src/deployments/container-engine.js';
 import { DOMAIN } from '../e2e/stack.js';
 import { podmanUnusable, startPodmanService, type PodmanService } from '../harness/podman.js';
+import { waitFor } from '../harness/processes.js';
 import type { TestRepo } from '../harness/git.js';
 import {
   bodyThroughFront,
@@ -23,11 +26,13 @@ import {
   type DeploymentRig,
 } from './agent-e2e.js';
 
+const run = promisify(execFile);
 const unusable = isRoot ? await podmanUnusable() : 'it needs root';
 if (unusable) console.log(`container-deploy.test: skipped, podman cannot run here: ${unusable}`);
 const describePodman = unusable ? describe.skip : describe;
 
 const BASE = 'localhost/cloudlunacy-test/node:1';
+const REDIS_IMAGE = 'localhost/cloudlunacy-test/redis:7';
 const DOCKERFILE = `FROM ${BASE}\nWORKDIR /app\nCOPY . /app\nCMD ["node", "server.js"]\n`;
 const UID_BASE = 62_850;
 
@@ -40,11 +45,12 @@ beforeAll(async () => {
   if (unusable) return;
   podman = await startPodmanService();
   await podman.imageFromHost(BASE, ['node']);
+  await podman.imageFromHost(REDIS_IMAGE, ['redis-server']);
   engine = new ContainerEngine(podman.socket);
   rig = await startDeploymentRig('boxed-a', '127.0.0.10', {
     uidBase: UID_BASE,
     portBase: 21_700,
-    deployments: { container: { socket: podman.socket, cpus: 1 } },
+    deployments: { container: { socket: podman.socket, cpus: 1, images: { redis: REDIS_IMAGE } } },
   });
   repo = await helloRepo('boxed');
   await repo.commit({ Dockerfile: DOCKERFILE, 'body.txt': 'boxed v1\n' }, 'v1 in a container');
@@ -103,6 +109,67 @@ describePodman('an app with the container runtime', () => {
     const logs = (await deploymentLogs(rig.e2e, rollback.view.deploymentId)).join('\n');
     expect(logs).toContain('starting kept release 1 again (no fetch, no build)');
     expect(logs).not.toContain('building the image');
+  }, 180_000);
+
+  test('a Redis database in a container: its files mounted, TLS and its password through the front, its data kept', async () => {
+    const created = await rig.e2e.request('POST', 'apps', {
+      body: {
+        name: 'boxcache',
+        agentId: 'boxed-a',
+        source: { type: 'database', engine: 'redis' },
+        runtime: 'container',
+      },
+    });
+    expect(created.status).toBe(201);
+    const first = await deployAndWait(rig.e2e, 'apps/boxcache/deployments');
+    if (first.status !== 200)
+      throw new Error(`${JSON.stringify(first.view.failure)}\n${await failureOf(first.view)}`);
+    expect((await deploymentLogs(rig.e2e, first.view.deploymentId)).join('\n')).toContain(
+      `using the image ${REDIS_IMAGE}`,
+    );
+    const credentials = (await rig.e2e.request('GET', 'apps/boxcache/credentials')).body as {
+      password: string;
+    };
+    const cli = async (args: string[]) => {
+      const { stdout } = await run(
+        'redis-cli',
+        [
+          '--tls',
+          '--sni',
+          `boxcache.boxed-a.redis.${DOMAIN}`,
+          '--cacert',
+          rig.e2e.caFile,
+          '-h',
+          '127.0.0.1',
+          '-p',
+          String(rig.e2e.haproxy.ports.tlsSni),
+          '--no-auth-warning',
+          '-a',
+          credentials.password,
+          ...args,
+        ],
+        { timeout: 10_000 },
+      );
+      return stdout.trim();
+    };
+    expect(await cli(['SET', 'boxed', 'kept'])).toBe('OK');
+    const [container] = await engine.containersOf('boxcache');
+    const state = await engine.state(container!.id);
+    expect(state.state).toBe('running');
+    expect(await procStatusUid(state.state === 'running' ? state.pid : 0)).toBeGreaterThanOrEqual(UID_BASE);
+
+    const second = await deployAndWait(rig.e2e, 'apps/boxcache/deployments');
+    if (second.status !== 200) throw new Error(await failureOf(second.view));
+    const kept = await waitFor(
+      'the database after its redeploy',
+      async () => (await cli(['GET', 'boxed']).catch(() => '')) || undefined,
+      {
+        timeoutMs: 15_000,
+        intervalMs: 200,
+      },
+    );
+    expect(kept).toBe('kept');
+    expect(await engine.containersOf('boxcache')).toHaveLength(1);
   }, 180_000);
 
   test('a source without a Dockerfile fails at built, saying what to do', async () => {

@@ -86,6 +86,8 @@ const deploymentsFields = z.strictObject({
       socket: z.string().startsWith('/'),
       /** CPUs per release (fractions allowed); 0: no limit. */
       cpus: z.number().min(0).max(256).default(1),
+      /** The databases' images per engine (default `docker.io/library/redis:7`). */
+      images: z.strictObject({ redis: z.string().min(1).max(300).optional() }).default({}),
     })
     .optional(),
 });

@@ -642,7 +642,7 @@ describe('apps', () => {
       message: expect.stringContaining('<agentId>.redis.cloudlunacy.localhost'),
     });
     expect(refusedAt({ ...database, build: { start: 'x' } })).toMatchObject({ field: 'build' });
-    expect(refusedAt({ ...database, runtime: 'container' })).toMatchObject({ field: 'runtime' });
+    expect(create.parse({ ...database, runtime: 'container' }).runtime).toBe('container');
     expect(create.parse(app({ runtime: 'container' })).runtime).toBe('container');
     expect(refusedAt({ ...database, env: [{ name: 'A', value: 'b' }] })).toMatchObject({ field: 'env' });
     expect(refusedAt({ ...database, source: { type: 'database', engine: 'oracle' } })).toMatchObject({

@@ -663,13 +663,6 @@ export function createAppInput(policy: GitUrlPolicy & { domain: string }) {
       .default('process'),
   })
     .superRefine((app, context) => {
-      if (app.source?.type === 'database' && app.runtime === 'container') {
-        context.addIssue({
-          code: 'custom',
-          path: ['runtime'],
-          message: 'databases run on the process runtime for now (the engine installed on the VPS)',
-        });
-      }
       if (app.source?.type === 'database') {
         const engine = app.source.engine;
         for (const field of ['build', 'env'] as const) {

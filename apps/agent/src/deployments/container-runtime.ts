@@ -8,6 +8,7 @@ import {
   type ContainerState,
   type EngineInfo,
 } from './container-engine.js';
+import { databaseCommand, databaseFiles } from './database.js';
 import { processStartTime } from './isolation.js';
 import { releaseKey, type ProcessRuntime } from './process-runtime.js';
 import type {
@@ -108,10 +109,15 @@ export class ContainerRuntime {
       place.appName,
       `${releaseKey(artifact)}-run-${options.deploymentId.slice(0, 8)}`,
     );
+    // A database runs the engine's image on its own files, mounted where they are on the host.
+    const database = artifact.image !== undefined;
+    const files = databaseFiles(place);
     const id = await this.engine.run({
       name: `cl-${place.appName}-${releaseKey(artifact)}-${randomBytes(3).toString('hex')}`,
-      image: artifact.location,
-      command: [],
+      image: artifact.image ?? artifact.location,
+      command: database
+        ? databaseCommand(artifact.location, options.port, options.env.HOST ?? '127.0.0.1')
+        : [],
       // The app's home is not in the container: its tmp is, at /tmp.
       env: { ...options.env, HOME: '/tmp', TMPDIR: '/tmp' },
       user: `${place.uid}:${place.gid}`,
@@ -127,6 +133,14 @@ export class ContainerRuntime {
       mounts: [
         { source: place.tmp, target: '/tmp' },
         { source: place.shared, target: place.shared },
+        ...(database
+          ? [
+              { source: artifact.location, target: artifact.location, readOnly: true },
+              { source: files.dir, target: files.dir, readOnly: true },
+              { source: files.data, target: files.data },
+              { source: files.run, target: files.run },
+            ]
+          : []),
       ],
       readOnlyRootfs: true,
     });
@@ -217,11 +231,18 @@ export class ContainerRuntime {
   }
 
   async verify(artifact: Artifact): Promise<boolean> {
+    if (artifact.image !== undefined)
+      return (
+        (await this.processes.verify(artifact)) &&
+        (await this.engine.imageId(artifact.image).catch(() => null)) === artifact.image
+      );
     return (await this.engine.imageId(artifact.location).catch(() => null)) === artifact.location;
   }
 
-  async removeArtifact(_place: AppPlace, artifact: Artifact): Promise<void> {
-    await this.engine.removeImage(artifact.location);
+  /** A build's image goes with its release; an engine's image stays (other releases use it). */
+  async removeArtifact(place: AppPlace, artifact: Artifact): Promise<void> {
+    if (artifact.image !== undefined) await this.processes.removeArtifact(place, artifact);
+    else await this.engine.removeImage(artifact.location);
   }
 }
 

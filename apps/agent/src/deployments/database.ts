@@ -57,6 +57,25 @@ export function databaseFiles(place: AppPlace): DatabaseFiles {
 
 /** The engines' programs, looked for on the release PATH. */
 export const ENGINE_PROGRAMS: Record<DatabaseEngine, string> = { redis: 'redis-server' };
+/** On the container runtime, the engine's image unless the agent's config names another. */
+export const DEFAULT_ENGINE_IMAGES: Record<DatabaseEngine, string> = { redis: 'docker.io/library/redis:7' };
+
+/**
+ * A database release's command in a container (no shell): its sealed configuration, mounted at the same
+ * path, with the port and the address of this start.
+ */
+export function databaseCommand(artifactLocation: string, port: number, host: string): string[] {
+  return [
+    'redis-server',
+    `${artifactLocation}/redis.conf`,
+    '--port',
+    '0',
+    '--tls-port',
+    String(port),
+    '--bind',
+    host,
+  ];
+}
 
 /** The release's start command: port and address come from the environment each start gets. */
 export const REDIS_START = 'exec redis-server ./redis.conf --port 0 --tls-port "$PORT" --bind "$HOST"';

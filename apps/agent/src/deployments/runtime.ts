@@ -41,6 +41,11 @@ export interface Artifact {
   builtAt: string;
   /** Absent: a process release (as every record before containers). */
   runtime?: RuntimeKind;
+  /**
+   * A container release of a database: the engine's image, run with the release's directory
+   * (`location`, its configuration) mounted. Other container releases are their own image (`location`).
+   */
+  image?: string;
 }
 
 /** A running (or once running) release. */

@@ -21,6 +21,7 @@ import type { Logger } from '#platform';
 import type { AgentDeploymentsConfig } from '../config.js';
 import { AgentRequestError, type AgentContext } from '../handlers.js';
 import {
+  DEFAULT_ENGINE_IMAGES,
   ENGINE_PROGRAMS,
   pingRedis,
   REDIS_START,
@@ -441,6 +442,10 @@ export class DeploymentWorker {
     const program = ENGINE_PROGRAMS[engine];
     const timer = this.phaseTimer('fetched', this.claimed!.limits.fetch);
     try {
+      if (this.claimed!.config.runtime === 'container') {
+        await this.fetchEngineImage(timer.signal);
+        return;
+      }
       const path = await findProgram(program);
       if (!path)
         throw new PhaseFailure(
@@ -468,6 +473,37 @@ export class DeploymentWorker {
     } finally {
       timer.clear();
     }
+  }
+
+  /** The engine's image of a database on the container runtime: there already, or pulled. */
+  private engineImage: string | null = null;
+
+  private async fetchEngineImage(signal: AbortSignal): Promise<void> {
+    const { engine } = this.database!;
+    const containers = this.deps.runtime.containers;
+    if (!containers)
+      throw new PhaseFailure(
+        'fetched',
+        'this agent has no container engine: set deployments.container.socket in its config (deploy/podman/service.sh runs one), or deploy the database with runtime "process"',
+      );
+    const image = this.deps.config.container?.images[engine] ?? DEFAULT_ENGINE_IMAGES[engine];
+    let id = await containers.engine.imageId(image);
+    if (!id) {
+      this.sys(`pulling ${image}`);
+      signal.throwIfAborted();
+      id = await containers.engine.pull(image, (line) => this.sys(line));
+    }
+    this.engineImage = id;
+    this.sys(`using the image ${image} (${id.slice(0, 19)})`);
+    await this.report({
+      phase: 'fetched',
+      commit: null,
+      sourceDigest: id
+        .replace(/^sha256:/, '')
+        .padStart(64, '0')
+        .slice(-64),
+      bytes: 0,
+    });
   }
 
   /** A database's "build": its configuration, sealed as a release so that a rollback starts the same. */
@@ -517,13 +553,17 @@ export class DeploymentWorker {
       portEnv: 'PORT',
       healthPath: '/',
     };
-    this.artifact = await this.deps.runtime.commit(place, workspace, {
+    const committed = await this.deps.runtime.commit(place, workspace, {
       releaseId: this.deploymentId,
       number: claimed.number!,
       manifest,
       commit: null,
       builtAt: new Date().toISOString(),
     });
+    // On the container runtime the release is its configuration (mounted) and the engine's image.
+    this.artifact = this.engineImage
+      ? { ...committed, runtime: 'container', image: this.engineImage }
+      : committed;
     this.workspace = null;
     await this.deps.state.updateRecord(this.appName, (record) => {
       record.artifacts = [

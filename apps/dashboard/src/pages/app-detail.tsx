@@ -32,7 +32,8 @@ const DEPLOYMENTS_LIMIT = 20;
 
 function sourceText(app: AppView): string {
   const source = app.config.source;
-  return source.type === 'git' ? `${source.url}${source.ref ? ` @ ${source.ref}` : ''}` : source.type;
+  if (source.type === 'git') return `${source.url}${source.ref ? ` @ ${source.ref}` : ''}`;
+  return source.type === 'database' ? `${source.engine} database` : source.type;
 }
 
 /** Host name, agent, the serving release, the source, and the secrets by name and version (never values). */
@@ -42,10 +43,22 @@ function AppFacts({ app }: { app: AppView }) {
       <dl className="facts">
         <dt>Host name</dt>
         <dd>
-          <a href={`https://${app.hostname}/`} target="_blank" rel="noreferrer">
-            {app.hostname}
-          </a>
+          {app.config.source.type === 'database' ? (
+            // A database is reached by TLS with its name (SNI); its password lives on its agent only.
+            <>
+              <code>{app.hostname}</code>{' '}
+              <span className="muted">
+                · TLS by SNI · credentials: <code>cli databases credentials {app.appName}</code>
+              </span>
+            </>
+          ) : (
+            <a href={`https://${app.hostname}/`} target="_blank" rel="noreferrer">
+              {app.hostname}
+            </a>
+          )}
         </dd>
+        <dt>Runtime</dt>
+        <dd>{app.config.runtime === 'container' ? 'container' : 'process'}</dd>
         <dt>Agent</dt>
         <dd>
           <Link to={`/agents/${encodeURIComponent(app.agentId)}`}>{app.agentId}</Link>
