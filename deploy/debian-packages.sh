@@ -15,9 +15,10 @@ stack=(nats-server:nats-server haproxy:haproxy openssl:openssl envsubst:gettext-
 demo=(redis-server:redis-server redis-cli:redis-tools curl:curl)
 # The tests drive Chromium (dashboard), wrk (hitless reloads), psql (the database), git (fixtures),
 # sshd (git over ssh, on a loopback port of the test's own; the package's service is not started here)
-# podman and crun: the container runtime's tests (its Docker-compatible API, deploy/podman/).
+# podman and crun: the container runtime's tests (its Docker-compatible API, deploy/podman/), and
+# docker-registry: a registry of their own on a loopback port, to pull images from.
 test=("${stack[@]}" "${demo[@]}" chromium:chromium wrk:wrk psql:postgresql-client git:git sshd:openssh-server
-  podman:podman crun:crun)
+  podman:podman crun:crun docker-registry:docker-registry)
 
 wanted=()
 for group in "$@"; do

@@ -7,12 +7,13 @@
  * where podman cannot run.
  */
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { cp, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ContainerEngine } from '../../apps/agent/src/deployments/container-engine.js';
 import { DOMAIN } from '../e2e/stack.js';
-import { podmanUnusable, startPodmanService, type PodmanService } from '../harness/podman.js';
-import { waitFor } from '../harness/processes.js';
+import { podmanUnusable, startPodmanService, startRegistry, type PodmanService } from '../harness/podman.js';
+import { makeTempDir, waitFor } from '../harness/processes.js';
 import type { TestRepo } from '../harness/git.js';
 import {
   bodyThroughFront,
@@ -20,6 +21,7 @@ import {
   deployAndWait,
   deploymentLogs,
   helloRepo,
+  HELLO_FIXTURE,
   isRoot,
   procStatusUid,
   startDeploymentRig,
@@ -39,11 +41,13 @@ const UID_BASE = 62_850;
 let podman: PodmanService;
 let engine: ContainerEngine;
 let rig: DeploymentRig;
+let registry: { address: string; stop(): Promise<void> };
 let repo: TestRepo;
 
 beforeAll(async () => {
   if (unusable) return;
-  podman = await startPodmanService();
+  registry = await startRegistry();
+  podman = await startPodmanService({ insecureRegistries: [registry.address] });
   await podman.imageFromHost(BASE, ['node']);
   await podman.imageFromHost(REDIS_IMAGE, ['redis-server']);
   engine = new ContainerEngine(podman.socket);
@@ -58,6 +62,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await rig?.stop();
   await podman?.stop();
+  await registry?.stop();
 }, 120_000);
 
 async function failureOf(view: { deploymentId: string }): Promise<string> {
@@ -170,6 +175,65 @@ describePodman('an app with the container runtime', () => {
     );
     expect(kept).toBe('kept');
     expect(await engine.containersOf('boxcache')).toHaveLength(1);
+  }, 180_000);
+
+  test('an image from a registry: pulled at each deployment, kept under the release’s name for a rollback', async () => {
+    const reference = `${registry.address}/team/hello:stable`;
+    /** Builds the hello app saying `body` and pushes it to the registry as `reference`, nothing kept here. */
+    const publish = async (body: string) => {
+      const context = await makeTempDir('image');
+      await cp(HELLO_FIXTURE, context.path, { recursive: true });
+      await writeFile(join(context.path, 'body.txt'), `${body}\n`);
+      await writeFile(join(context.path, 'Dockerfile'), DOCKERFILE);
+      await engine.build(
+        context.path,
+        { tag: reference, dockerfile: 'Dockerfile', labels: {}, memoryMb: 256 },
+        () => undefined,
+        AbortSignal.timeout(60_000),
+      );
+      await context.remove();
+      await podman.podman(['push', '--quiet', '--tls-verify=false', reference]);
+      await podman.podman(['rmi', reference]);
+    };
+    await publish('pulled v1');
+    expect(await engine.imageId(reference)).toBeNull();
+    await createApp(rig.e2e, 'boxed-a', 'pulled', null, {
+      source: { type: 'image', image: reference },
+      runtime: 'container',
+    });
+    const first = await deployAndWait(rig.e2e, 'apps/pulled/deployments');
+    if (first.status !== 200)
+      throw new Error(`${JSON.stringify(first.view.failure)}\n${await failureOf(first.view)}`);
+    expect(await bodyThroughFront(rig.e2e, `pulled.apps.${DOMAIN}`)).toEqual({
+      status: 200,
+      body: 'pulled v1',
+    });
+    expect((await deploymentLogs(rig.e2e, first.view.deploymentId)).join('\n')).toContain(
+      `pulling ${reference}`,
+    );
+
+    // The tag moves in the registry: the next deployment pulls what it names now.
+    await publish('pulled v2');
+    const second = await deployAndWait(rig.e2e, 'apps/pulled/deployments');
+    if (second.status !== 200) throw new Error(await failureOf(second.view));
+    expect(await bodyThroughFront(rig.e2e, `pulled.apps.${DOMAIN}`)).toEqual({
+      status: 200,
+      body: 'pulled v2',
+    });
+    // Release 1 kept its own image, whatever the registry's tag says.
+    const back = await deployAndWait(rig.e2e, 'apps/pulled/rollback', { release: 1 });
+    if (back.status !== 200) throw new Error(await failureOf(back.view));
+    expect(await bodyThroughFront(rig.e2e, `pulled.apps.${DOMAIN}`)).toEqual({
+      status: 200,
+      body: 'pulled v1',
+    });
+
+    // An image app takes no ref, and an image runs on the container runtime only.
+    const refused = await rig.e2e.request('POST', 'apps', {
+      body: { name: 'wrong', agentId: 'boxed-a', source: { type: 'image', image: reference } },
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body).toMatchObject({ field: 'runtime' });
   }, 180_000);
 
   test('a source without a Dockerfile fails at built, saying what to do', async () => {

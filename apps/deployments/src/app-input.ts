@@ -129,6 +129,7 @@ function splitEnv(entries: readonly EnvEntry[]) {
 function sourceOf(source: SourceInput): AppConfig['source'] {
   if (source.type === 'upload') return { type: 'upload' };
   if (source.type === 'database') return { type: 'database', engine: source.engine };
+  if (source.type === 'image') return { type: 'image', image: source.image };
   return {
     type: 'git',
     url: source.url,

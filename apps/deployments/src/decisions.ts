@@ -226,6 +226,13 @@ export class DeploymentDecisions {
         upload !== undefined ? 'Content-Type' : 'ref',
       );
     }
+    if (app.config.source.type === 'image' && (upload !== undefined || ref !== undefined)) {
+      throw new DomainError(
+        'invalid',
+        `${app.appName} deploys the image ${app.config.source.image}: deploy it with an empty body (PATCH the app to change the image)`,
+        upload !== undefined ? 'Content-Type' : 'ref',
+      );
+    }
     if (app.config.source.type === 'git' && upload !== undefined) {
       throw new DomainError(
         'invalid',

@@ -235,7 +235,7 @@ describe('sourceInput', () => {
   });
 
   it.each([
-    [{ type: 'svn' }, 'type', 'type must be git, upload or database'],
+    [{ type: 'svn' }, 'type', 'type must be git, upload, image or database'],
     [
       { type: 'upload', uploadId: '8f0e0c52-52f1-4d0e-9f8e-3a1b6c2d4e5f' },
       'uploadId',
@@ -611,7 +611,7 @@ describe('apps', () => {
     [app({ hostname: 'web.apps.other.example' }), 'hostname', 'must be <name>.apps.cloudlunacy.localhost'],
     [app({ hostname: 'WEB.apps.cloudlunacy.localhost' }), 'hostname', 'one DNS label'],
     [app({ source: undefined }), 'source', 'is required'],
-    [app({ source: { type: 'svn' } }), 'source.type', 'type must be git, upload or database'],
+    [app({ source: { type: 'svn' } }), 'source.type', 'type must be git, upload, image or database'],
     [app({ releasesKept: 0 }), 'releasesKept', 'from 1 to 10'],
     [app({ runtime: 'docker' }), 'runtime', 'must be process or container'],
   ])('refuses %#: %j at %s', (input, field, message) => {
@@ -651,6 +651,27 @@ describe('apps', () => {
     });
     // A web app's host name is still checked as before.
     expect(refusedAt(app({ hostname: 'cache.agent-1.redis.cloudlunacy.localhost' })).field).toBe('hostname');
+  });
+
+  it('takes an image from a registry on the container runtime, by a reference that cannot be an option', () => {
+    const image = (reference: string) =>
+      create.safeParse(app({ source: { type: 'image', image: reference }, runtime: 'container' }));
+    for (const good of [
+      'redis:7',
+      'docker.io/library/redis:7.2',
+      'registry.example.com:5000/team/app:1.2.3',
+      '127.0.0.1:5000/team/hello:stable',
+      `ghcr.io/o/r@sha256:${'a'.repeat(64)}`,
+    ])
+      expect(image(good).success).toBe(true);
+    for (const bad of ['-rm', 'Team/App', 'app:-x', 'a b', 'app:tag:more', 'app\nx', '']) {
+      const issue = refused(create, app({ source: { type: 'image', image: bad }, runtime: 'container' }));
+      expect(issue.field).toBe('source.image');
+    }
+    expect(refused(create, app({ source: { type: 'image', image: 'redis:7' } }))).toMatchObject({
+      field: 'runtime',
+      message: expect.stringContaining('container runtime'),
+    });
   });
 
   it('refuses a name that makes the default host name too long', () => {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DATABASE_ENGINES, DATABASE_ZONES, type DatabaseEngine } from './events/app.js';
+import { DATABASE_ENGINES, DATABASE_ZONES, IMAGE_REFERENCE, type DatabaseEngine } from './events/app.js';
 import { dnsLabel, hasControlCharacter, hostname, ipAddress, uuid } from './fields.js';
 
 /**
@@ -371,12 +371,21 @@ export function sourceInput(policy: GitUrlPolicy) {
   });
   // Uploads are made per deployment (POST /apps/{name}/sources): the request names the upload.
   const upload = strict({ type: z.literal('upload') });
+  const image = strict({
+    type: z.literal('image'),
+    image: text()
+      .max(255, 'must be at most 255 characters')
+      .regex(
+        IMAGE_REFERENCE,
+        'must be an image reference such as registry.example.com/team/app:1.2 (lower case, no leading -)',
+      ),
+  });
   const database = strict({
     type: z.literal('database'),
     engine: z.enum(DATABASE_ENGINES, { error: typed(`must be one of ${DATABASE_ENGINES.join(', ')}`) }),
   });
-  return z.discriminatedUnion('type', [git, upload, database], {
-    error: typed('type must be git, upload or database'),
+  return z.discriminatedUnion('type', [git, upload, image, database], {
+    error: typed('type must be git, upload, image or database'),
   });
 }
 
@@ -663,6 +672,12 @@ export function createAppInput(policy: GitUrlPolicy & { domain: string }) {
       .default('process'),
   })
     .superRefine((app, context) => {
+      if (app.source?.type === 'image' && app.runtime !== 'container')
+        context.addIssue({
+          code: 'custom',
+          path: ['runtime'],
+          message: 'an image runs on the container runtime: give "runtime": "container"',
+        });
       if (app.source?.type === 'database') {
         const engine = app.source.engine;
         for (const field of ['build', 'env'] as const) {

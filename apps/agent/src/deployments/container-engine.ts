@@ -138,6 +138,13 @@ export class ContainerEngine {
     return id;
   }
 
+  /** Gives an image another name (`repository:tag`). */
+  async tag(image: string, reference: string): Promise<void> {
+    const at = reference.lastIndexOf(':');
+    await this.docker.getImage(image).tag({ repo: reference.slice(0, at), tag: reference.slice(at + 1) });
+  }
+
+  /** Removes a name; the image goes with its last name (and never while a container uses it). */
   async removeImage(reference: string): Promise<void> {
     try {
       await this.docker.getImage(reference).remove({ force: false });

@@ -22,6 +22,9 @@ import type {
 } from './runtime.js';
 import type { DeploymentState } from './state.js';
 
+/** What a container release's digest is: of its image's id (content-addressed by the engine). */
+const imageDigest = (imageId: string) => createHash('sha256').update(imageId).digest('hex');
+
 /** The image of a release: `cloudlunacy/<app>:<number>-<id>` (kept for rollbacks, removed with it). */
 export const imageTag = (appName: string, release: { number: number; releaseId: string }) =>
   `localhost/cloudlunacy/${appName}:${releaseKey(release)}`;
@@ -87,12 +90,21 @@ export class ContainerRuntime {
       options.signal,
     );
     await this.processes.removeWorkspace(place, workspace);
-    return {
-      ...artifact,
-      runtime: 'container',
-      location: id,
-      artifactDigest: createHash('sha256').update(id).digest('hex'),
-    };
+    return { ...artifact, runtime: 'container', location: tag, artifactDigest: imageDigest(id) };
+  }
+
+  /**
+   * A pulled image as the release's: named with the release's tag, so that the release keeps exactly
+   * this image whatever its registry's tag points at later, and loses only its own name when it goes.
+   */
+  async adopt(
+    place: AppPlace,
+    imageId: string,
+    artifact: Omit<Artifact, 'location' | 'artifactDigest' | 'runtime'>,
+  ): Promise<Artifact> {
+    const tag = imageTag(place.appName, artifact);
+    await this.engine.tag(imageId, tag);
+    return { ...artifact, runtime: 'container', location: tag, artifactDigest: imageDigest(imageId) };
   }
 
   async start(
@@ -236,7 +248,9 @@ export class ContainerRuntime {
         (await this.processes.verify(artifact)) &&
         (await this.engine.imageId(artifact.image).catch(() => null)) === artifact.image
       );
-    return (await this.engine.imageId(artifact.location).catch(() => null)) === artifact.location;
+    const id = await this.engine.imageId(artifact.location).catch(() => null);
+    // Releases before names were kept by image id: the id is then its own location.
+    return id !== null && (imageDigest(id) === artifact.artifactDigest || id === artifact.location);
   }
 
   /** A build's image goes with its release; an engine's image stays (other releases use it). */

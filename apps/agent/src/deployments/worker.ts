@@ -403,6 +403,8 @@ export class DeploymentWorker {
       await this.fetchEngine();
       this.checkpoint();
       await this.buildDatabase();
+    } else if (claimed.kind === 'deploy' && claimed.config.source.type === 'image') {
+      await this.pullImage(claimed.config.source.image);
     } else if (claimed.kind === 'deploy') {
       await this.fetch(secrets);
       this.checkpoint();
@@ -473,6 +475,76 @@ export class DeploymentWorker {
     } finally {
       timer.clear();
     }
+  }
+
+  /**
+   * An image app's fetch and build: the engine pulls the reference (its tag may have moved since the
+   * last deployment), and the image becomes the release's under the release's own name.
+   */
+  private async pullImage(reference: string): Promise<void> {
+    const claimed = this.claimed!;
+    const containers = this.deps.runtime.containers;
+    const timer = this.phaseTimer('fetched', claimed.limits.fetch);
+    let id: string;
+    try {
+      if (!containers)
+        throw new PhaseFailure(
+          'fetched',
+          'this agent has no container engine: set deployments.container.socket in its config (deploy/podman/service.sh runs one)',
+        );
+      this.sys(`pulling ${reference}`);
+      id = await containers.engine.pull(reference, (line) => this.sys(line));
+      this.sys(`pulled ${reference}: image ${id.slice(0, 19)}`);
+      await this.report({
+        phase: 'fetched',
+        commit: null,
+        sourceDigest: id
+          .replace(/^sha256:/, '')
+          .padStart(64, '0')
+          .slice(-64),
+        bytes: 0,
+      });
+    } catch (error) {
+      throw this.phaseError('fetched', error, timer);
+    } finally {
+      timer.clear();
+    }
+    this.checkpoint();
+    const started = Date.now();
+    const manifest: ResolvedManifest = {
+      origin: 'image',
+      root: '.',
+      install: null,
+      build: [],
+      start: "the image's command",
+      portEnv: claimed.config.build.portEnv ?? 'PORT',
+      healthPath: claimed.config.healthCheck.path,
+    };
+    try {
+      this.artifact = await containers!.adopt(this.place!, id, {
+        releaseId: this.deploymentId,
+        number: claimed.number!,
+        manifest,
+        commit: null,
+        builtAt: new Date().toISOString(),
+      });
+    } catch (error) {
+      throw new PhaseFailure('built', (error as Error).message);
+    }
+    await this.deps.state.updateRecord(this.appName, (record) => {
+      record.artifacts = [
+        ...record.artifacts.filter((a) => a.releaseId !== this.deploymentId),
+        this.artifact!,
+      ];
+    });
+    this.sys(`release ${claimed.number} is ${reference} (${this.artifact.location})`);
+    await this.report({
+      phase: 'built',
+      release: { releaseId: this.deploymentId, number: claimed.number! },
+      artifactDigest: this.artifact.artifactDigest,
+      manifest,
+      durationMs: Date.now() - started,
+    });
   }
 
   /** The engine's image of a database on the container runtime: there already, or pulled. */
@@ -632,7 +704,11 @@ export class DeploymentWorker {
     const claimed = this.claimed!;
     const place = this.place!;
     const source = claimed.config.source;
-    if (source.type === 'database') throw new PhaseFailure('fetched', 'a database has no source to fetch');
+    if (source.type === 'database' || source.type === 'image')
+      throw new PhaseFailure(
+        'fetched',
+        `${source.type === 'image' ? 'an image' : 'a database'} has no source to fetch`,
+      );
     const number = claimed.number!;
     this.workspace = await this.deps.runtime.newWorkspace(place, this.deploymentId, number);
     await this.deps.state.updateInflight(this.deploymentId, { workspace: this.workspace });

@@ -25,6 +25,17 @@ export const DATABASE_ENGINES = ['redis'] as const;
 export type DatabaseEngine = (typeof DATABASE_ENGINES)[number];
 export const DATABASE_ZONES: Record<DatabaseEngine, string> = { redis: 'redis' };
 
+/**
+ * An image reference as registries name them: `[host[:port]/]path[:tag][@sha256:digest]`, lower-case
+ * path components, never starting with `-` (an engine or a CLI would read an option).
+ */
+export const IMAGE_REFERENCE =
+  /^(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::\d{1,5})?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$/;
+export const imageReference = z
+  .string()
+  .max(255)
+  .regex(IMAGE_REFERENCE, 'must be an image reference such as registry.example.com/team/app:1.2');
+
 const command = label(1000);
 const envVariableName = z.string().regex(/^[A-Z_][A-Z0-9_]{0,127}$/, 'must be an environment variable name');
 
@@ -42,6 +53,8 @@ export const storedSource = z.discriminatedUnion('type', [
       .nullable(),
   }),
   z.strictObject({ type: z.literal('upload') }),
+  /** An image from a registry (the container runtime pulls it at each deployment). */
+  z.strictObject({ type: z.literal('image'), image: imageReference }),
   /** A managed database: the agent runs the engine it has, with TLS, auth and data of its own. */
   z.strictObject({ type: z.literal('database'), engine: z.enum(DATABASE_ENGINES) }),
 ]);

@@ -97,7 +97,7 @@ export const DeploymentFetched = defineEvent({
 
 /** Where the build instructions came from, and what they were, so a deployment explains itself. */
 export const resolvedManifest = z.strictObject({
-  origin: z.enum(['cloudlunacy.json', 'node-default', 'app', 'database', 'dockerfile']),
+  origin: z.enum(['cloudlunacy.json', 'node-default', 'app', 'database', 'dockerfile', 'image']),
   root: label(512),
   install: label(1000).nullable(),
   build: z.array(label(1000)).max(20),
