@@ -73,6 +73,15 @@ describePodman('an app with the container runtime', () => {
   const hostname = `boxed.apps.${DOMAIN}`;
 
   test('builds its Dockerfile, runs as its own uid in a container, and serves through the front', async () => {
+    // The agent says it has the container runtime (its heartbeat), so the front takes container apps for it.
+    await waitFor(
+      'the agent to report the container runtime',
+      async () =>
+        ((await rig.e2e.request('GET', 'agents/boxed-a')).body as { runtimes?: string[] }).runtimes?.includes(
+          'container',
+        ) || undefined,
+      { timeoutMs: 15_000, intervalMs: 200 },
+    );
     await createApp(rig.e2e, 'boxed-a', 'boxed', repo, { runtime: 'container' });
     const { status, view } = await deployAndWait(rig.e2e, 'apps/boxed/deployments');
     if (status !== 200)

@@ -184,6 +184,26 @@ describeRoot('a Redis database', () => {
     expect(lines.join('\n')).not.toContain(password);
   }, 120_000);
 
+  test('an agent without a container engine reports so, and container apps are refused for it', async () => {
+    const view = await waitFor(
+      'the agent to report its runtimes',
+      async () => {
+        const agent = (await rig.e2e.request('GET', `agents/${AGENT}`)).body as { runtimes?: string[] };
+        return agent.runtimes ? agent : undefined;
+      },
+      { timeoutMs: 15_000, intervalMs: 200 },
+    );
+    expect(view.runtimes).toEqual(['process']);
+    const refused = await rig.e2e.request('POST', 'apps', {
+      body: { name: 'boxed', agentId: AGENT, source: { type: 'upload' }, runtime: 'container' },
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body).toMatchObject({
+      field: 'runtime',
+      message: expect.stringContaining('no container engine'),
+    });
+  }, 30_000);
+
   test('its data survives a redeploy', async () => {
     expect((await redisCli(['SET', 'greeting', 'kept'], { password })).out).toBe('OK');
     const { status, view } = await deployAndWait(rig.e2e, 'apps/cache/deployments');

@@ -346,6 +346,7 @@ export class Agent {
   private beat(connection: NatsConnection, identity: Identity): void {
     if (connection.isClosed() || this.stopping) return;
     const heartbeat = {
+      ...Object.assign({}, ...this.extensions.map((extension) => extension.heartbeat?.() ?? {})),
       sentAt: new Date().toISOString(),
       version: AGENT_VERSION,
       uptimeSeconds: Math.floor((Date.now() - this.startedAt) / 1000),

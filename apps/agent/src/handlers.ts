@@ -43,6 +43,8 @@ export interface AgentExtension {
   connected(context: AgentContext): void;
   /** Called on shutdown, before the connection is drained. */
   stop(): Promise<void>;
+  /** What it adds to each heartbeat (the runtimes deployments can use, …). */
+  heartbeat?(): Record<string, unknown>;
 }
 
 export type InboundHandler = (message: InboundMessage, context: AgentContext) => Promise<void> | void;

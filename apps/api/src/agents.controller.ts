@@ -67,7 +67,12 @@ function agentIdParam(id: string): string {
 
 /** `lastSeenAt` is the last heartbeat when one was recorded, else the last transition's time. */
 function withHeartbeat(view: AgentView, heartbeats: LastHeartbeats): AgentView {
-  return { ...view, lastSeenAt: laterOf(view.lastSeenAt, heartbeats.of(view.agentId)) };
+  const runtimes = heartbeats.runtimesOf(view.agentId);
+  return {
+    ...view,
+    lastSeenAt: laterOf(view.lastSeenAt, heartbeats.of(view.agentId)),
+    ...(runtimes ? { runtimes } : {}),
+  };
 }
 
 export interface EnrollResponse {

@@ -13,6 +13,7 @@ import {
 } from '#contracts';
 import type { DataSource } from 'typeorm';
 import { nonTerminalDeployments } from '#persistence';
+import type { LastHeartbeats } from '#messaging';
 import type { Logger } from '#platform';
 import { checkAppActor, type LiveApp } from './domain/app.js';
 import type { LiveDeployment } from './domain/deployment.js';
@@ -40,6 +41,8 @@ export class DeploymentsCommands {
     private readonly dataSource: DataSource,
     private readonly databases: DatabaseRelay,
     private readonly logger: Logger,
+    /** The agents' last heartbeats: what runtimes each reports. */
+    private readonly heartbeats?: Pick<LastHeartbeats, 'runtimesOf'>,
   ) {}
 
   /**
@@ -94,6 +97,16 @@ export class DeploymentsCommands {
     }
     if (command.actor.kind === 'agent' && command.actor.id !== command.payload.agentId) {
       throw new DomainError('forbidden', 'an agent can only create apps for itself', 'agentId');
+    }
+    // An agent that reports its runtimes runs only those (one that reports none yet is taken at its word).
+    const reported = this.heartbeats?.runtimesOf(command.payload.agentId);
+    const runtime = command.payload.config.runtime;
+    if (reported && !reported.includes(runtime)) {
+      throw new DomainError(
+        'invalid',
+        `agent ${command.payload.agentId} reports the ${reported.join(' and ')} runtime only: it has no container engine (set deployments.container.socket in its config; deploy/podman/service.sh runs one)`,
+        'runtime',
+      );
     }
     // Version 1 of each secret; a retried create stores the same version again, which keeps the first.
     for (const [name, value] of Object.entries(secretValues)) await this.secrets.put(appName, name, 1, value);

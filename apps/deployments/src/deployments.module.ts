@@ -10,7 +10,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { DataSource } from 'typeorm';
 import { secretsLayout } from '#auth';
 import { EventStore, EventStoreModule, NATS_CONNECTION } from '#eventstore';
-import { AgentRequestServer } from '#messaging';
+import { AgentRequestServer, LastHeartbeats } from '#messaging';
 import {
   DatabaseModule,
   deploymentById,
@@ -179,8 +179,27 @@ export class DeploymentsModule {
             supervisor: Supervisor,
             dataSource: DataSource,
             databases: DatabaseRelay,
-          ) => new DeploymentsCommands(decisions, secrets, supervisor, dataSource, databases, logger),
-          inject: [DeploymentDecisions, SecretStore, Supervisor, DataSource, DatabaseRelay],
+            heartbeats: LastHeartbeats,
+          ) =>
+            new DeploymentsCommands(
+              decisions,
+              secrets,
+              supervisor,
+              dataSource,
+              databases,
+              logger,
+              heartbeats,
+            ),
+          inject: [DeploymentDecisions, SecretStore, Supervisor, DataSource, DatabaseRelay, LastHeartbeats],
+        },
+        {
+          provide: LastHeartbeats,
+          useFactory: (connection: NatsConnection) => {
+            const heartbeats = new LastHeartbeats(connection, logger.child({ component: 'heartbeats' }));
+            heartbeats.start();
+            return heartbeats;
+          },
+          inject: [NATS_CONNECTION],
         },
         {
           provide: DatabaseRelay,

@@ -1,5 +1,11 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { agentHeartbeat, agentSubjects, type EventContext, type NewEvent } from '#contracts';
+import {
+  agentHeartbeat,
+  agentSubjects,
+  type AgentHeartbeat,
+  type EventContext,
+  type NewEvent,
+} from '#contracts';
 import type { EventStore } from '#eventstore';
 import type { HeartbeatRecorder } from '#messaging';
 import type { Logger } from '#platform';
@@ -90,13 +96,14 @@ export class Liveness {
   private onHeartbeat(subject: string, data: Uint8Array): void {
     // The broker lets an agent publish only under its own prefix, so the subject names the sender.
     const agentId = subject.split('.')[1] ?? '';
-    let valid = false;
+    let heartbeat: AgentHeartbeat | undefined;
     try {
-      valid = agentHeartbeat.safeParse(JSON.parse(new TextDecoder().decode(data))).success;
+      const parsed = agentHeartbeat.safeParse(JSON.parse(new TextDecoder().decode(data)));
+      heartbeat = parsed.success ? parsed.data : undefined;
     } catch {
-      valid = false;
+      heartbeat = undefined;
     }
-    if (!valid) {
+    if (!heartbeat) {
       if (this.invalidHeartbeats++ % 100 === 0)
         this.logger.warn('ignoring malformed heartbeats', { agentId, subject });
       return;
@@ -106,7 +113,7 @@ export class Liveness {
     if (tracked?.status === 'deregistered') return;
     if (tracked) tracked.lastSeen = now;
     else this.agents.set(agentId, { status: 'enrolled', lastSeen: now });
-    this.recorder?.record(agentId, now);
+    this.recorder?.record(agentId, now, heartbeat.runtimes);
     if (!tracked || tracked.status !== 'online') {
       void this.transition(agentId, `heartbeat-${agentId}-${now}`, (state) =>
         decideHeartbeat(state, new Date(now)),

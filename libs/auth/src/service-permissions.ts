@@ -216,6 +216,8 @@ function lists(user: ServiceUser): Lists {
           // records say which fronts to wait for).
           PROXY_STREAMS_SUBJECT,
           ...watchBucket(KV),
+          // The agents' last heartbeats: which runtimes each reports (an app must use one of them).
+          ...watchBucket(HEARTBEATS_KV),
         ],
         sub: [
           'cmd.deployments.*',

@@ -20,6 +20,8 @@ export interface AgentView {
   enrolledAt: string;
   lastSeenAt: string | null;
   deregisteredAt: string | null;
+  /** The runtimes its deployments can use, as its last heartbeat said (absent: not reported). */
+  runtimes?: string[];
 }
 
 export type ProxyNodeStatus = (typeof PROXY_NODE_STATUSES)[number];

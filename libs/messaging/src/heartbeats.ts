@@ -6,6 +6,8 @@ import type { Logger } from '#platform';
 /** One agent's last heartbeat, as registration saw it. */
 interface HeartbeatRecord {
   at: string;
+  /** The runtimes the agent reported (absent: an agent that does not report them). */
+  runtimes?: string[];
 }
 
 /** A deregistered agent's record goes away on its own after a week without heartbeats. */
@@ -28,13 +30,23 @@ export class HeartbeatRecorder {
     private readonly intervalMs = 5_000,
   ) {}
 
-  record(agentId: string, at: number): void {
-    if (at - (this.written.get(agentId) ?? 0) < this.intervalMs) return;
+  private readonly runtimes = new Map<string, string>();
+
+  record(agentId: string, at: number, runtimes?: readonly string[]): void {
+    const reported = runtimes ? [...runtimes].sort().join(',') : '';
+    // What the agent can run changed (an engine came or went): written at once, whatever the interval.
+    const changed = (this.runtimes.get(agentId) ?? '') !== reported;
+    if (!changed && at - (this.written.get(agentId) ?? 0) < this.intervalMs) return;
     this.written.set(agentId, at);
-    const record: HeartbeatRecord = { at: new Date(at).toISOString() };
+    this.runtimes.set(agentId, reported);
+    const record: HeartbeatRecord = {
+      at: new Date(at).toISOString(),
+      ...(runtimes ? { runtimes: [...runtimes] } : {}),
+    };
     this.kv.put(agentId, JSON.stringify(record)).catch((error: unknown) => {
       // The next heartbeat writes again; the last-seen time is late by one interval meanwhile.
       this.written.delete(agentId);
+      this.runtimes.delete(agentId);
       this.logger.warn('could not record a heartbeat', { agentId, error });
     });
   }
@@ -85,7 +97,7 @@ export class BucketWatch {
 
 /** The agents' last heartbeats, kept current by watching the bucket registration writes. */
 export class LastHeartbeats {
-  private readonly last = new Map<string, string>();
+  private readonly last = new Map<string, HeartbeatRecord>();
   private readonly watch: BucketWatch;
 
   constructor(connection: NatsConnection, logger: Logger, retryMs = 2_000) {
@@ -94,7 +106,7 @@ export class LastHeartbeats {
       AGENT_HEARTBEATS_BUCKET,
       (key, value) => {
         const record = value === undefined ? undefined : parseRecord(value);
-        if (record) this.last.set(key, record.at);
+        if (record) this.last.set(key, record);
         else this.last.delete(key);
       },
       logger,
@@ -117,14 +129,24 @@ export class LastHeartbeats {
 
   /** The last heartbeat of an agent, if one was recorded. */
   of(agentId: string): string | undefined {
-    return this.last.get(agentId);
+    return this.last.get(agentId)?.at;
+  }
+
+  /** The runtimes an agent reported last, or undefined when it reported none (an older agent). */
+  runtimesOf(agentId: string): string[] | undefined {
+    return this.last.get(agentId)?.runtimes;
   }
 }
 
 function parseRecord(text: string): HeartbeatRecord | undefined {
   try {
     const value = JSON.parse(text) as Partial<HeartbeatRecord>;
-    return typeof value.at === 'string' && !Number.isNaN(Date.parse(value.at)) ? { at: value.at } : undefined;
+    if (typeof value.at !== 'string' || Number.isNaN(Date.parse(value.at))) return undefined;
+    const runtimes =
+      Array.isArray(value.runtimes) && value.runtimes.every((runtime) => typeof runtime === 'string')
+        ? value.runtimes
+        : undefined;
+    return runtimes ? { at: value.at, runtimes } : { at: value.at };
   } catch {
     return undefined;
   }

@@ -342,7 +342,10 @@ export class DeploymentManager implements AgentExtension {
     void this.ready.then((ok) => {
       if (!ok) return;
       this.reconcileSoon();
-      this.reconcileTimer = setInterval(() => this.reconcileSoon(), this.settings.reconcileIntervalMs);
+      this.reconcileTimer = setInterval(() => {
+        this.reconcileSoon();
+        if (this.runtime.containers && !this.containersUp) void this.probeContainers();
+      }, this.settings.reconcileIntervalMs);
       this.reconcileTimer.unref();
       this.superviseTimer = setInterval(() => void this.supervise(), this.settings.superviseIntervalMs);
       this.superviseTimer.unref();
@@ -361,6 +364,36 @@ export class DeploymentManager implements AgentExtension {
     }
   }
 
+  /** What the heartbeat says this agent can run (the front refuses apps of another runtime). */
+  private runtimesAvailable: ('process' | 'container')[] | null = null;
+  private containersUp = false;
+
+  heartbeat(): Record<string, unknown> {
+    return this.runtimesAvailable ? { runtimes: this.runtimesAvailable } : {};
+  }
+
+  /** Whether the container engine answers (at start, and again while it does not). */
+  private async probeContainers(): Promise<void> {
+    const containers = this.runtime.containers;
+    if (containers && !this.containersUp) {
+      // Process releases run without it: an engine that is down fails container apps only.
+      this.containersUp = await containers.probe().then(
+        (engine) => {
+          this.logger.info('container runtime ready', { ...engine });
+          return true;
+        },
+        (error: unknown) => {
+          this.logger.warn('the container engine does not answer: container apps fail until it does', {
+            socket: this.settings.container?.socket,
+            error,
+          });
+          return false;
+        },
+      );
+    }
+    this.runtimesAvailable = this.containersUp ? ['process', 'container'] : ['process'];
+  }
+
   /** Probe, adopt what survived the last agent, and give up what it had claimed. */
   private async prepare(): Promise<boolean> {
     try {
@@ -368,17 +401,7 @@ export class DeploymentManager implements AgentExtension {
       const capabilities = await this.runtime.probe();
       const log = capabilities.isolation === 'none' ? this.logger.warn : this.logger.info;
       log.call(this.logger, 'deployments ready', { runtime: capabilities.kind, ...capabilities });
-      if (this.runtime.containers) {
-        // Process releases run without it: an engine that is down fails container apps only.
-        await this.runtime.containers.probe().then(
-          (engine) => this.logger.info('container runtime ready', { ...engine }),
-          (error: unknown) =>
-            this.logger.warn('the container engine does not answer: container apps fail until it does', {
-              socket: this.settings.container?.socket,
-              error,
-            }),
-        );
-      }
+      await this.probeContainers();
       await this.recover();
       await this.adopt();
       this.prepared = true;

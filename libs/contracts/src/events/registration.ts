@@ -94,5 +94,10 @@ export const agentHeartbeat = z.strictObject({
   sentAt: isoTimestamp,
   version: label(64).optional(),
   uptimeSeconds: z.number().int().min(0).optional(),
+  /** The runtimes its deployments can use now (an app's runtime must be one of them). */
+  runtimes: z
+    .array(z.enum(['process', 'container']))
+    .max(2)
+    .optional(),
 });
 export type AgentHeartbeat = z.output<typeof agentHeartbeat>;
