@@ -41,6 +41,7 @@ beforeAll(async () => {
     rig = await startDeploymentRig(AGENT, ADDRESS, {
       uidBase: 62_800,
       portBase: 21_600,
+      deployments: { backupsKept: 2 },
       stackEnv: {
         CL_PKI_CERT_VALIDITY_S: String(VALIDITY_S),
         CL_PKI_RENEW_BEFORE_S: String(RENEW_BEFORE_S),
@@ -261,6 +262,12 @@ describeRoot('a Redis database', () => {
       { timeoutMs: 20_000, intervalMs: 200 },
     );
     expect(answer).toBe('backed-up');
+    // Two more: the oldest beyond the two kept is removed, file and record.
+    for (let made = 0; made < 2; made++) await cliJson(['databases', 'backup', 'cache']);
+    const kept = await cliJson<{ backups: { backupId: string }[] }>(['databases', 'backups', 'cache']);
+    expect(kept.backups).toHaveLength(2);
+    expect(kept.backups.map((entry) => entry.backupId)).not.toContain(backup.backupId);
+    await expect(stat(file)).rejects.toThrow(/ENOENT/);
     // A backup id that is not one is refused by the API before anything runs.
     const bad = await rig.e2e.request('POST', 'apps/cache/backups/..%2Fetc/restore');
     expect(bad.status).toBe(400);

@@ -5,6 +5,8 @@
  * (restarted by the agent, with a line in its log saying so).
  */
 import { execFileSync } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { DeploymentView } from '#contracts';
 import { DOMAIN } from '../e2e/stack.js';
 import type { TestRepo } from '../harness/git.js';
@@ -32,7 +34,7 @@ beforeAll(async () => {
   if (!isRoot) return;
   rig = await startDeploymentRig('keep-a', '127.0.0.4', { uidBase: 62_300, portBase: 21_200 });
   repo = await helloRepo('keep', 'keep v1');
-  await createApp(rig.e2e, 'keep-a', 'keep', repo);
+  await createApp(rig.e2e, 'keep-a', 'keep', repo, { env: [{ name: 'GREETING', value: 'plain hello' }] });
   ({ view: v1 } = await deployAndWait(rig.e2e, 'apps/keep/deployments'));
   if (v1.status !== 'succeeded') throw new Error(`v1 did not deploy: ${JSON.stringify(v1.failure)}`);
 }, 240_000);
@@ -140,5 +142,27 @@ describeRoot('a serving release that crashes', () => {
     ).catch((error: unknown) => {
       throw new Error(`${String(error)}\n${lines.slice(-30).join('\n')}`);
     });
+  });
+});
+
+describeRoot('a crashed release whose saved environment is gone', () => {
+  test('is started with its plain values again (and its secrets asked for)', async () => {
+    const pid = await servingPid();
+    const current = (await rig.e2e.request('GET', 'apps/keep')).body as unknown as {
+      current: { releaseId: string };
+    };
+    await rm(join(rig.agentDir, 'state', 'deployments', 'env', `${current.current.releaseId}.json`));
+    process.kill(pid, 'SIGKILL');
+    const identity = await waitFor(
+      'the release to serve again',
+      async () => {
+        const reply = await bodyThroughFront(rig.e2e, hostname, '/env').catch(() => null);
+        if (reply?.status !== 200) return undefined;
+        const next = JSON.parse(reply.body) as { pid: number; greeting: string | null };
+        return next.pid !== pid ? next : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
+    expect(identity.greeting).toBe('plain hello');
   });
 });

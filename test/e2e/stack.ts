@@ -10,6 +10,7 @@
 import { execFile } from 'node:child_process';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import {
   CaStore,
@@ -235,6 +236,24 @@ export class E2eStack {
     timeoutMs = 30_000,
     node = NODE,
   ): Promise<ProxyNodeRecord> {
+    // nats-server 2.9.10 can crash (a nil pointer in jsMsgGetRequest) when a message get races the
+    // creation of its stream, which proxy-sync makes as it starts: no get until the stream is listed, and
+    // a moment more for its creation to finish. (Listing reads names only.)
+    const jsm = await jetstreamManager(this.stack.service);
+    await waitFor(
+      'proxy-sync to create the proxy-nodes bucket',
+      async () => {
+        if (process && (process.child.exitCode !== null || process.child.signalCode !== null))
+          throw new Error(`proxy-sync exited:\n${process.output()}`);
+        for await (const name of jsm.streams.names('$KV.proxy-nodes.>'))
+          if (name === 'KV_proxy-nodes') return true;
+        return undefined;
+      },
+      { timeoutMs, intervalMs: 100 },
+    ).catch((error: unknown) => {
+      throw new Error(`${String(error)}\n${process?.output().slice(-4000) ?? ''}`);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
     const kv = await new Kvm(this.stack.service).open('proxy-nodes');
     return waitFor(
       what,

@@ -77,6 +77,8 @@ const deploymentsFields = z.strictObject({
   logBatchMs: z.number().int().min(20).max(10_000).default(200),
   /** Open files and processes per app (rlimits; nproc counts per uid, so per app). */
   nofile: z.number().int().min(64).max(1_048_576).default(4096),
+  /** Backups kept per database on this VPS: after each new one, the oldest beyond these go. */
+  backupsKept: z.number().int().min(1).max(1000).default(7),
   /**
    * The container runtime: the Docker Engine API's unix socket (Podman's serves: deploy/podman/).
    * Without it, apps with `runtime: container` fail at their build, saying so.

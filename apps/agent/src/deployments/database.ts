@@ -206,6 +206,8 @@ export class Databases {
     /** The agent's certificate files; undefined when certificates are off (no database can run). */
     private readonly certificates: (() => Promise<LivePaths | null>) | undefined,
     private readonly uidIsolated: boolean,
+    /** Finished backups kept per database (the oldest beyond go after each new one). */
+    private readonly backupsKept = 7,
   ) {}
 
   /** The database's credentials, made the first time. */
@@ -402,6 +404,22 @@ export class Databases {
       });
     }
     await writeFileAtomic(join(dir, `${view.backupId}.json`), JSON.stringify(view));
+    if (view.status === 'done') await this.prune(place);
+  }
+
+  /** Keeps the newest finished backups (and failed records newer than the oldest kept). */
+  private async prune(place: AppPlace): Promise<void> {
+    const dir = await this.backupsDir(place);
+    const all = (await this.listBackups(place)).filter((backup) => backup.status !== 'running');
+    const done = all.filter((backup) => backup.status === 'done');
+    const oldestKept = done[Math.min(done.length, this.backupsKept) - 1]?.backupId ?? '';
+    for (const backup of all) {
+      const keep =
+        backup.status === 'done' ? done.indexOf(backup) < this.backupsKept : backup.backupId > oldestKept;
+      if (keep) continue;
+      await rm(join(dir, `${backup.backupId}.rdb`), { force: true });
+      await rm(join(dir, `${backup.backupId}.json`), { force: true });
+    }
   }
 
   /** The size of the snapshot being written (the engine's temporary file), for the progress. */
@@ -426,8 +444,9 @@ export class Databases {
       const view = JSON.parse(await readFile(join(dir, name), 'utf8')) as BackupView;
       if (backupIdSchema.safeParse(view.backupId).success) views.push(view);
     }
+    // The one in progress, until its record is written (then it is among the records).
     const running = this.running.get(place.appName);
-    if (running) views.push({ ...running });
+    if (running && !views.some((view) => view.backupId === running.backupId)) views.push({ ...running });
     return views.sort((a, b) => b.backupId.localeCompare(a.backupId));
   }
 

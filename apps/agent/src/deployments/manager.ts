@@ -141,6 +141,7 @@ export class DeploymentManager implements AgentExtension {
       this.state,
       certificates ? () => certificates.livePaths() : undefined,
       config.deployments.isolation === 'uid',
+      config.deployments.backupsKept,
     );
     // Each database's name joins the certificate once its route is this agent's; a new pair is loaded
     // by every database that runs.
@@ -246,7 +247,7 @@ export class DeploymentManager implements AgentExtension {
           if (operation.rotate && !this.rotations.has(request.requestId)) {
             // Not while a deployment, a restart or a restore has the database: its ACL and the
             // stored password would part ways.
-            if (this.hasWorker(app.appName) || this.busy.has(app.appName))
+            if (!(await this.idle(app.appName)))
               throw new Error(
                 'the database is being deployed, restarted or restored: try again when that ended',
               );
@@ -297,6 +298,19 @@ export class DeploymentManager implements AgentExtension {
     }
   }
 
+  /**
+   * Waits a little for the app to be left alone (the supervisor's look, the end of a deployment take
+   * moments); false when it is still taken after that.
+   */
+  private async idle(appName: string, waitMs = 5_000): Promise<boolean> {
+    const deadline = Date.now() + waitMs;
+    while (this.hasWorker(appName) || this.busy.has(appName)) {
+      if (Date.now() > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return true;
+  }
+
   private async runs(appName: string): Promise<boolean> {
     const record = await this.state.record(appName);
     for (const instance of record.instances)
@@ -309,7 +323,7 @@ export class DeploymentManager implements AgentExtension {
    * included); the supervisor leaves it alone meanwhile.
    */
   private async restoreDatabase(app: AssignedApp, place: AppPlace, backupId: string) {
-    if (this.hasWorker(app.appName) || this.busy.has(app.appName))
+    if (!(await this.idle(app.appName)))
       throw new Error('the database is being deployed or restarted: try again when that ended');
     if (!app.current) throw new Error('the database has no current release');
     this.busy.add(app.appName);
@@ -830,6 +844,7 @@ export class DeploymentManager implements AgentExtension {
             releaseId: current.releaseId,
           });
       env = {
+        ...artifact.plainEnv,
         HOME: place.home,
         TMPDIR: place.tmp,
         PATH: APP_PATH,

@@ -41,6 +41,8 @@ export interface Artifact {
   builtAt: string;
   /** Absent: a process release (as every record before containers). */
   runtime?: RuntimeKind;
+  /** The plain env values it last started with (secrets are never kept here). */
+  plainEnv?: Record<string, string>;
   /**
    * A container release of a database: the engine's image, run with the release's directory
    * (`location`, its configuration) mounted. Other container releases are their own image (`location`).

@@ -1063,6 +1063,12 @@ export class DeploymentWorker {
       CLOUDLUNACY_RELEASE: String(artifact.number),
     };
     await this.deps.state.saveEnv(artifact.releaseId, env);
+    // The plain values (never the secrets) go with the release too: a restart that finds no saved
+    // environment asks the front for the secrets only, and must not lose the rest.
+    await this.deps.state.updateRecord(this.appName, (record) => {
+      for (const kept of record.artifacts)
+        if (kept.releaseId === artifact.releaseId) kept.plainEnv = { ...claimed.config.env };
+    });
     try {
       this.instance = await this.deps.runtime.start(place, artifact, {
         port,
