@@ -180,7 +180,15 @@ describeRoot('cancel and the queue', () => {
     const third = await post();
     const view = async (id: string) =>
       (await rig.e2e.request('GET', `deployments/${id}`)).body as unknown as DeploymentView;
-    const app = await appView(rig.e2e, 'gate');
+    // The apps projection follows the log: under load it may show the second as queued for a moment.
+    const app = await waitFor(
+      'the apps projection to show the third as queued',
+      async () => {
+        const current = await appView(rig.e2e, 'gate');
+        return current.queuedDeploymentId === third.deploymentId ? current : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 100 },
+    ).catch(() => appView(rig.e2e, 'gate'));
     expect([app.activeDeploymentId, app.queuedDeploymentId]).toEqual([
       first.deploymentId,
       third.deploymentId,
