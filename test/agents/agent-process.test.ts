@@ -187,7 +187,8 @@ test('deregistration: its connection is dropped, its credentials and tokens stop
       const read = JSON.parse(await readFile(join(stateDir, 'identity.json'), 'utf8'));
       return Date.parse(read.accessTokenExpiresAt) - Date.now() > 2_000 ? read : undefined;
     },
-    { timeoutMs: 20_000, intervalMs: 100 },
+    // Its refresh may be backing off after the broker's restart in the test before, on a loaded machine.
+    { timeoutMs: 45_000, intervalMs: 100 },
   );
   // A second connection with the agent's credentials, to watch the server drop it.
   const watcher: NatsConnection = await stack.nats.connectWithJwt(identity.natsJwt, identity.natsSeed, {
@@ -233,7 +234,7 @@ test('deregistration: its connection is dropped, its credentials and tokens stop
     jetstreamManager(stack.service).then((jsm) => jsm.consumers.info('AGENTS', 'agent-proc-a')),
   ).rejects.toThrow(/consumer not found/);
   await stack.waitForAgentStatus('proc-a', 'deregistered');
-});
+}, 90_000);
 
 test('the revocation survives restarts of nats-server and of registration', async () => {
   const identity = JSON.parse(await readFile(join(stateDir, 'identity.json'), 'utf8'));
