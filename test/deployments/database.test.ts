@@ -11,6 +11,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
+import type { DatabaseCredentialsView } from '#contracts';
 import { DOMAIN } from '../e2e/stack.js';
 import { waitFor } from '../harness/processes.js';
 import { repoRoot } from '../harness/apps.js';
@@ -54,20 +55,14 @@ afterAll(async () => {
   await rig?.stop();
 });
 
-interface Credentials {
-  hostname: string;
-  port: number;
-  user: string;
-  password: string;
-  connectionString: string;
-  rotatedAt: string;
-}
-
-async function credentials(path = 'credentials', method: 'GET' | 'POST' = 'GET'): Promise<Credentials> {
+async function credentials(
+  path = 'credentials',
+  method: 'GET' | 'POST' = 'GET',
+): Promise<DatabaseCredentialsView> {
   const response = await rig.e2e.request(method, `apps/cache/${path}`);
   if (response.status !== 200)
     throw new Error(`credentials: ${response.status} ${JSON.stringify(response.body)}`);
-  return response.body as unknown as Credentials;
+  return response.body as unknown as DatabaseCredentialsView;
 }
 
 /** redis-cli through the front's SNI listener, as a client on the internet would connect. */

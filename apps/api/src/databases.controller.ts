@@ -10,6 +10,7 @@ import {
   backupId,
   type BackupView,
   type DatabaseCommandReply,
+  type DatabaseCredentialsView,
   type DatabaseOperation,
   type DatabaseSecret,
 } from '#contracts';
@@ -18,18 +19,6 @@ import { generateSealingKeyPair, open } from '#pki-client';
 import { API_CONFIG } from './agents.controller.js';
 import { actorOf, Auth, CurrentPrincipal, type Principal } from './auth.js';
 import type { ApiConfig } from './config.js';
-
-/** What an admin gets: where to connect and how, with the password. Never cached, never logged. */
-export interface DatabaseCredentialsView {
-  appName: string;
-  engine: string;
-  hostname: string;
-  port: number;
-  user: string;
-  password: string;
-  connectionString: string;
-  rotatedAt: string;
-}
 
 function connectionStringOf(engine: string, secret: DatabaseSecret, hostname: string, port: number): string {
   const auth = `${encodeURIComponent(secret.user)}:${encodeURIComponent(secret.password)}`;

@@ -138,6 +138,18 @@ export const databaseSecret = z.strictObject({
   rotatedAt: z.string().max(40),
 });
 export type DatabaseSecret = z.output<typeof databaseSecret>;
+/** `GET /api/v1/apps/{name}/credentials`: where to connect and how, with the password (never stored). */
+export interface DatabaseCredentialsView {
+  appName: string;
+  engine: string;
+  hostname: string;
+  port: number;
+  user: string;
+  password: string;
+  connectionString: string;
+  rotatedAt: string;
+}
+
 /** The deployments service's answer to `database`: the agent's answer and where the database is. */
 export interface DatabaseCommandReply {
   requestId: string;

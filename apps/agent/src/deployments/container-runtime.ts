@@ -11,14 +11,15 @@ import {
 import { databaseCommand, databaseFiles } from './database.js';
 import { processStartTime } from './isolation.js';
 import { releaseKey, type ProcessRuntime } from './process-runtime.js';
-import type {
-  AppPlace,
-  Artifact,
-  CommandOutput,
-  CommandResult,
-  Instance,
-  InstanceState,
-  RuntimeCapabilities,
+import {
+  type AppPlace,
+  type Artifact,
+  type CommandOutput,
+  type CommandResult,
+  type Instance,
+  type InstanceState,
+  type RuntimeCapabilities,
+  untilNotRunning,
 } from './runtime.js';
 import type { DeploymentState } from './state.js';
 
@@ -205,24 +206,7 @@ export class ContainerRuntime {
   }
 
   exited(instance: Instance, signal: AbortSignal): Promise<string> {
-    return new Promise((resolve) => {
-      const check = async () => {
-        if (signal.aborted) return;
-        const state = await this.inspect(instance).catch(() => ({ state: 'running' }) as const);
-        if (state.state === 'running') {
-          setTimeout(() => void check(), 100).unref();
-          return;
-        }
-        resolve(
-          state.state === 'exited'
-            ? state.signal
-              ? `was killed by ${state.signal}`
-              : `exited with code ${state.exitCode}`
-            : 'is gone',
-        );
-      };
-      void check();
-    });
+    return untilNotRunning(() => this.inspect(instance), signal);
   }
 
   exitOf(instance: Instance): { exitCode: number | null; signal: string | null } | undefined {

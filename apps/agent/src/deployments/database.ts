@@ -221,15 +221,13 @@ export class Databases {
 
   /**
    * Resolves once the agent holds a certificate (a database deployed right after enrollment waits for
-   * the first one); throws at once when certificates are off, or when `signal` aborts.
+   * the first one, `onWait` saying so once); throws at once when certificates are off, or when `signal`
+   * aborts.
    */
-  async hasCertificate(): Promise<boolean> {
-    return this.certificates ? (await this.certificates()) !== null : false;
-  }
-
-  async awaitCertificate(signal: AbortSignal): Promise<void> {
+  async awaitCertificate(signal: AbortSignal, onWait: () => void): Promise<void> {
     if (!this.certificates) throw new Error(NO_CERTIFICATES);
-    while (!(await this.certificates())) {
+    for (let waiting = false; !(await this.certificates()); waiting = true) {
+      if (!waiting) onWait();
       signal.throwIfAborted();
       await new Promise((resolve) => setTimeout(resolve, 250));
     }

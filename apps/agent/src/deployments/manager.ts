@@ -162,19 +162,13 @@ export class DeploymentManager implements AgentExtension {
     for (const worker of this.workers.values())
       if (worker.databaseEngine) databases.set(worker.appName, worker.databaseEngine);
     for (const [appName, engine] of databases) {
-      const app = { appName, database: { engine } };
-      const record = await this.state.record(app.appName);
-      let running = false;
-      for (const instance of record.instances)
-        if ((await this.runtime.inspect(instance)).state === 'running') running = true;
-      if (!running) continue;
+      if (!(await this.runs(appName))) continue;
       try {
-        const place = await this.runtime.prepareApp(app.appName);
-        await this.databases.reloadTls(place, app.database.engine);
-        this.logger.info('a database loaded the new certificate', { app: app.appName });
+        await this.databases.reloadTls(await this.runtime.prepareApp(appName), engine);
+        this.logger.info('a database loaded the new certificate', { app: appName });
       } catch (error) {
         // The others still load it; this one gets it at its next start (prepare copies the pair).
-        this.logger.warn('a database could not load the new certificate', { app: app.appName, error });
+        this.logger.warn('a database could not load the new certificate', { app: appName, error });
       }
     }
   }

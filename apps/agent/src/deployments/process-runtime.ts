@@ -16,15 +16,16 @@ import {
 } from './isolation.js';
 import type { DeploymentState } from './state.js';
 import { ensureSystemUser, systemUserToolsPresent, uidAvailable } from './system-users.js';
-import type {
-  AppPlace,
-  Artifact,
-  CommandOutput,
-  CommandResult,
-  Instance,
-  InstanceState,
-  Runtime,
-  RuntimeCapabilities,
+import {
+  type AppPlace,
+  type Artifact,
+  type CommandOutput,
+  type CommandResult,
+  type Instance,
+  type InstanceState,
+  type Runtime,
+  type RuntimeCapabilities,
+  untilNotRunning,
 } from './runtime.js';
 
 /** `<number>-<first 8 of the id>`: a release's directory and cgroup name, readable and unique. */
@@ -317,24 +318,7 @@ export class ProcessRuntime implements Runtime {
 
   /** Waits until the instance is not running (or the time is up): for health gates racing an exit. */
   exited(instance: Instance, signal: AbortSignal): Promise<string> {
-    return new Promise((resolve) => {
-      const check = async () => {
-        if (signal.aborted) return;
-        const state = await this.inspect(instance);
-        if (state.state === 'running') {
-          setTimeout(() => void check(), 100).unref();
-          return;
-        }
-        resolve(
-          state.state === 'exited'
-            ? state.signal
-              ? `was killed by ${state.signal}`
-              : `exited with code ${state.exitCode}`
-            : 'is gone',
-        );
-      };
-      void check();
-    });
+    return untilNotRunning(() => this.inspect(instance), signal);
   }
 
   exitOf(instance: Instance): { exitCode: number | null; signal: string | null } | undefined {

@@ -125,3 +125,28 @@ export interface Runtime {
   /** Removes a workspace that never became an artifact. */
   removeWorkspace(place: AppPlace, workspace: string): Promise<void>;
 }
+
+/**
+ * Resolves, saying how, once `inspect` no longer finds the instance running (polled): for health gates
+ * racing an exit. An inspection that fails counts as still running; nothing resolves after `signal`.
+ */
+export function untilNotRunning(inspect: () => Promise<InstanceState>, signal: AbortSignal): Promise<string> {
+  return new Promise((resolve) => {
+    const check = async () => {
+      if (signal.aborted) return;
+      const state = await inspect().catch((): InstanceState => ({ state: 'running' }));
+      if (state.state === 'running') {
+        setTimeout(() => void check(), 100).unref();
+        return;
+      }
+      resolve(
+        state.state === 'exited'
+          ? state.signal
+            ? `was killed by ${state.signal}`
+            : `exited with code ${state.exitCode}`
+          : 'is gone',
+      );
+    };
+    void check();
+  });
+}

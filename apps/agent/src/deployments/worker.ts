@@ -35,7 +35,7 @@ import { passHealthGate } from './health.js';
 import { FileTail, LogShipper } from './log-shipper.js';
 import { MANIFEST_FILE, parseManifest, resolveManifest, type ResolvedManifest } from './manifest.js';
 import { listenerOwner, openConnections } from './ports.js';
-import type { Runtimes } from './container-runtime.js';
+import type { ContainerRuntime, Runtimes } from './container-runtime.js';
 import { releaseKey } from './process-runtime.js';
 import type { AppPlace, Artifact, Instance } from './runtime.js';
 import { buildRootPath, fetchGit, readSourceFile } from './sources.js';
@@ -159,6 +159,13 @@ export interface WorkerDeps {
   routedNamesChanged: (hostname: string) => Promise<void>;
 }
 
+/** A pulled image's "source digest": the hex of its content-addressed id. */
+const imageSourceDigest = (imageId: string) =>
+  imageId
+    .replace(/^sha256:/, '')
+    .padStart(64, '0')
+    .slice(-64);
+
 /** The first `program` on `path` that is an executable file, or null. */
 export async function findProgram(program: string, path = APP_PATH): Promise<string | null> {
   for (const dir of path.split(':')) {
@@ -184,10 +191,20 @@ export function databaseCheck(
   files: Pick<DatabaseFiles, 'ca'>,
   address: { host: string; port: number },
 ): { what: string; run: () => Promise<void> } {
+  // Read once per gate, not per probe: the CA does not change, and a rotation waits for the gate.
+  let client: Promise<[Awaited<ReturnType<Databases['credentials']>>, string]> | undefined;
   return {
     what: `a TLS connection with the password and PING on ${address.host}:${address.port}`,
-    run: async () =>
-      pingRedis(address, await databases.credentials(appName), await readFile(files.ca, 'utf8')),
+    run: async () => {
+      client ??= Promise.all([databases.credentials(appName), readFile(files.ca, 'utf8')]).catch(
+        (error: unknown) => {
+          client = undefined;
+          throw error;
+        },
+      );
+      const [credentials, ca] = await client;
+      await pingRedis(address, credentials, ca);
+    },
   };
 }
 
@@ -483,25 +500,18 @@ export class DeploymentWorker {
    */
   private async pullImage(reference: string): Promise<void> {
     const claimed = this.claimed!;
-    const containers = this.deps.runtime.containers;
     const timer = this.phaseTimer('fetched', claimed.limits.fetch);
     let id: string;
+    let containers: ContainerRuntime;
     try {
-      if (!containers)
-        throw new PhaseFailure(
-          'fetched',
-          'this agent has no container engine: set deployments.container.socket in its config (deploy/podman/service.sh runs one)',
-        );
+      containers = this.containers('fetched', '');
       this.sys(`pulling ${reference}`);
       id = await containers.engine.pull(reference, (line) => this.sys(line));
       this.sys(`pulled ${reference}: image ${id.slice(0, 19)}`);
       await this.report({
         phase: 'fetched',
         commit: null,
-        sourceDigest: id
-          .replace(/^sha256:/, '')
-          .padStart(64, '0')
-          .slice(-64),
+        sourceDigest: imageSourceDigest(id),
         bytes: 0,
       });
     } catch (error) {
@@ -511,17 +521,9 @@ export class DeploymentWorker {
     }
     this.checkpoint();
     const started = Date.now();
-    const manifest: ResolvedManifest = {
-      origin: 'image',
-      root: '.',
-      install: null,
-      build: [],
-      start: "the image's command",
-      portEnv: claimed.config.build.portEnv ?? 'PORT',
-      healthPath: claimed.config.healthCheck.path,
-    };
+    const manifest = this.imageManifest('image');
     try {
-      this.artifact = await containers!.adopt(this.place!, id, {
+      this.artifact = await containers.adopt(this.place!, id, {
         releaseId: this.deploymentId,
         number: claimed.number!,
         manifest,
@@ -531,20 +533,11 @@ export class DeploymentWorker {
     } catch (error) {
       throw new PhaseFailure('built', (error as Error).message);
     }
-    await this.deps.state.updateRecord(this.appName, (record) => {
-      record.artifacts = [
-        ...record.artifacts.filter((a) => a.releaseId !== this.deploymentId),
-        this.artifact!,
-      ];
-    });
-    this.sys(`release ${claimed.number} is ${reference} (${this.artifact.location})`);
-    await this.report({
-      phase: 'built',
-      release: { releaseId: this.deploymentId, number: claimed.number! },
-      artifactDigest: this.artifact.artifactDigest,
+    await this.recordBuilt(
       manifest,
-      durationMs: Date.now() - started,
-    });
+      started,
+      `release ${claimed.number} is ${reference} (${this.artifact.location})`,
+    );
   }
 
   /** The engine's image of a database on the container runtime: there already, or pulled. */
@@ -552,12 +545,7 @@ export class DeploymentWorker {
 
   private async fetchEngineImage(signal: AbortSignal): Promise<void> {
     const { engine } = this.database!;
-    const containers = this.deps.runtime.containers;
-    if (!containers)
-      throw new PhaseFailure(
-        'fetched',
-        'this agent has no container engine: set deployments.container.socket in its config (deploy/podman/service.sh runs one), or deploy the database with runtime "process"',
-      );
+    const containers = this.containers('fetched', ', or deploy the database with runtime "process"');
     const image = this.deps.config.container?.images[engine] ?? DEFAULT_ENGINE_IMAGES[engine];
     let id = await containers.engine.imageId(image);
     if (!id) {
@@ -570,10 +558,7 @@ export class DeploymentWorker {
     await this.report({
       phase: 'fetched',
       commit: null,
-      sourceDigest: id
-        .replace(/^sha256:/, '')
-        .padStart(64, '0')
-        .slice(-64),
+      sourceDigest: imageSourceDigest(id),
       bytes: 0,
     });
   }
@@ -587,10 +572,9 @@ export class DeploymentWorker {
     let files: DatabaseFiles;
     const timer = this.phaseTimer('built', claimed.limits.build);
     try {
-      if (!(await this.deps.databases.hasCertificate())) {
-        this.sys("waiting for this agent's certificate from the CloudLunacy CA (a database serves TLS only)");
-        await databases.awaitCertificate(timer.signal);
-      }
+      await databases.awaitCertificate(timer.signal, () =>
+        this.sys("waiting for this agent's certificate from the CloudLunacy CA (a database serves TLS only)"),
+      );
       files = await databases.prepare(place, this.database!.engine);
     } catch (error) {
       throw this.stopReason
@@ -636,22 +620,11 @@ export class DeploymentWorker {
     this.artifact = this.engineImage
       ? { ...committed, runtime: 'container', image: this.engineImage }
       : committed;
-    this.workspace = null;
-    await this.deps.state.updateRecord(this.appName, (record) => {
-      record.artifacts = [
-        ...record.artifacts.filter((a) => a.releaseId !== this.deploymentId),
-        this.artifact!,
-      ];
-    });
-    await this.deps.state.updateInflight(this.deploymentId, { workspace: null });
-    this.sys(`configured release ${claimed.number}: TLS only, passwords on, data in ${files.data}`);
-    await this.report({
-      phase: 'built',
-      release: { releaseId: this.deploymentId, number: claimed.number! },
-      artifactDigest: this.artifact.artifactDigest,
+    await this.recordBuilt(
       manifest,
-      durationMs: Date.now() - started,
-    });
+      started,
+      `configured release ${claimed.number}: TLS only, passwords on, data in ${files.data}`,
+    );
   }
 
   /**
@@ -846,12 +819,7 @@ export class DeploymentWorker {
     const seconds = claimed.config.build.timeoutSeconds ?? claimed.limits.build;
     const timer = this.phaseTimer('built', seconds);
     try {
-      const containers = this.deps.runtime.containers;
-      if (!containers)
-        throw new PhaseFailure(
-          'built',
-          'this agent has no container engine: set deployments.container.socket in its config (deploy/podman/service.sh runs one), or deploy the app with runtime "process"',
-        );
+      const containers = this.containers('built', ', or deploy the app with runtime "process"');
       const root = claimed.config.build.root ?? '.';
       let context: string;
       try {
@@ -866,15 +834,7 @@ export class DeploymentWorker {
           `the container runtime builds ${dockerfile} of the source, and there is none: add one, or deploy the app with runtime "process"`,
         );
       this.sys(`building the image from ${dockerfile}`);
-      const manifest: ResolvedManifest = {
-        origin: 'dockerfile',
-        root: '.',
-        install: null,
-        build: [],
-        start: "the image's command",
-        portEnv: claimed.config.build.portEnv ?? 'PORT',
-        healthPath: claimed.config.healthCheck.path,
-      };
+      const manifest = this.imageManifest('dockerfile');
       this.artifact = await containers
         .build(
           place,
@@ -898,22 +858,11 @@ export class DeploymentWorker {
         .catch((error: unknown) => {
           throw this.phaseError('built', error, timer);
         });
-      this.workspace = null;
-      await this.deps.state.updateRecord(this.appName, (record) => {
-        record.artifacts = [
-          ...record.artifacts.filter((a) => a.releaseId !== this.deploymentId),
-          this.artifact!,
-        ];
-      });
-      await this.deps.state.updateInflight(this.deploymentId, { workspace: null });
-      this.sys(`built release ${claimed.number}: image ${this.artifact.location.slice(0, 19)}`);
-      await this.report({
-        phase: 'built',
-        release: { releaseId: this.deploymentId, number: claimed.number! },
-        artifactDigest: this.artifact.artifactDigest,
+      await this.recordBuilt(
         manifest,
-        durationMs: Date.now() - started,
-      });
+        started,
+        `built release ${claimed.number}: image ${this.artifact.location}`,
+      );
     } finally {
       timer.clear();
     }
@@ -994,25 +943,60 @@ export class DeploymentWorker {
         commit: this.commit,
         builtAt: new Date().toISOString(),
       });
-      this.workspace = null;
-      await this.deps.state.updateRecord(this.appName, (record) => {
-        record.artifacts = [
-          ...record.artifacts.filter((a) => a.releaseId !== this.deploymentId),
-          this.artifact!,
-        ];
-      });
-      await this.deps.state.updateInflight(this.deploymentId, { workspace: null });
-      this.sys(`built release ${claimed.number} (${releaseKey(this.artifact)})`);
-      await this.report({
-        phase: 'built',
-        release: { releaseId: this.deploymentId, number: claimed.number! },
-        artifactDigest: this.artifact.artifactDigest,
+      await this.recordBuilt(
         manifest,
-        durationMs: Date.now() - started,
-      });
+        started,
+        `built release ${claimed.number} (${releaseKey(this.artifact)})`,
+      );
     } finally {
       timer.clear();
     }
+  }
+
+  /**
+   * The end of every kind of build: the artifact (set by the caller) is the app's, the workspace gone,
+   * and the front hears of it.
+   */
+  private async recordBuilt(manifest: ResolvedManifest, started: number, line: string): Promise<void> {
+    const artifact = this.artifact!;
+    this.workspace = null;
+    await this.deps.state.updateRecord(this.appName, (record) => {
+      record.artifacts = [...record.artifacts.filter((a) => a.releaseId !== artifact.releaseId), artifact];
+    });
+    await this.deps.state.updateInflight(this.deploymentId, { workspace: null });
+    this.sys(line);
+    await this.report({
+      phase: 'built',
+      release: { releaseId: artifact.releaseId, number: artifact.number },
+      artifactDigest: artifact.artifactDigest,
+      manifest,
+      durationMs: Date.now() - started,
+    });
+  }
+
+  /** The container engine, or the failure of `phase` saying how to give this agent one. */
+  private containers(phase: DeploymentPhase, otherwise: string): ContainerRuntime {
+    const containers = this.deps.runtime.containers;
+    if (!containers)
+      throw new PhaseFailure(
+        phase,
+        `this agent has no container engine: set deployments.container.socket in its config (deploy/podman/service.sh runs one)${otherwise}`,
+      );
+    return containers;
+  }
+
+  /** What a release made from an image runs: the image's command, on the app's port variable. */
+  private imageManifest(origin: 'dockerfile' | 'image'): ResolvedManifest {
+    const config = this.claimed!.config;
+    return {
+      origin,
+      root: '.',
+      install: null,
+      build: [],
+      start: "the image's command",
+      portEnv: config.build.portEnv ?? 'PORT',
+      healthPath: config.healthCheck.path,
+    };
   }
 
   /** The environment of every command of the app: its own places, a fixed PATH, the plain values. */

@@ -1,4 +1,4 @@
-import type { AppView, BackupView } from '#contracts';
+import type { AppView, BackupView, DatabaseCredentialsView as Credentials } from '#contracts';
 import { ApiClient, apiOptions, clean } from '../api-client.js';
 import { UsageError, type CliCommand } from '../command.js';
 import { appLines, print } from '../deployment-output.js';
@@ -17,15 +17,6 @@ function backupLine(backup: BackupView): string {
   const size = backup.status === 'running' ? `${megabytes(backup.bytes)} so far` : megabytes(backup.bytes);
   const detail = backup.error ? `  ${clean(backup.error)}` : backup.sha256 ? `  sha256 ${backup.sha256}` : '';
   return `${clean(backup.backupId)}  ${backup.status.padEnd(7)}  ${size.padStart(16)}${detail}`;
-}
-
-interface Credentials {
-  hostname: string;
-  port: number;
-  user: string;
-  password: string;
-  connectionString: string;
-  rotatedAt: string;
 }
 
 function credentialLines(credentials: Credentials): string[] {
