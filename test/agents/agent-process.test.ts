@@ -189,7 +189,10 @@ test('deregistration: its connection is dropped, its credentials and tokens stop
     },
     // Its refresh may be backing off after the broker's restart in the test before, on a loaded machine.
     { timeoutMs: 45_000, intervalMs: 100 },
-  );
+  ).catch((error: unknown) => {
+    // What the agent said about its refreshes is what explains a miss.
+    throw new Error(`${String(error)}\n${agent!.output().slice(-4000)}`);
+  });
   // A second connection with the agent's credentials, to watch the server drop it.
   const watcher: NatsConnection = await stack.nats.connectWithJwt(identity.natsJwt, identity.natsSeed, {
     inboxPrefix: '_INBOX_proc-a',
